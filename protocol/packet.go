@@ -2,8 +2,10 @@ package protocol
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // Header layout constants.
@@ -55,7 +57,8 @@ var (
 	ErrTooLarge = errors.New("protocol: length exceeds limit")
 	// ErrShort: the buffer ends before the packet does.
 	ErrShort = errors.New("protocol: short packet")
-	// ErrConnObject: the conn object is not a JSON object with a string "type".
+	// ErrConnObject: the conn object is not a JSON object, or (ParseConn)
+	// has no string "type" or a known field of the wrong JSON type.
 	ErrConnObject = errors.New("protocol: malformed conn object")
 	// ErrArgs: invoke argument framing is inconsistent with argLength.
 	ErrArgs = errors.New("protocol: malformed invoke arguments")
@@ -73,7 +76,10 @@ type Header struct {
 }
 
 // Packet is one decoded frame. Conn and App alias the decoder's buffer
-// unless documented otherwise.
+// (see DecodePacket and Reader.Next for how long they stay valid).
+//
+// To encode, set Conn to the conn object's JSON (AppendConn) and App to the
+// app bytes (AppendArg for invoke arguments, a Codec otherwise).
 type Packet struct {
 	Response bool
 	ID       int64
@@ -98,10 +104,20 @@ func AppendPacket(dst []byte, p *Packet) []byte {
 	return append(dst, p.App...)
 }
 
+// Len is the length of the whole packet h describes, header included.
+func (h Header) Len() int { return HeaderSize + int(h.ConnLen) + int(h.AppLen) }
+
 // ParseHeader decodes and checks the 24-byte header in b against lim
-// (zero Limits mean the defaults). It allocates nothing.
+// (zero Limits mean the defaults). It allocates nothing on success.
+//
+// A b shorter than HeaderSize is ErrShort, unless the bytes it has already
+// show a bad version or packet type (the first bytes of "GET /" are reported
+// as ErrVersion at once).
 func ParseHeader(b []byte, lim Limits) (Header, error) {
 	if len(b) < HeaderSize {
+		if err := checkPrefix(b); err != nil {
+			return Header{}, err
+		}
 		return Header{}, fmt.Errorf("%w: header needs %d bytes, have %d", ErrShort, HeaderSize, len(b))
 	}
 	h := Header{
@@ -113,27 +129,103 @@ func ParseHeader(b []byte, lim Limits) (Header, error) {
 		ConnLen:  int32(binary.BigEndian.Uint32(b[16:20])),
 		AppLen:   int32(binary.BigEndian.Uint32(b[20:24])),
 	}
-	return h, h.check(lim.withDefaults())
+	if err := checkPrefix(b); err != nil {
+		return h, err
+	}
+	return h, h.checkLengths(lim.withDefaults())
 }
 
-func (h Header) check(lim Limits) error {
-	if h.Version != Version {
-		return fmt.Errorf("%w: got 0x%02x (%q), want 0x%02x", ErrVersion, h.Version, rune(h.Version), Version)
+// DecodePacket decodes the packet at the start of b and returns it with the
+// number of bytes it took. The packet's Conn and App alias b.
+//
+// The header is checked (version, type, lengths against lim; zero Limits
+// mean the defaults) before the body is looked at, and the conn object must
+// be a JSON object. When b holds only part of a packet the error is ErrShort
+// and n is 0: call again with more bytes.
+func DecodePacket(b []byte, lim Limits) (p Packet, n int, err error) {
+	h, err := ParseHeader(b, lim)
+	if err != nil {
+		return Packet{}, 0, err
 	}
-	if h.Type != TypeRequest && h.Type != TypeResponse {
-		return fmt.Errorf("%w: got %d, want 0 (request) or 1 (response)", ErrPacketType, h.Type)
+	n = h.Len()
+	if len(b) < n {
+		return Packet{}, 0, fmt.Errorf("%w: packet id %d needs %d bytes, have %d", ErrShort, h.ID, n, len(b))
 	}
-	if h.ConnLen < 0 {
-		return fmt.Errorf("%w: conn object length %d", ErrNegativeLength, h.ConnLen)
+	p, err = h.packet(b[HeaderSize:n])
+	if err != nil {
+		return Packet{}, 0, err
 	}
-	if h.AppLen < 0 {
-		return fmt.Errorf("%w: app object length %d", ErrNegativeLength, h.AppLen)
+	return p, n, nil
+}
+
+// packet builds the Packet of header h from its body (exactly the conn
+// object then the app object), checking the conn object.
+func (h Header) packet(body []byte) (Packet, error) {
+	conn := body[:h.ConnLen:h.ConnLen]
+	if err := checkConnObject(conn); err != nil {
+		return Packet{}, fmt.Errorf("%w (packet id %d)", err, h.ID)
 	}
-	if int64(h.ConnLen) > int64(lim.MaxConnLen) {
-		return fmt.Errorf("%w: conn object length %d exceeds limit %d", ErrTooLarge, h.ConnLen, lim.MaxConnLen)
+	p := Packet{
+		Response: h.Type == TypeResponse,
+		ID:       h.ID,
+		Timeout:  h.Timeout,
+		Conn:     conn,
 	}
-	if int64(h.AppLen) > int64(lim.MaxAppLen) {
-		return fmt.Errorf("%w: app object length %d exceeds limit %d", ErrTooLarge, h.AppLen, lim.MaxAppLen)
+	if h.AppLen > 0 {
+		p.App = body[h.ConnLen:]
+	}
+	return p, nil
+}
+
+// checkPrefix checks the version and packet type bytes among the first
+// bytes of a packet, as soon as they are there.
+func checkPrefix(b []byte) error {
+	if len(b) > 0 && b[0] != Version {
+		return fmt.Errorf("%w: got 0x%02x, want 0x%02x; stream starts %s", ErrVersion, b[0], Version, snippet(b, 16))
+	}
+	if len(b) > 1 && b[1] != TypeRequest && b[1] != TypeResponse {
+		return fmt.Errorf("%w: got %d, want 0 (request) or 1 (response)", ErrPacketType, b[1])
 	}
 	return nil
+}
+
+func (h Header) checkLengths(lim Limits) error {
+	if h.ConnLen < 0 {
+		return fmt.Errorf("%w: conn object length %d (packet id %d)", ErrNegativeLength, h.ConnLen, h.ID)
+	}
+	if h.AppLen < 0 {
+		return fmt.Errorf("%w: app object length %d (packet id %d)", ErrNegativeLength, h.AppLen, h.ID)
+	}
+	if int64(h.ConnLen) > int64(lim.MaxConnLen) {
+		return fmt.Errorf("%w: conn object length %d exceeds limit %d (packet id %d)", ErrTooLarge, h.ConnLen, lim.MaxConnLen, h.ID)
+	}
+	if int64(h.AppLen) > int64(lim.MaxAppLen) {
+		return fmt.Errorf("%w: app object length %d exceeds limit %d (packet id %d)", ErrTooLarge, h.AppLen, lim.MaxAppLen, h.ID)
+	}
+	return nil
+}
+
+// checkConnObject is the reader's cheap check that a conn object is a JSON
+// object: its first non-space byte is '{' and the whole is valid JSON.
+// ParseConn does the full decoding.
+func checkConnObject(conn []byte) error {
+	i := skipSpace(conn, 0)
+	if i == len(conn) {
+		return fmt.Errorf("%w: empty, want a JSON object", ErrConnObject)
+	}
+	if conn[i] != '{' {
+		return fmt.Errorf("%w: starts %s, want a JSON object", ErrConnObject, snippet(conn[i:], 32))
+	}
+	if !json.Valid(conn) {
+		return fmt.Errorf("%w: invalid JSON %s", ErrConnObject, snippet(conn, 64))
+	}
+	return nil
+}
+
+// snippet quotes at most max bytes of b for an error message, marking a cut.
+func snippet(b []byte, max int) string {
+	if len(b) <= max {
+		return strconv.Quote(string(b))
+	}
+	return strconv.Quote(string(b[:max])) + "..."
 }

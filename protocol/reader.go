@@ -1,0 +1,182 @@
+package protocol
+
+import (
+	"fmt"
+	"io"
+)
+
+// readerBufSize is the Reader's buffer. Packets that fit (an invoke with a
+// few KiB of arguments, every Node conn object) are returned without any
+// allocation; a larger packet gets a buffer of exactly its size, allocated
+// after its header passed the limits and dropped at the next call.
+const readerBufSize = 32 << 10
+
+// maxEmptyReads is how many consecutive (0, nil) reads the Reader tolerates
+// before failing with io.ErrNoProgress, as bufio does.
+const maxEmptyReads = 100
+
+// Reader reads packets one at a time from a stream (a net.Conn).
+//
+// It buffers its reads, checks each header against its Limits before it
+// reserves room for the body, and checks that each conn object is a JSON
+// object. A peer that is not speaking the protocol (an HTTP client, a port
+// scanner) is rejected at its first bytes.
+//
+// Concurrency: a Reader is not safe for concurrent use; one goroutine owns
+// it (the connection's read loop).
+type Reader struct {
+	rd  io.Reader
+	lim Limits
+
+	buf        []byte // allocated at the first Next
+	start, end int    // buffered bytes are buf[start:end]
+
+	big     []byte // the body of a packet larger than buf, while it is read and returned
+	bigFill int    // bytes of big filled so far
+	bigHdr  Header // header of the packet in big
+
+	err error // sticky protocol error (the stream is out of sync after one)
+}
+
+// NewReader returns a Reader of r that enforces lim (zero fields mean the
+// defaults of Limits).
+func NewReader(r io.Reader, lim Limits) *Reader {
+	return &Reader{rd: r, lim: lim.withDefaults()}
+}
+
+// Next returns the next packet of the stream.
+//
+// The returned Packet's Conn and App alias the Reader's buffer: they are
+// valid only until the next call to Next. Copy what must outlive it
+// (ParseConn already copies).
+//
+// At a clean end of stream between packets Next returns io.EOF. If the
+// stream ends inside a packet the error wraps both ErrShort and
+// io.ErrUnexpectedEOF. A packet that breaks the protocol (bad version or
+// type byte, negative or too large length, conn object that is not a JSON
+// object) yields an error wrapping the matching sentinel, and every later
+// call returns the same error: the stream cannot be resynchronised. Other
+// read errors (a deadline, a reset) are returned as they are and the
+// Reader keeps its state, so Next may be called again after a timeout.
+func (r *Reader) Next() (Packet, error) {
+	if r.err != nil {
+		return Packet{}, r.err
+	}
+	if r.big != nil {
+		if r.bigFill == len(r.big) {
+			// The previous call returned this packet; drop it.
+			r.big, r.bigFill = nil, 0
+		} else {
+			return r.readBig()
+		}
+	}
+	if r.buf == nil {
+		r.buf = make([]byte, min(readerBufSize, HeaderSize+r.lim.MaxConnLen+r.lim.MaxAppLen))
+	}
+
+	// The header, checking the version and type bytes as soon as they come.
+	r.makeRoom(HeaderSize)
+	for r.end-r.start < HeaderSize {
+		if err := checkPrefix(r.buf[r.start:r.end]); err != nil {
+			return Packet{}, r.fail(err)
+		}
+		if err := r.fill(); err != nil {
+			return Packet{}, r.endErr(err, r.end-r.start, HeaderSize)
+		}
+	}
+	h, err := ParseHeader(r.buf[r.start:r.end], r.lim)
+	if err != nil {
+		return Packet{}, r.fail(err)
+	}
+
+	n := h.Len()
+	if n > len(r.buf) {
+		// Larger than the buffer: a buffer of its own, bounded by the
+		// limits just checked.
+		r.big = make([]byte, n-HeaderSize)
+		r.bigFill = copy(r.big, r.buf[r.start+HeaderSize:r.end])
+		r.bigHdr = h
+		r.start, r.end = 0, 0
+		return r.readBig()
+	}
+	r.makeRoom(n)
+	for r.end-r.start < n {
+		if err := r.fill(); err != nil {
+			return Packet{}, r.endErr(err, r.end-r.start, n)
+		}
+	}
+	p, err := h.packet(r.buf[r.start+HeaderSize : r.start+n])
+	if err != nil {
+		return Packet{}, r.fail(err)
+	}
+	r.start += n
+	return p, nil
+}
+
+// readBig fills r.big from the stream and returns its packet.
+func (r *Reader) readBig() (Packet, error) {
+	for r.bigFill < len(r.big) {
+		m, err := io.ReadFull(r.rd, r.big[r.bigFill:])
+		r.bigFill += m
+		if err != nil {
+			if err == io.ErrUnexpectedEOF {
+				err = io.EOF
+			}
+			return Packet{}, r.endErr(err, HeaderSize+r.bigFill, HeaderSize+len(r.big))
+		}
+	}
+	p, err := r.bigHdr.packet(r.big)
+	if err != nil {
+		return Packet{}, r.fail(err)
+	}
+	return p, nil
+}
+
+// makeRoom moves the buffered bytes to the front of buf when fewer than
+// need bytes fit after r.start (need <= len(r.buf)).
+func (r *Reader) makeRoom(need int) {
+	if r.start == r.end {
+		r.start, r.end = 0, 0
+		return
+	}
+	if r.start+need > len(r.buf) {
+		r.end = copy(r.buf, r.buf[r.start:r.end])
+		r.start = 0
+	}
+}
+
+// fill reads once into the free end of buf; it returns an error only when
+// no byte arrived.
+func (r *Reader) fill() error {
+	for i := 0; i < maxEmptyReads; i++ {
+		m, err := r.rd.Read(r.buf[r.end:])
+		if m < 0 || m > len(r.buf)-r.end {
+			return fmt.Errorf("protocol: reader returned invalid count %d", m)
+		}
+		r.end += m
+		if m > 0 {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return io.ErrNoProgress
+}
+
+// endErr turns a read error that came after have of want bytes of a packet
+// into Next's error.
+func (r *Reader) endErr(err error, have, want int) error {
+	if err != io.EOF {
+		return err
+	}
+	if have == 0 {
+		return io.EOF
+	}
+	return r.fail(fmt.Errorf("%w: stream ended after %d of %d bytes: %w", ErrShort, have, want, io.ErrUnexpectedEOF))
+}
+
+func (r *Reader) fail(err error) error {
+	r.err = err
+	return err
+}
