@@ -1,0 +1,82 @@
+//go:build unix
+
+package childproc
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// gone reports whether pid no longer names a live process (a zombie
+// waiting for an absent reaper counts as gone).
+func gone(pid int) bool {
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return true
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return os.IsNotExist(err)
+	}
+	// The state follows the parenthesised command name.
+	s := string(stat)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
+}
+
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !gone(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d still alive", pid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestCleanupReapsChild(t *testing.T) {
+	var pid int
+	t.Run("sub", func(t *testing.T) {
+		c := Start(t, "hang")
+		if _, err := c.Expect(testCtx(t), "ready"); err != nil {
+			t.Fatal(err)
+		}
+		pid = c.Pid()
+	})
+	// Cleanup waited for the child, so the pid is already free.
+	if !gone(pid) {
+		t.Fatalf("child %d survived its test", pid)
+	}
+}
+
+// TestGrandchildDiesWithParent checks that a child dies when its parent
+// does: here the parent is itself a child, SIGKILLed by the test.
+func TestGrandchildDiesWithParent(t *testing.T) {
+	ctx := testCtx(t)
+	c := Start(t, "spawn")
+	ev, err := c.Expect(ctx, "grandchild")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gpid int
+	if err := ev.Decode(&gpid); err != nil {
+		t.Fatal(err)
+	}
+	if gone(gpid) {
+		t.Fatalf("grandchild %d not running", gpid)
+	}
+	t.Cleanup(func() {
+		if !gone(gpid) {
+			syscall.Kill(gpid, syscall.SIGKILL)
+		}
+	})
+	if err := c.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, gpid)
+}
