@@ -7,7 +7,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -246,21 +245,28 @@ func unhex(c byte) rune {
 	return -1
 }
 
-// unquote decodes a checked string literal (quotes included) as JSON.parse
-// then Buffer-to-string would: escapes resolved, surrogate pairs joined,
-// and lone surrogates and invalid UTF-8 turned into U+FFFD.
+// unquote decodes a checked string literal (quotes included) as Node's
+// JSON.parse of the UTF-8 bytes would: escapes resolved and surrogate
+// pairs joined; bytes that are not UTF-8 become U+FFFD (one per maximal
+// invalid subsequence, as Node's UTF-8 decoder does); an escaped lone
+// surrogate, which a JavaScript string can hold, is kept as its 3-byte
+// WTF-8 form so that appendJSString writes it back as the same escape.
 func unquote(lit []byte, complex bool) string {
 	body := lit[1 : len(lit)-1]
 	if !complex {
 		return string(body)
 	}
-	var sb strings.Builder
-	sb.Grow(len(body))
+	out := make([]byte, 0, len(body))
 	for i := 0; i < len(body); {
 		c := body[i]
 		if c != '\\' {
-			r, size := utf8.DecodeRune(body[i:])
-			sb.WriteRune(r) // RuneError for invalid bytes
+			if c < utf8.RuneSelf {
+				out = append(out, c)
+				i++
+				continue
+			}
+			r, size := decodeRuneJS(body[i:])
+			out = utf8.AppendRune(out, r) // U+FFFD for invalid bytes
 			i += size
 			continue
 		}
@@ -269,35 +275,68 @@ func unquote(lit []byte, complex bool) string {
 			r := hex4(body[i+2:])
 			i += 6
 			if utf16.IsSurrogate(r) {
-				if i+6 <= len(body) && body[i] == '\\' && body[i+1] == 'u' {
+				if r < 0xDC00 && i+6 <= len(body) && body[i] == '\\' && body[i+1] == 'u' {
 					if r2 := utf16.DecodeRune(r, hex4(body[i+2:])); r2 != utf8.RuneError {
-						r = r2
+						out = utf8.AppendRune(out, r2)
 						i += 6
-					} else {
-						r = utf8.RuneError
+						continue
 					}
-				} else {
-					r = utf8.RuneError
 				}
+				out = append(out, 0xE0|byte(r>>12), 0x80|byte(r>>6)&0x3F, 0x80|byte(r)&0x3F)
+				continue
 			}
-			sb.WriteRune(r)
+			out = utf8.AppendRune(out, r)
 			continue
 		case 'b':
-			sb.WriteByte('\b')
+			out = append(out, '\b')
 		case 'f':
-			sb.WriteByte('\f')
+			out = append(out, '\f')
 		case 'n':
-			sb.WriteByte('\n')
+			out = append(out, '\n')
 		case 'r':
-			sb.WriteByte('\r')
+			out = append(out, '\r')
 		case 't':
-			sb.WriteByte('\t')
+			out = append(out, '\t')
 		default: // '"', '\\', '/'
-			sb.WriteByte(body[i+1])
+			out = append(out, body[i+1])
 		}
 		i += 2
 	}
-	return sb.String()
+	return string(out)
+}
+
+// decodeRuneJS is utf8.DecodeRune, except that an invalid sequence is
+// as long as its maximal subpart (the longest prefix of a well-formed
+// sequence, at least one byte): the unit that Node's UTF-8 decoder, like
+// the WHATWG Encoding Standard, replaces by one U+FFFD.
+func decodeRuneJS(b []byte) (rune, int) {
+	r, size := utf8.DecodeRune(b)
+	if r != utf8.RuneError || size != 1 {
+		return r, size
+	}
+	lo, hi := byte(0x80), byte(0xBF)
+	n := 0 // continuation bytes a well-formed sequence would have
+	switch c := b[0]; {
+	case c >= 0xC2 && c <= 0xDF:
+		n = 1
+	case c == 0xE0:
+		n, lo = 2, 0xA0
+	case c == 0xED:
+		n, hi = 2, 0x9F
+	case c >= 0xE1 && c <= 0xEF:
+		n = 2
+	case c == 0xF0:
+		n, lo = 3, 0x90
+	case c == 0xF4:
+		n, hi = 3, 0x8F
+	case c >= 0xF1 && c <= 0xF3:
+		n = 3
+	}
+	i := 1
+	for ; i <= n && i < len(b) && b[i] >= lo && b[i] <= hi; i++ {
+		lo, hi = 0x80, 0xBF
+	}
+	return utf8.RuneError, i
 }
 
 func hex4(b []byte) rune {
@@ -307,8 +346,10 @@ func hex4(b []byte) rune {
 // appendJSString appends s as a JSON string literal exactly as JavaScript's
 // JSON.stringify writes it: only '"', '\\' and control characters are
 // escaped (\b \t \n \f \r, others as lowercase \u00xx); '<', '>', '&',
-// U+2028 and U+2029 stay raw. Bytes of s that are not valid UTF-8 become
-// U+FFFD, as they would in a JavaScript string built from the same bytes.
+// U+2028 and U+2029 stay raw. A lone surrogate in WTF-8 form (what
+// unquote makes of an escaped one) is written as a lowercase \udxxx escape,
+// as JSON.stringify writes lone surrogates; other bytes that are not UTF-8
+// become U+FFFD, as in a JavaScript string decoded from the same bytes.
 func appendJSString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
@@ -325,8 +366,15 @@ func appendJSString(dst []byte, s string) []byte {
 				continue
 			}
 			dst = append(dst, s[start:i]...)
-			dst = append(dst, "\uFFFD"...)
-			i++
+			if c == 0xED && len(s)-i >= 3 && s[i+1] >= 0xA0 && s[i+1] <= 0xBF && s[i+2] >= 0x80 && s[i+2] <= 0xBF {
+				u := 0xD000 | uint16(s[i+1]&0x3F)<<6 | uint16(s[i+2]&0x3F)
+				dst = append(dst, '\\', 'u', hexDigits[u>>12], hexDigits[u>>8&0xF], hexDigits[u>>4&0xF], hexDigits[u&0xF])
+				i += 3
+			} else {
+				_, size = decodeRuneJS([]byte(s[i:min(len(s), i+4)]))
+				dst = append(dst, "\uFFFD"...)
+				i += size
+			}
 			start = i
 			continue
 		}
@@ -345,8 +393,7 @@ func appendJSString(dst []byte, s string) []byte {
 		case '\r':
 			dst = append(dst, '\\', 'r')
 		default:
-			const hex = "0123456789abcdef"
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
 		}
 		i++
 		start = i
@@ -354,6 +401,8 @@ func appendJSString(dst []byte, s string) []byte {
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
+
+const hexDigits = "0123456789abcdef"
 
 // appendJSNumber appends f as JavaScript's Number.prototype.toString()
 // (and so JSON.stringify) writes a finite number: the shortest digits that
