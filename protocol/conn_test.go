@@ -155,8 +155,8 @@ func TestConnAllocs(t *testing.T) {
 		assert.Zero(t, allocs, "AppendConn %s", c.Type)
 	}
 	for in, want := range map[string]float64{
-		`{"type":"invoke_result","success":true}`: 0,
-		`{"type":"heartbeat_res"}`:                0,
+		`{"type":"invoke_result","success":true}`:                           0,
+		`{"type":"heartbeat_res"}`:                                          0,
 		`{"type":"invoke","method":"getData","argLength":3,"oneway":false}`: 1, // the method string
 	} {
 		b := []byte(in)
