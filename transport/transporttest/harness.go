@@ -1,0 +1,276 @@
+package transporttest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-clusterclient/clusterclient/transport"
+)
+
+// DefaultWatchdog is how long a subtest may run before the kit declares it
+// hung.
+const DefaultWatchdog = 30 * time.Second
+
+// hungGrace is how long a hung subtest has to return after the watchdog
+// tore it down, before the kit panics.
+const hungGrace = 10 * time.Second
+
+// Harness tells the kit how to test one transport configuration.
+//
+// NewTransport and NewAddr are required; every other field is optional.
+type Harness struct {
+	// NewTransport returns a fresh transport. The kit calls it once or
+	// more per subtest; anything it needs released it registers with
+	// tb.Cleanup.
+	NewTransport func(tb testing.TB) transport.Transport
+
+	// NewAddr returns an address of the medium that nobody uses, distinct
+	// from every address it returned before in this process.
+	NewAddr func(tb testing.TB) string
+
+	// Kind is given to the ChildFactory in child processes, so a package
+	// with several harnesses can rebuild the matching transport there.
+	Kind string
+
+	// Skip maps a subtest name to the reason the transport cannot pass
+	// it. Only a real limitation of the medium belongs here. Naming a
+	// subtest that does not exist fails Run.
+	Skip map[string]string
+
+	// HoldAddr makes a plain listener of the medium, one that speaks no
+	// protocol, hold addr until the test ends (tb.Cleanup), and reports
+	// whether a Dial to addr is then expected to connect (true for a
+	// stream socket that accepts; false where no handshake answers). Nil
+	// skips the stranger subtest.
+	HoldAddr func(tb testing.TB, addr string) (dialConnects bool)
+
+	// UnansweredAddr returns an address where a Dial through tr neither
+	// connects nor fails until its context ends (a listener whose accept
+	// queue is full, for instance). Nil skips dial-honours-deadline and
+	// dial-honours-cancel.
+	UnansweredAddr func(tb testing.TB, tr transport.Transport) string
+
+	// Watchdog bounds each subtest. Zero means DefaultWatchdog.
+	Watchdog time.Duration
+}
+
+func (h Harness) watchdog() time.Duration {
+	if h.Watchdog > 0 {
+		return h.Watchdog
+	}
+	return DefaultWatchdog
+}
+
+type subtest struct {
+	name string
+	run  func(e *env)
+	// budget multiplies the watchdog for subtests made of many steps.
+	budget int
+}
+
+// subtests lists Run's subtests in order (names are documented in doc.go).
+var subtests = []subtest{
+	{"nettest", testNettest, 11},
+	{"exclusive-listen", testExclusiveListen, 1},
+	{"dial-no-listener", testDialNoListener, 1},
+	{"dial-honours-deadline", testDialHonoursDeadline, 1},
+	{"dial-honours-cancel", testDialHonoursCancel, 1},
+	{"listener-close-unblocks-accept", testListenerCloseUnblocksAccept, 1},
+	{"listener-close-keeps-conns", testListenerCloseKeepsConns, 1},
+	{"concurrent-dials", testConcurrentDials, 1},
+	{"half-close", testHalfClose, 1},
+	{"peer-credentials", testPeerCredentials, 1},
+	{"multi-process-exclusivity", testMultiProcessExclusivity, 4},
+	{"failover-after-sigkill", testFailoverAfterSIGKILL, 1},
+	{"eof-after-peer-sigkill", testEOFAfterPeerSIGKILL, 1},
+	{"stranger", testStranger, 1},
+}
+
+// Run runs every subtest of the kit against the transport h describes.
+func Run(t *testing.T, h Harness) {
+	t.Helper()
+	if h.NewTransport == nil || h.NewAddr == nil {
+		t.Fatal("transporttest: Harness.NewTransport and Harness.NewAddr are required")
+	}
+	known := make(map[string]bool, len(subtests))
+	for _, st := range subtests {
+		known[st.name] = true
+	}
+	var unknown []string
+	for name := range h.Skip {
+		if !known[name] {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		t.Fatalf("transporttest: Harness.Skip names unknown subtests %q", unknown)
+	}
+	for _, st := range subtests {
+		t.Run(st.name, func(t *testing.T) {
+			if reason, ok := h.Skip[st.name]; ok {
+				t.Skipf("skipped by the harness: %s", reason)
+			}
+			runGuarded(t, st.name, h, h.watchdog()*time.Duration(st.budget), st.run)
+		})
+	}
+}
+
+// env is one subtest's world: its context and everything the kit made for
+// it, so a watchdog can tear it all down.
+type env struct {
+	t   *testing.T
+	h   Harness
+	ctx context.Context // ends when the subtest ends or is declared hung
+
+	mu       sync.Mutex
+	closers  []func()
+	torndown bool
+	wg       sync.WaitGroup
+}
+
+// runGuarded runs fn under a watchdog of d.
+func runGuarded(t *testing.T, name string, h Harness, d time.Duration, fn func(e *env)) {
+	ctx, cancel := context.WithCancel(t.Context())
+	e := &env{t: t, h: h, ctx: ctx}
+	finished := make(chan struct{})
+	watchdog := time.AfterFunc(d, func() {
+		t.Errorf("transporttest: subtest %s hung for %v; tearing down its listeners, conns and children", name, d)
+		cancel()
+		e.teardown()
+		select {
+		case <-finished:
+		case <-time.After(hungGrace):
+			panic(fmt.Sprintf("transporttest: subtest %s still hung %v after teardown", t.Name(), hungGrace))
+		}
+	})
+	defer func() {
+		cancel()
+		e.teardown()
+		e.wg.Wait()
+		watchdog.Stop()
+		close(finished)
+	}()
+	fn(e)
+}
+
+// onTeardown registers fn to run when the subtest ends or hangs (last
+// registered, first run). If the subtest was already torn down, fn runs
+// at once.
+func (e *env) onTeardown(fn func()) {
+	e.mu.Lock()
+	if e.torndown {
+		e.mu.Unlock()
+		fn()
+		return
+	}
+	e.closers = append(e.closers, fn)
+	e.mu.Unlock()
+}
+
+func (e *env) teardown() {
+	e.mu.Lock()
+	closers := e.closers
+	e.closers = nil
+	e.torndown = true
+	e.mu.Unlock()
+	for i := len(closers) - 1; i >= 0; i-- {
+		closers[i]()
+	}
+}
+
+// goSafe runs fn in a goroutine the subtest waits for. fn must not call
+// t.Fatal (t.Error is fine).
+func (e *env) goSafe(fn func()) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		fn()
+	}()
+}
+
+// timeout returns a context that ends after d or with the subtest.
+func (e *env) timeout(d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(e.ctx, d)
+	e.onTeardown(cancel)
+	return ctx
+}
+
+func (e *env) transport() transport.Transport { return e.h.NewTransport(e.t) }
+
+func (e *env) addr() string { return e.h.NewAddr(e.t) }
+
+func (e *env) listen(tr transport.Transport, addr string) net.Listener {
+	e.t.Helper()
+	l, err := tr.Listen(e.timeout(10*time.Second), addr)
+	if err != nil {
+		e.t.Fatalf("%s Listen(%q): %v", tr.Name(), addr, err)
+	}
+	e.onTeardown(func() { l.Close() })
+	return l
+}
+
+// track closes c at teardown.
+func (e *env) track(c net.Conn) net.Conn {
+	e.onTeardown(func() { c.Close() })
+	return c
+}
+
+type acceptResult struct {
+	c   net.Conn
+	err error
+}
+
+// acceptAsync accepts one conn in the background.
+func (e *env) acceptAsync(l net.Listener) <-chan acceptResult {
+	ch := make(chan acceptResult, 1)
+	e.goSafe(func() {
+		c, err := l.Accept()
+		if err == nil {
+			e.track(c)
+		}
+		ch <- acceptResult{c, err}
+	})
+	return ch
+}
+
+// pair returns a dialed and an accepted conn over l, which listens at
+// addr.
+func (e *env) pair(tr transport.Transport, l net.Listener, addr string) (dialed, accepted net.Conn) {
+	e.t.Helper()
+	ch := e.acceptAsync(l)
+	c, err := tr.Dial(e.timeout(10*time.Second), addr)
+	if err != nil {
+		e.t.Fatalf("%s Dial(%q): %v", tr.Name(), addr, err)
+	}
+	e.track(c)
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			e.t.Fatalf("%s Accept on %q: %v", tr.Name(), addr, r.err)
+		}
+		return c, r.c
+	case <-e.ctx.Done():
+		e.t.Fatalf("%s Accept on %q: %v", tr.Name(), addr, e.ctx.Err())
+		return nil, nil
+	}
+}
+
+// mentions reports whether err's text names addr (errors must say which
+// address failed).
+func mentions(err error, addr string) bool { return strings.Contains(err.Error(), addr) }
+
+// percentile returns the p-th percentile (0 < p ≤ 1) of sorted durations.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p*float64(len(sorted))+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
