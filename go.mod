@@ -1,6 +1,6 @@
 module github.com/go-clusterclient/clusterclient
 
-go 1.26.0
+go 1.26.2
 
 require (
 	github.com/hashicorp/yamux v0.1.2 // indirect
