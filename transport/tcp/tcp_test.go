@@ -1,0 +1,166 @@
+package tcp_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+
+	"go.uber.org/goleak"
+	"golang.org/x/net/nettest"
+
+	"github.com/go-clusterclient/clusterclient/transport"
+	"github.com/go-clusterclient/clusterclient/transport/tcp"
+	"github.com/go-clusterclient/clusterclient/transport/transporttest"
+)
+
+func TestMain(m *testing.M) {
+	transporttest.MaybeRunChild(func(string) (transport.Transport, error) {
+		return tcp.New(tcp.DefaultConfig()), nil
+	})
+	goleak.VerifyTestMain(m)
+}
+
+// freeAddr returns host:port with a port the kernel just handed out and
+// took back, so nobody listens on it.
+func freeAddr(tb testing.TB, host string) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func harness(host string) transporttest.Harness {
+	return transporttest.Harness{
+		NewTransport: func(testing.TB) transport.Transport { return tcp.New(tcp.DefaultConfig()) },
+		NewAddr:      func(tb testing.TB) string { return freeAddr(tb, host) },
+		// A plain TCP listener: the kernel completes the handshake even
+		// though nobody calls Accept.
+		HoldAddr: func(tb testing.TB, addr string) bool {
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			tb.Cleanup(func() { l.Close() })
+			return true
+		},
+		UnansweredAddr: unansweredAddr(host),
+	}
+}
+
+func TestTransport(t *testing.T) { transporttest.Run(t, harness("127.0.0.1")) }
+
+func TestTransportIPv6(t *testing.T) {
+	if !nettest.SupportsIPv6() {
+		t.Skip("no IPv6 loopback")
+	}
+	transporttest.Run(t, harness("::1"))
+}
+
+func BenchmarkPingPong(b *testing.B) {
+	for _, size := range []int{64, 4096} {
+		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+			transporttest.BenchmarkPingPong(b, harness("127.0.0.1"), size)
+		})
+	}
+}
+
+func BenchmarkFailoverListen(b *testing.B) {
+	transporttest.BenchmarkFailoverListen(b, harness("127.0.0.1"))
+}
+
+func TestAddressRules(t *testing.T) {
+	loopbackOnly := tcp.New(tcp.DefaultConfig())
+	anyHost := tcp.New(tcp.Config{AllowNonLoopback: true})
+	for _, tc := range []struct {
+		addr        string
+		anyHostOK   bool // valid with AllowNonLoopback (never dialed here)
+		description string
+	}{
+		{"localhost:7777", false, "a hostname, even localhost"},
+		{"example.invalid:7777", false, "a hostname"},
+		{":7777", false, "no host"},
+		{"127.0.0.1", false, "no port"},
+		{"127.0.0.1:http", false, "a port name"},
+		{"127.0.0.1:65536", false, "a port out of range"},
+		{"127.0.0.1:0", false, "port 0 (dial)"},
+		{"[::ffff:127.0.0.1]:7777", false, "an IPv4-mapped IPv6 address"},
+		{"10.1.2.3:7777", true, "a private address"},
+		{"0.0.0.0:7777", true, "the unspecified address"},
+		{"[::]:7777", true, "the unspecified IPv6 address"},
+	} {
+		// Dial checks the address before any network traffic, so an
+		// already-cancelled context shows which addresses pass the check.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := loopbackOnly.Dial(ctx, tc.addr)
+		if !errors.Is(err, transport.ErrInvalidAddr) {
+			t.Errorf("Dial(%q) (%s), loopback only: %v, want ErrInvalidAddr", tc.addr, tc.description, err)
+		}
+		_, err = anyHost.Dial(ctx, tc.addr)
+		if got := !errors.Is(err, transport.ErrInvalidAddr); got != tc.anyHostOK {
+			t.Errorf("Dial(%q) (%s), AllowNonLoopback: %v; want valid=%v", tc.addr, tc.description, err, tc.anyHostOK)
+		}
+	}
+	if _, err := loopbackOnly.Listen(context.Background(), "localhost:0"); !errors.Is(err, transport.ErrInvalidAddr) {
+		t.Errorf("Listen(localhost:0): %v, want ErrInvalidAddr", err)
+	}
+}
+
+func TestListenPortZero(t *testing.T) {
+	tr := tcp.New(tcp.DefaultConfig())
+	l, err := tr.Listen(t.Context(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	addr := l.Addr().String()
+	if _, err := tr.Listen(t.Context(), addr); !errors.Is(err, transport.ErrAddrInUse) {
+		t.Fatalf("Listen(%q) held: %v, want ErrAddrInUse", addr, err)
+	}
+}
+
+func TestDefaultAddr(t *testing.T) {
+	if got := tcp.New(tcp.DefaultConfig()).DefaultAddr(); got != "127.0.0.1:7777" {
+		t.Errorf("DefaultAddr = %q", got)
+	}
+	if !transport.IsMultiProcess(tcp.New(tcp.Config{})) {
+		t.Error("tcp is not MultiProcess")
+	}
+}
+
+func Example() {
+	tr := tcp.New(tcp.DefaultConfig())
+	ctx := context.Background()
+
+	l, err := tr.Listen(ctx, "127.0.0.1:0") // a free port
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	addr := l.Addr().String()
+
+	// Exclusive: a second listener on the address is refused.
+	_, err = tr.Listen(ctx, addr)
+	fmt.Println("second listen in use:", errors.Is(err, transport.ErrAddrInUse))
+
+	// Hostnames are refused; the address must be a literal loopback IP.
+	_, err = tr.Dial(ctx, "localhost:7777")
+	fmt.Println("localhost invalid:", errors.Is(err, transport.ErrInvalidAddr))
+
+	c, err := tr.Dial(ctx, addr)
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	_, halfCloser := c.(transport.HalfCloser)
+	fmt.Println("half-close:", halfCloser)
+	// Output:
+	// second listen in use: true
+	// localhost invalid: true
+	// half-close: true
+}
