@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"reflect"
 	"slices"
 	"sync"
 
@@ -23,11 +22,11 @@ import (
 // (CC-052), so heartbeats and timeouts behave as across processes. The
 // listener closes when the last channel on it releases its Lease.
 //
-// Addresses of multi-process transports (transport.IsMultiProcess) are
-// keyed by Transport.Name() and address, because they live in one OS-wide
-// namespace however many Transport values point at it. Addresses of other
-// transports (the in-memory one) are keyed by the Transport value and
-// address, because each value may be its own namespace.
+// Addresses are keyed by Transport.Name() and the address string: all
+// transports of one name share one address space in a process (the OS's
+// for tcp, unix and kcp; a process-wide table for mem), however many
+// Transport values point at it. Give the same address the same spelling
+// everywhere ("127.0.0.1:7777", not "127.1:7777").
 //
 // Concurrency: a Registry is safe for concurrent use. Elections on
 // different addresses run in parallel; on one address, a bind or a close in
@@ -48,15 +47,12 @@ func NewRegistry() *Registry {
 }
 
 type addrKey struct {
-	scope any // Transport.Name(), or the Transport value itself
-	addr  string
+	transport string // Transport.Name()
+	addr      string
 }
 
 func keyOf(t transport.Transport, addr string) addrKey {
-	if !transport.IsMultiProcess(t) && reflect.TypeOf(t).Comparable() {
-		return addrKey{scope: t, addr: addr}
-	}
-	return addrKey{scope: t.Name(), addr: addr}
+	return addrKey{transport: t.Name(), addr: addr}
 }
 
 // state of a shared listener.

@@ -1,0 +1,349 @@
+package election_test
+
+import (
+	"errors"
+	"io"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/go-clusterclient/clusterclient/election"
+	"github.com/go-clusterclient/clusterclient/transport"
+)
+
+// lead elects cfg and fails the test unless it leads.
+func lead(t *testing.T, reg *election.Registry, cfg election.Config) *election.Lease {
+	t.Helper()
+	out, err := reg.Elect(testContext(t), cfg)
+	if err != nil {
+		t.Fatalf("Elect(%q): %v", cfg.Channel, err)
+	}
+	if out.Role != election.Leader || out.Lease == nil || out.Conn != nil {
+		t.Fatalf("Elect(%q) = %+v, want a leader with a lease", cfg.Channel, out)
+	}
+	t.Cleanup(func() { out.Lease.Release() })
+	return out.Lease
+}
+
+// follow elects cfg and fails the test unless it follows.
+func follow(t *testing.T, reg *election.Registry, cfg election.Config) net.Conn {
+	t.Helper()
+	out, err := reg.Elect(testContext(t), cfg)
+	if err != nil {
+		t.Fatalf("Elect(%q): %v", cfg.Channel, err)
+	}
+	if out.Role != election.Follower || out.Conn == nil || out.Lease != nil {
+		t.Fatalf("Elect(%q) = %+v, want a follower with a conn", cfg.Channel, out)
+	}
+	t.Cleanup(func() { out.Conn.Close() })
+	return out.Conn
+}
+
+// CC-051: different channels on one address share one listener.
+func TestTwoChannelsShareOneListener(t *testing.T) {
+	rec := &recorder{Transport: newMem(t)}
+	reg := election.NewRegistry()
+	addr := memAddr(t)
+
+	a := lead(t, reg, election.Config{Transport: rec, Addr: addr, Channel: "RegistryClient"})
+	// CC-005: a forced leader of another channel joins the listener
+	// instead of failing with "address in use".
+	b := lead(t, reg, election.Config{Transport: rec, Addr: addr, Channel: "AnotherClient", Mode: election.ForceLeader})
+
+	if a.Listener() != b.Listener() {
+		t.Error("the two channels got different listeners")
+	}
+	if n := rec.listens.Load(); n != 1 {
+		t.Errorf("transport Listen called %d times, want 1", n)
+	}
+	if got, want := a.Channels(), []string{"AnotherClient", "RegistryClient"}; !slices.Equal(got, want) {
+		t.Errorf("Channels() = %q, want %q", got, want)
+	}
+	if a.Addr() != addr || a.Channel() != "RegistryClient" || b.Channel() != "AnotherClient" {
+		t.Errorf("lease identity: %q %q / %q", a.Addr(), a.Channel(), b.Channel())
+	}
+}
+
+// CC-052: the same channel again in one process follows over a real
+// connection to the process's own listener.
+func TestSameChannelTwiceFollowsOverRealConn(t *testing.T) {
+	tr := newMem(t)
+	reg := election.NewRegistry()
+	cfg := election.Config{Transport: tr, Addr: memAddr(t), Channel: "DataClient"}
+
+	lease := lead(t, reg, cfg)
+	conn := follow(t, reg, cfg)
+
+	// The follower's conn is accepted by the leader's listener, and bytes
+	// flow both ways.
+	srv, err := lease.Listener().Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if _, err := conn.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(srv, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("leader read %q, %v", buf, err)
+	}
+	if _, err := srv.Write([]byte("pong")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "pong" {
+		t.Fatalf("follower read %q, %v", buf, err)
+	}
+	if got := lease.Channels(); !slices.Equal(got, []string{"DataClient"}) {
+		t.Errorf("Channels() = %q, want only the first claim", got)
+	}
+}
+
+// CC-004, CC-005, CC-053: the address is freed only when the last channel
+// on it is released, and then another "process" can bind it.
+func TestReleaseFreesAddressAfterLastChannel(t *testing.T) {
+	tr := newMem(t)
+	addr := memAddr(t)
+	reg := election.NewRegistry()
+	other := election.NewRegistry() // behaves like another process
+
+	a := lead(t, reg, election.Config{Transport: tr, Addr: addr, Channel: "A"})
+	b := lead(t, reg, election.Config{Transport: tr, Addr: addr, Channel: "B"})
+	forced := election.Config{Transport: tr, Addr: addr, Channel: "C", Mode: election.ForceLeader}
+
+	if err := a.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Channels(); !slices.Equal(got, []string{"B"}) {
+		t.Errorf("after releasing A, Channels() = %q", got)
+	}
+	if _, err := other.Elect(testContext(t), forced); !errors.Is(err, transport.ErrAddrInUse) {
+		t.Fatalf("bind while B still leads: err = %v, want ErrAddrInUse", err)
+	}
+
+	if err := b.Release(); err != nil {
+		t.Fatal(err)
+	}
+	lead(t, other, forced)
+
+	// The old registry has forgotten the address: it now competes like any
+	// other process.
+	conn := follow(t, reg, election.Config{Transport: tr, Addr: addr, Channel: "A"})
+	conn.Close()
+}
+
+// CC-038: Release can run twice; Attach after the last release does not
+// resurrect anything.
+func TestReleaseIdempotent(t *testing.T) {
+	rec := &recorder{Transport: newMem(t)}
+	reg := election.NewRegistry()
+	lease := lead(t, reg, election.Config{Transport: rec, Addr: memAddr(t), Channel: "A"})
+
+	for i := range 3 {
+		if err := lease.Release(); err != nil {
+			t.Fatalf("Release #%d: %v", i+1, err)
+		}
+	}
+	if got := rec.Events(); !slices.Equal(got, []string{"listen", "listener closed"}) {
+		t.Errorf("events = %q, want one listen and one close", got)
+	}
+	called := false
+	if v := lease.Attach(func(net.Listener) io.Closer { called = true; return io.NopCloser(nil) }); v != nil || called {
+		t.Errorf("Attach after release = %v (init called: %v), want nil without init", v, called)
+	}
+	if got := lease.Channels(); len(got) != 0 {
+		t.Errorf("Channels() after release = %q", got)
+	}
+}
+
+// closer counts its Close calls and records them in a recorder.
+type closer struct {
+	rec    *recorder
+	closes atomic.Int64
+}
+
+func (c *closer) Close() error {
+	c.closes.Add(1)
+	c.rec.record("attachment closed")
+	return nil
+}
+
+// Attach runs init exactly once per listener, whichever lease calls it and
+// however many call it at once; the attachment closes once, before the
+// listener.
+func TestAttachInitOnceUnderConcurrency(t *testing.T) {
+	rec := &recorder{Transport: newMem(t)}
+	reg := election.NewRegistry()
+	addr := memAddr(t)
+
+	const leases, callers = 4, 8
+	var ls []*election.Lease
+	for i := range leases {
+		ls = append(ls, lead(t, reg, election.Config{Transport: rec, Addr: addr, Channel: string(rune('A' + i))}))
+	}
+
+	var inits atomic.Int64
+	var wg sync.WaitGroup
+	results := make(chan any, leases*callers)
+	start := make(chan struct{})
+	for _, l := range ls {
+		for range callers {
+			wg.Go(func() {
+				<-start
+				results <- l.Attach(func(ln net.Listener) io.Closer {
+					inits.Add(1)
+					if ln != l.Listener() {
+						t.Error("init got a listener other than the lease's")
+					}
+					return &closer{rec: rec}
+				})
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	close(results)
+
+	if n := inits.Load(); n != 1 {
+		t.Fatalf("init ran %d times, want 1", n)
+	}
+	var first any
+	for v := range results {
+		if first == nil {
+			first = v
+		}
+		if v == nil || v != first {
+			t.Fatalf("Attach returned %v and %v, want one shared value", first, v)
+		}
+	}
+	c := first.(*closer)
+
+	for i, l := range ls {
+		if err := l.Release(); err != nil {
+			t.Fatal(err)
+		}
+		if want := int64(0); i < leases-1 && c.closes.Load() != want {
+			t.Fatalf("attachment closed after releasing %d of %d leases", i+1, leases)
+		}
+	}
+	if n := c.closes.Load(); n != 1 {
+		t.Errorf("attachment closed %d times, want 1", n)
+	}
+	want := []string{"listen", "attachment closed", "listener closed"}
+	if got := rec.Events(); !slices.Equal(got, want) {
+		t.Errorf("events = %q, want %q", got, want)
+	}
+}
+
+// An attachment that runs an accept loop may close the listener itself in
+// its Close to unblock Accept; the release neither deadlocks nor fails,
+// and the conns it accepted are closed.
+func TestAttachmentWithAcceptLoop(t *testing.T) {
+	tr := newMem(t)
+	reg := election.NewRegistry()
+	cfg := election.Config{Transport: tr, Addr: memAddr(t), Channel: "A"}
+	lease := lead(t, reg, cfg)
+	acc := lease.Attach(func(ln net.Listener) io.Closer { return startAcceptor(ln) }).(*acceptor)
+
+	conn := follow(t, reg, cfg) // same channel again: a follower of ourselves
+	if err := lease.Release(); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	<-acc.done
+	if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("follower read after the leader released: %v, want EOF", err)
+	}
+}
+
+// Many channels electing at once in one process cause one bind, and all
+// of them lead.
+func TestConcurrentChannelsBindOnce(t *testing.T) {
+	rec := &recorder{Transport: newMem(t)}
+	reg := election.NewRegistry()
+	addr := memAddr(t)
+
+	const n = 16
+	outs := make([]election.Outcome, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			cfg := election.Config{Transport: rec, Addr: addr, Channel: string(rune('a' + i))}
+			outs[i], errs[i] = reg.Elect(testContext(t), cfg)
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || outs[i].Role != election.Leader {
+			t.Fatalf("channel %d: %+v, %v", i, outs[i], errs[i])
+		}
+		defer outs[i].Lease.Release()
+	}
+	if got := rec.listens.Load(); got != 1 {
+		t.Errorf("Listen called %d times, want 1", got)
+	}
+	if got := len(outs[0].Lease.Channels()); got != n {
+		t.Errorf("Channels() has %d entries, want %d", got, n)
+	}
+}
+
+// Closing the shared listener directly frees the address at once; the
+// next election in the process binds a new listener, and releasing the
+// old leases later does not disturb it.
+func TestDirectListenerCloseLetsNextElectionBind(t *testing.T) {
+	rec := &recorder{Transport: newMem(t)}
+	reg := election.NewRegistry()
+	addr := memAddr(t)
+	old := lead(t, reg, election.Config{Transport: rec, Addr: addr, Channel: "A"})
+
+	if err := old.Listener().Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Listener().Close(); err != nil {
+		t.Fatalf("second Close: %v, want nil (idempotent)", err)
+	}
+	fresh := lead(t, reg, election.Config{Transport: rec, Addr: addr, Channel: "B"})
+	if fresh.Listener() == old.Listener() {
+		t.Fatal("the new channel joined the closed listener")
+	}
+	if err := old.Release(); err != nil {
+		t.Fatal(err)
+	}
+	// The fresh listener still holds the address.
+	_, err := election.NewRegistry().Elect(testContext(t),
+		election.Config{Transport: rec, Addr: addr, Channel: "C", Mode: election.ForceLeader})
+	if !errors.Is(err, transport.ErrAddrInUse) {
+		t.Fatalf("bind from another registry: %v, want ErrAddrInUse", err)
+	}
+	if n := rec.listens.Load(); n != 3 {
+		t.Errorf("Listen called %d times, want 3 (old, fresh, refused)", n)
+	}
+}
+
+// A release of the last channel racing an election of another channel in
+// the same process never makes the newcomer a follower of the listener
+// being closed: it either joins before the close or binds after it.
+func TestReleaseRacingElect(t *testing.T) {
+	tr := newMem(t)
+	reg := election.NewRegistry()
+	addr := memAddr(t)
+	for i := range 200 {
+		a := lead(t, reg, election.Config{Transport: tr, Addr: addr, Channel: "A"})
+		var out election.Outcome
+		var err error
+		var wg sync.WaitGroup
+		wg.Go(func() { a.Release() })
+		wg.Go(func() {
+			out, err = reg.Elect(testContext(t), election.Config{Transport: tr, Addr: addr, Channel: "B"})
+		})
+		wg.Wait()
+		if err != nil || out.Role != election.Leader {
+			t.Fatalf("round %d: B got %+v, %v; want leader", i, out, err)
+		}
+		if err := out.Lease.Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
