@@ -1,0 +1,1141 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-clusterclient/clusterclient/election"
+	"github.com/go-clusterclient/clusterclient/protocol"
+)
+
+// DefaultMaxQueued bounds the one-way calls (InvokeOneway, Unpublish) a
+// Client queues while it has no ready leader; beyond it they fail with
+// ErrOverloaded.
+const DefaultMaxQueued = 10000
+
+// Listener receives the values of a subscription. It runs on the Client's
+// callback goroutine, never inside Subscribe, and gets its own copy of
+// each value.
+type Listener func(v Value)
+
+// Client is a cluster client: the object user code calls. Whether this
+// process leads (owns the real client) or follows (forwards to the leader)
+// is decided by election and may change after a failover; the API behaves
+// the same either way.
+//
+// Concurrency: every method is safe for concurrent use. Listeners and the
+// event handler run on one goroutine per Client, in order.
+type Client struct {
+	name    string
+	factory Factory
+	cfg     config
+	log     *slog.Logger
+	disp    *dispatcher
+
+	ctx     context.Context // cancelled by Close
+	cancel  context.CancelFunc
+	runDone chan struct{} // the supervisor exited
+	bg      sync.WaitGroup
+
+	mu        sync.Mutex
+	cur       *term
+	subs      map[string]*wsub
+	pubs      map[string]*wpub
+	pubSeq    uint64
+	queued    []queuedCall
+	closed    bool
+	closeCtx  context.Context
+	listenSeq uint64
+	termSeq   uint64
+
+	localOneways serial // one-way calls on a leader / single mode, in order
+
+	closeOnce sync.Once
+	closeDone chan struct{}
+	closeErr  error
+
+	stats clientStats
+}
+
+type clientStats struct {
+	invokes, invokeErrors, timeouts, leaderLost atomic.Uint64
+	served, deliveries, pushes, elections       atomic.Uint64
+	events                                      atomic.Uint64
+}
+
+// term is the Client's state between two elections: its role, the inner
+// that serves calls (nil until attached) and its readiness.
+type term struct {
+	num     uint64
+	role    Role
+	inner   inner
+	done    chan struct{} // closed when settled (ready or failed)
+	err     error         // the ready error, once settled
+	settled bool
+	ended   chan struct{} // closed when the Client moved on to another term
+}
+
+func newTermState(num uint64, role Role) *term {
+	return &term{num: num, role: role, done: make(chan struct{}), ended: make(chan struct{})}
+}
+
+func (t *term) ready() bool { return t.settled && t.err == nil && t.inner != nil }
+
+// inner is what serves a term: a host in this process (leader, single
+// mode) or a session with the leader (follower).
+type inner interface {
+	invoke(ctx context.Context, method string, args []any, oneway bool) (Result, error)
+	subscribe(key string, reg json.RawMessage)
+	unsubscribe(key string, reg json.RawMessage)
+	publish(data []byte, unpublish bool) error
+	fill(st *Stats)
+}
+
+// wsub is one subscription key of this Client.
+type wsub struct {
+	key       string
+	reg       json.RawMessage
+	listeners []*listener // copy-on-write
+	cache     []byte
+	cached    bool
+	timer     *time.Timer
+	timerGen  uint64
+}
+
+type listener struct {
+	fn      Listener
+	key     string
+	removed atomic.Bool
+}
+
+type wpub struct {
+	data []byte // codec-encoded registration
+	seq  uint64
+}
+
+type queuedCall struct {
+	method string
+	args   []any
+}
+
+// New creates a Client for the channel name (Node's client name; followers
+// find their leader by it) and starts its election in the background. The
+// factory builds the real client; it runs only in the leader. Invalid
+// arguments fail here (RG-04); everything else is reported by Ready and by
+// each call.
+func New(name string, factory Factory, opts ...Option) (*Client, error) {
+	if name == "" {
+		return nil, optErr("empty client name")
+	}
+	if factory == nil {
+		return nil, optErr("nil factory for %q", name)
+	}
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(&cfg); err != nil {
+			return nil, fmt.Errorf("cluster.New(%q): %w", name, err)
+		}
+	}
+	if err := cfg.resolve(os.Getenv); err != nil {
+		return nil, fmt.Errorf("cluster.New(%q): %w", name, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Client{
+		name:      name,
+		factory:   factory,
+		cfg:       cfg,
+		ctx:       ctx,
+		cancel:    cancel,
+		runDone:   make(chan struct{}),
+		subs:      make(map[string]*wsub),
+		pubs:      make(map[string]*wpub),
+		closeDone: make(chan struct{}),
+		cur:       newTermState(0, RoleNone),
+	}
+	attrs := []any{slog.String("channel", name)}
+	if !cfg.single {
+		attrs = append(attrs, slog.String("addr", c.addrString()))
+	}
+	c.log = cfg.logger.With(attrs...)
+	c.disp = newDispatcher(cfg.eventBuffer, c.runTask)
+	go c.run()
+	return c, nil
+}
+
+// Name returns the channel name.
+func (c *Client) Name() string { return c.name }
+
+func (c *Client) addrString() string {
+	if c.cfg.single {
+		return ""
+	}
+	return c.cfg.transport.Name() + " " + c.cfg.addr
+}
+
+// ---- supervisor ----
+
+// run is the supervisor: it elects, runs one term at a time, and elects
+// again when a term ends, until Close.
+func (c *Client) run() {
+	defer close(c.runDone)
+	if c.cfg.single {
+		c.runSingle()
+		return
+	}
+	bo := backoff{min: 10 * time.Millisecond, max: 2 * time.Second}
+	first := true
+	for c.ctx.Err() == nil {
+		ecfg := c.cfg.electionConfig(c.name)
+		var out election.Outcome
+		var err error
+		if first {
+			out, err = c.cfg.registry.Elect(c.ctx, ecfg)
+		} else {
+			out, err = c.cfg.registry.Reelect(c.ctx, ecfg)
+		}
+		first = false
+		if err != nil {
+			if c.ctx.Err() != nil {
+				return
+			}
+			c.failTerm(&Error{Op: "elect", Channel: c.name, Addr: c.addrString(), Err: err})
+			c.sleep(bo.next())
+			continue
+		}
+		c.stats.elections.Add(1)
+		var ok bool
+		switch out.Role {
+		case election.Leader:
+			ok = c.runLeader(out.Lease)
+		case election.Follower:
+			ok = c.runFollower(out.Conn)
+		}
+		if ok {
+			bo.reset()
+		} else {
+			c.sleep(bo.next())
+		}
+	}
+}
+
+func (c *Client) sleep(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.ctx.Done():
+	}
+}
+
+type backoff struct{ min, max, cur time.Duration }
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	return b.cur
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+// teardownCtx is the context for closing a term's resources: Close's
+// context without its cancellation (the teardown always completes; Close
+// stops waiting when its context ends), or a background one.
+func (c *Client) teardownCtx() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeCtx != nil {
+		return context.WithoutCancel(c.closeCtx)
+	}
+	return context.Background()
+}
+
+// runLeader serves one leadership term. It reports whether the term became
+// settled (so the supervisor need not back off).
+func (c *Client) runLeader(lease *election.Lease) bool {
+	att := lease.Attach(func(ln net.Listener) io.Closer {
+		return newServer(ln, c.cfg.transport, lease.Addr(), &c.cfg)
+	})
+	srv, _ := att.(*server)
+	if srv == nil {
+		lease.Release()
+		return false
+	}
+	num := c.nextTerm()
+	log := c.log.With(slog.String("role", RoleLeader.String()), slog.Uint64("term", num))
+	h := newHost(c.name, &c.cfg, log)
+	h.attach(c)
+	lt := newLeaderTerm(c, num, h, srv)
+	if err := srv.add(lt); err != nil {
+		lt.end()
+		h.close(context.Background())
+		lease.Release()
+		return false
+	}
+	t := c.startTerm(num, RoleLeader, &localInner{c: c, h: h, lt: lt, role: RoleLeader})
+	log.Info("leading", slog.Any("channels", lease.Channels()))
+	h.start(c.factory)
+	settled := false
+	select {
+	case <-h.ready:
+		settled = true
+		if h.err != nil {
+			c.settle(t, &Error{Op: "ready", Channel: c.name, Addr: c.addrString(), Role: RoleLeader, Kind: ErrNotReady, Err: h.err})
+		} else {
+			c.replayAndReady(t)
+		}
+		select {
+		case <-c.ctx.Done():
+		case <-lt.lost:
+		}
+	case <-c.ctx.Done():
+	case <-lt.lost:
+	}
+	closing := c.ctx.Err() != nil
+	if !closing {
+		c.lostTerm(t, lt.lostErr)
+	}
+	lt.end()
+	c.localOneways.wait()
+	h.detach(c)
+	if closing {
+		c.keepCloseErr(h.close(c.teardownCtx()))
+		c.keepCloseErr(lease.Release())
+		return settled
+	}
+	// The listener failed: the old real client closes in the background
+	// while this process competes again.
+	lease.Release()
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		if err := h.close(context.Background()); err != nil {
+			c.report(num, RoleLeader, &Error{Op: "close", Channel: c.name, Role: RoleLeader, Err: err})
+		}
+	}()
+	return settled
+}
+
+// runFollower serves one term as a follower over conn.
+func (c *Client) runFollower(conn net.Conn) bool {
+	num := c.nextTerm()
+	s := newSession(c, num, conn)
+	t := c.startTerm(num, RoleFollower, nil)
+	readyErr, err := s.register(c.ctx)
+	if err != nil {
+		s.close(err)
+		if c.ctx.Err() != nil {
+			return false
+		}
+		s.log.Warn("registration failed", slog.Any("error", err))
+		if !errors.Is(err, ErrLeaderLost) {
+			c.report(num, RoleFollower, err)
+		}
+		c.lostTerm(t, err)
+		return false
+	}
+	if readyErr != nil {
+		c.settle(t, readyErr)
+		if errors.Is(readyErr, ErrNoChannel) {
+			// Another process owns the address but leads no such
+			// channel (SRC-01): fail fast now, try again later.
+			s.log.Warn("no leader for this channel on the address; will retry", slog.Any("error", readyErr),
+				slog.Duration("retry", c.cfg.registerRetry))
+			s.close(nil)
+			c.sleep(c.cfg.registerRetry)
+			if c.ctx.Err() == nil {
+				c.lostTerm(t, readyErr)
+			}
+			return true
+		}
+		// The leader's real client failed (CC-032): stay failed until the
+		// leader goes away.
+		select {
+		case <-s.dead:
+		case <-c.ctx.Done():
+		}
+		s.close(nil)
+		if c.ctx.Err() == nil {
+			c.lostTerm(t, s.err())
+		}
+		return true
+	}
+	if !c.attach(t, s) {
+		s.close(nil)
+		return false
+	}
+	c.replayAndReady(t)
+	select {
+	case <-s.dead:
+		c.lostTerm(t, s.err())
+		s.close(nil)
+	case <-c.ctx.Done():
+		s.close(ErrClosed)
+	}
+	return true
+}
+
+// runSingle serves single mode: one shared real client per name.
+func (c *Client) runSingle() {
+	h := singles.acquire(c)
+	num := c.nextTerm()
+	c.stats.elections.Add(1)
+	t := c.startTerm(num, RoleSingle, &localInner{c: c, h: h, role: RoleSingle})
+	select {
+	case <-h.ready:
+		if h.err != nil {
+			c.settle(t, &Error{Op: "ready", Channel: c.name, Role: RoleSingle, Kind: ErrNotReady, Err: h.err})
+		} else {
+			c.replayAndReady(t)
+		}
+		<-c.ctx.Done()
+	case <-c.ctx.Done():
+	}
+	c.localOneways.wait()
+	c.mu.Lock()
+	keys := make([]string, 0, len(c.subs))
+	for k := range c.subs {
+		keys = append(keys, k)
+	}
+	c.mu.Unlock()
+	h.unsubscribeAll(c, keys)
+	c.keepCloseErr(singles.release(c, h, c.teardownCtx()))
+}
+
+func (c *Client) keepCloseErr(err error) {
+	if err == nil {
+		return
+	}
+	c.mu.Lock()
+	c.closeErr = errors.Join(c.closeErr, err)
+	c.mu.Unlock()
+}
+
+func (c *Client) nextTerm() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.termSeq++
+	return c.termSeq
+}
+
+// startTerm makes a new term current. With an inner, the Client's
+// subscriptions are replayed into it at once.
+func (c *Client) startTerm(num uint64, role Role, in inner) *term {
+	t := newTermState(num, role)
+	c.mu.Lock()
+	old := c.cur
+	c.cur = t
+	close(old.ended)
+	if in != nil {
+		c.attachLocked(t, in)
+	}
+	c.mu.Unlock()
+	c.event(Event{Kind: EventRole, Role: role, Term: num})
+	return t
+}
+
+// attach gives a follower's term its session once registered and replays
+// the subscriptions into it.
+func (c *Client) attach(t *term, in inner) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur != t || c.closed {
+		return false
+	}
+	c.attachLocked(t, in)
+	return true
+}
+
+func (c *Client) attachLocked(t *term, in inner) {
+	t.inner = in
+	for key, s := range c.subs {
+		in.subscribe(key, s.reg)
+	}
+}
+
+// replayAndReady publishes again every remembered publication (SRC-08),
+// runs the one-way calls queued while there was no leader, and marks the
+// term ready. Publications made meanwhile are caught by the watermark.
+func (c *Client) replayAndReady(t *term) {
+	var mark uint64
+	for {
+		c.mu.Lock()
+		if c.cur != t {
+			c.mu.Unlock()
+			return
+		}
+		var batch []*wpub
+		for _, p := range c.pubs {
+			if p.seq > mark {
+				batch = append(batch, p)
+			}
+		}
+		queued := c.queued
+		c.queued = nil
+		if len(batch) == 0 && len(queued) == 0 {
+			t.settled = true
+			close(t.done)
+			c.mu.Unlock()
+			break
+		}
+		c.mu.Unlock()
+		slices.SortFunc(batch, func(a, b *wpub) int { return int(a.seq - b.seq) })
+		for _, p := range batch {
+			if err := t.inner.publish(p.data, false); err != nil && err != errNotSent {
+				c.report(t.num, t.role, err)
+			}
+			mark = max(mark, p.seq)
+		}
+		for _, q := range queued {
+			if _, err := t.inner.invoke(c.ctx, q.method, q.args, true); err != nil && err != errNotSent {
+				c.report(t.num, t.role, err)
+			}
+		}
+	}
+	c.log.Info("ready", slog.String("role", t.role.String()), slog.Uint64("term", t.num))
+	c.event(Event{Kind: EventReady, Role: t.role, Term: t.num})
+}
+
+// settle marks t failed with err (the ready error): waiting calls fail
+// with it, queued one-way calls are dropped.
+func (c *Client) settle(t *term, err error) {
+	c.mu.Lock()
+	if c.cur != t || t.settled {
+		c.mu.Unlock()
+		return
+	}
+	t.settled, t.err = true, err
+	close(t.done)
+	dropped := len(c.queued)
+	c.queued = nil
+	c.mu.Unlock()
+	c.log.Warn("not ready", slog.String("role", t.role.String()), slog.Uint64("term", t.num), slog.Any("error", err))
+	c.event(Event{Kind: EventReady, Role: t.role, Term: t.num, Err: err})
+	if dropped > 0 {
+		c.report(t.num, t.role, fmt.Errorf("%d queued one-way calls dropped: %w", dropped, err))
+	}
+}
+
+// failTerm replaces the current state by a failed one (an election
+// failed): calls fail fast until the next election succeeds.
+func (c *Client) failTerm(err error) {
+	c.mu.Lock()
+	num := c.cur.num
+	t := newTermState(num, RoleNone)
+	old := c.cur
+	c.cur = t
+	close(old.ended)
+	c.mu.Unlock()
+	c.settle(t, err)
+}
+
+// lostTerm ends t after its leader was lost: calls wait for the next term.
+func (c *Client) lostTerm(t *term, why error) {
+	c.mu.Lock()
+	if c.cur != t || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	next := newTermState(t.num, RoleNone)
+	c.cur = next
+	close(t.ended)
+	c.mu.Unlock()
+	c.log.Warn("leader lost; electing again", slog.String("role", t.role.String()), slog.Uint64("term", t.num), slog.Any("error", why))
+	c.event(Event{Kind: EventLeaderLost, Role: t.role, Term: t.num, Err: why})
+}
+
+// ---- events and deliveries ----
+
+// event queues an event for the handler.
+func (c *Client) event(ev Event) {
+	ev.Channel = c.name
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	if c.cfg.onEvent == nil {
+		return
+	}
+	c.disp.push(task{ev: &ev})
+}
+
+// report logs a background error and raises it as an event.
+func (c *Client) report(num uint64, role Role, err error) {
+	c.log.Warn("background error", slog.String("role", role.String()), slog.Uint64("term", num), slog.Any("error", err))
+	c.event(Event{Kind: EventError, Role: role, Term: num, Err: err})
+}
+
+// hostEvent receives the real client's events and host errors (eventSink).
+func (c *Client) hostEvent(ev Event) {
+	c.mu.Lock()
+	t := c.cur
+	c.mu.Unlock()
+	ev.Role, ev.Term = t.role, t.num
+	if ev.Kind == EventError {
+		c.log.Warn("background error", slog.String("role", t.role.String()), slog.Uint64("term", t.num), slog.Any("error", ev.Err))
+	}
+	c.event(ev)
+}
+
+// deliver queues a value for the listeners of key (subscriber).
+func (c *Client) deliver(key string, data []byte) {
+	c.disp.push(task{key: key, data: data, isValue: true})
+}
+
+// runTask runs on the callback goroutine.
+func (c *Client) runTask(t task) {
+	if t.ev != nil {
+		c.stats.events.Add(1)
+		defer func() {
+			if r := recover(); r != nil {
+				c.log.Error("event handler panicked", slog.Any("panic", r), slog.String("event", t.ev.String()))
+			}
+		}()
+		c.cfg.onEvent(*t.ev)
+		return
+	}
+	if t.only != nil {
+		c.call(t.only, t.data)
+		return
+	}
+	c.mu.Lock()
+	s := c.subs[t.key]
+	if s == nil || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	s.cache, s.cached = t.data, true
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	ls := s.listeners
+	c.mu.Unlock()
+	for _, l := range ls {
+		c.call(l, t.data)
+	}
+}
+
+// call runs one listener with its own Value, recovering a panic.
+func (c *Client) call(l *listener, data []byte) {
+	if l.removed.Load() {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			c.mu.Lock()
+			t := c.cur
+			c.mu.Unlock()
+			c.report(t.num, t.role, &Error{Op: "deliver", Channel: c.name, Key: l.key, Kind: ErrListenerPanic,
+				Err: fmt.Errorf("%v", r)})
+		}
+	}()
+	c.stats.deliveries.Add(1)
+	l.fn(Value{data: data, codec: c.cfg.codec})
+}
+
+// ---- user API ----
+
+// Ready waits until the Client is ready (it leads with a started real
+// client, or follows a ready leader) and returns nil, or returns the ready
+// error: the factory's error on the leader and on every follower
+// (CC-032..034), ErrNoLeader for a forced follower that found none, ...
+func (c *Client) Ready(ctx context.Context) error {
+	_, err := c.waitReady(ctx, nil)
+	return err
+}
+
+// IsLeader reports whether this Client currently owns the real client (in
+// single mode: always, once started).
+func (c *Client) IsLeader() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur.role == RoleLeader || c.cur.role == RoleSingle
+}
+
+// Role returns the current role.
+func (c *Client) Role() Role {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur.role
+}
+
+// waitReady returns a ready term other than stale, waiting through
+// elections as long as ctx allows (calls made before ready are queued:
+// RG-24).
+func (c *Client) waitReady(ctx context.Context, stale *term) (*term, error) {
+	for {
+		c.mu.Lock()
+		t, closed, settled, terr := c.cur, c.closed, c.cur.settled, c.cur.err
+		c.mu.Unlock()
+		if closed {
+			return nil, c.closedErr("ready")
+		}
+		if t != stale && settled {
+			if terr != nil {
+				return nil, terr
+			}
+			return t, nil
+		}
+		wait := t.done
+		if t == stale || settled {
+			wait = t.ended
+		}
+		select {
+		case <-wait:
+		case <-t.ended:
+		case <-ctx.Done():
+			return nil, &Error{Op: "ready", Channel: c.name, Addr: c.addrString(), Err: ctx.Err()}
+		case <-c.ctx.Done():
+		}
+	}
+}
+
+func (c *Client) closedErr(op string) error {
+	return &Error{Op: op, Channel: c.name, Addr: c.addrString(), Kind: ErrClosed}
+}
+
+// Invoke calls method on the real client with args and returns its
+// result. On a follower the call crosses to the leader and fails with
+// ErrTimeout if no answer comes within the response timeout (the leader
+// drops the late reply), or with ErrLeaderLost if the leader died with the
+// call in flight (its effect is unknown; retrying waits for the next
+// leader). Before the Client is ready, the call waits (bounded by ctx);
+// after a failed start it fails with the ready error. Errors of the real
+// client keep their name, message, code and stack across the wire
+// (errors.As to *protocol.RemoteError).
+func (c *Client) Invoke(ctx context.Context, method string, args ...any) (Result, error) {
+	c.stats.invokes.Add(1)
+	var stale *term
+	for {
+		t, err := c.waitReady(ctx, stale)
+		if err != nil {
+			c.countErr(err)
+			return Result{}, err
+		}
+		res, err := t.inner.invoke(ctx, method, args, false)
+		if err == errNotSent {
+			stale = t
+			continue
+		}
+		if err != nil {
+			c.countErr(err)
+		}
+		return res, err
+	}
+}
+
+func (c *Client) countErr(err error) {
+	c.stats.invokeErrors.Add(1)
+	switch {
+	case errors.Is(err, ErrTimeout):
+		c.stats.timeouts.Add(1)
+	case errors.Is(err, ErrLeaderLost):
+		c.stats.leaderLost.Add(1)
+	}
+}
+
+// InvokeOneway calls method without waiting for (or getting) a result.
+// Before the Client is ready the call is queued (at most DefaultMaxQueued)
+// and sent once ready; it fails with the ready error after a failed start
+// (CC-024: never a panic). Errors of the real client are reported on the
+// leader (EventError), as in Node.
+func (c *Client) InvokeOneway(method string, args ...any) error {
+	c.stats.invokes.Add(1)
+	return c.oneway(method, args)
+}
+
+func (c *Client) oneway(method string, args []any) error {
+	for {
+		c.mu.Lock()
+		t := c.cur
+		switch {
+		case c.closed:
+			c.mu.Unlock()
+			return c.closedErr("invoke")
+		case t.ready():
+			c.mu.Unlock()
+			_, err := t.inner.invoke(c.ctx, method, args, true)
+			if err == errNotSent {
+				continue // the term just ended: queue it for the next one
+			}
+			return err
+		case t.settled && t.err != nil:
+			c.mu.Unlock()
+			return t.err
+		}
+		if len(c.queued) >= DefaultMaxQueued {
+			c.mu.Unlock()
+			return &Error{Op: "invoke", Channel: c.name, Addr: c.addrString(), Method: method, Kind: ErrOverloaded,
+				Err: fmt.Errorf("%d one-way calls already wait for a ready leader", DefaultMaxQueued)}
+		}
+		c.queued = append(c.queued, queuedCall{method: method, args: args})
+		c.mu.Unlock()
+		return nil
+	}
+}
+
+// regJSON returns the registration's JSON text as Node's JSON.stringify
+// would write it, and its subscription key.
+func (c *Client) regJSON(op string, reg any) (json.RawMessage, string, error) {
+	var raw []byte
+	switch r := reg.(type) {
+	case json.RawMessage:
+		raw = r
+	case protocol.Raw:
+		raw = r
+	default:
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(reg); err != nil {
+			return nil, "", &Error{Op: op, Channel: c.name, Kind: ErrProtocol, Err: err}
+		}
+		raw = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	}
+	norm, err := protocol.NormalizeJSON(nil, raw)
+	if err != nil {
+		return nil, "", &Error{Op: op, Channel: c.name, Kind: ErrProtocol, Err: err}
+	}
+	return norm, protocol.SubscriptionKeyPrefix + string(norm), nil
+}
+
+// Subscribe adds a listener for reg (any JSON-encodable value; its key is
+// "$$inner$$__"+JSON(reg), as in Node, so Go and Node processes share
+// keys; use a struct or json.RawMessage for a stable field order). There
+// is one upstream subscription per key for the whole host. The listener
+// gets the cached last value at once if there is one (broadcast mode),
+// then every new value; never inside Subscribe. The returned func removes
+// this listener (and the subscription with its last listener).
+func (c *Client) Subscribe(reg any, l Listener) (cancel func(), err error) {
+	if l == nil {
+		return func() {}, &Error{Op: "subscribe", Channel: c.name, Kind: ErrInvalidOption, Err: errors.New("nil listener")}
+	}
+	raw, key, err := c.regJSON("subscribe", reg)
+	if err != nil {
+		return func() {}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return func() {}, c.closedErr("subscribe")
+	}
+	s := c.subs[key]
+	isNew := s == nil
+	if isNew {
+		s = &wsub{key: key, reg: raw}
+		c.subs[key] = s
+	}
+	ln := &listener{fn: l, key: key}
+	s.listeners = append(slices.Clip(s.listeners), ln)
+	if !isNew && s.cached && c.cfg.broadcast {
+		c.disp.push(task{only: ln, data: s.cache})
+	}
+	if !s.cached && c.cfg.subscribeTimeout > 0 {
+		c.armSubscribeTimeout(s)
+	}
+	if isNew && c.cur.inner != nil {
+		c.cur.inner.subscribe(key, raw)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { c.removeListener(ln) }) }, nil
+}
+
+func (c *Client) removeListener(ln *listener) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ln.removed.Store(true)
+	s := c.subs[ln.key]
+	if s == nil {
+		return
+	}
+	i := slices.Index(s.listeners, ln)
+	if i < 0 {
+		return
+	}
+	s.listeners = slices.Delete(slices.Clone(s.listeners), i, i+1)
+	if len(s.listeners) == 0 {
+		c.dropSubLocked(s)
+	}
+}
+
+func (c *Client) dropSubLocked(s *wsub) {
+	delete(c.subs, s.key)
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	if !c.closed && c.cur.inner != nil {
+		c.cur.inner.unsubscribe(s.key, s.reg)
+	}
+}
+
+// Unsubscribe removes every listener this Client has for reg. When the
+// last subscriber of the key on the host leaves, the real client's
+// Unsubscribe runs (SRC-05).
+func (c *Client) Unsubscribe(reg any) error {
+	_, key, err := c.regJSON("unsubscribe", reg)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return c.closedErr("unsubscribe")
+	}
+	s := c.subs[key]
+	if s == nil {
+		return nil
+	}
+	for _, ln := range s.listeners {
+		ln.removed.Store(true)
+	}
+	c.dropSubLocked(s)
+	return nil
+}
+
+// armSubscribeTimeout (re)starts the subscribe timeout of s (c.mu held).
+func (c *Client) armSubscribeTimeout(s *wsub) {
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.timerGen++
+	gen, start, d := s.timerGen, time.Now(), c.cfg.subscribeTimeout
+	s.timer = time.AfterFunc(d, func() {
+		c.mu.Lock()
+		fire := c.subs[s.key] == s && !s.cached && s.timerGen == gen && !c.closed
+		if fire {
+			s.timer = nil
+		}
+		t := c.cur
+		c.mu.Unlock()
+		if fire {
+			cost := time.Since(start)
+			c.report(t.num, t.role, &Error{Op: "subscribe", Channel: c.name, Addr: c.addrString(), Role: t.role,
+				Key: s.key, Kind: ErrSubscribeTimeout, Elapsed: cost,
+				Err: fmt.Errorf("subscribe timeout for %s, cost: %dms, expect is %dms", s.key, cost.Milliseconds(), d.Milliseconds())})
+		}
+	})
+}
+
+// Publish sends reg to the real client's Publish and remembers it: after
+// every failover it is published again to the new leader, until Unpublish
+// (SRC-08). Errors of the real client are reported as events; Publish
+// itself fails only if reg cannot be encoded or the Client is closed.
+func (c *Client) Publish(reg any) error {
+	return c.publish(reg, false)
+}
+
+// Unpublish forgets reg (it will not be replayed after a failover) and
+// sends it to the real client's Unpublish (as Node's unPublish one-way
+// invoke).
+func (c *Client) Unpublish(reg any) error {
+	return c.publish(reg, true)
+}
+
+func (c *Client) publish(reg any, un bool) error {
+	op := "publish"
+	if un {
+		op = "unpublish"
+	}
+	data, err := c.cfg.codec.Append(nil, reg)
+	if err != nil {
+		return &Error{Op: op, Channel: c.name, Kind: ErrProtocol, Err: err}
+	}
+	_, key, err := c.regJSON(op, reg)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return c.closedErr(op)
+	}
+	t := c.cur
+	if un {
+		delete(c.pubs, key)
+		if !t.ready() {
+			// A leader that still has it must hear of it: queue it.
+			if len(c.queued) < DefaultMaxQueued {
+				c.queued = append(c.queued, queuedCall{method: methodUnpublish, args: []any{protocol.Raw(data)}})
+			}
+			c.mu.Unlock()
+			return nil
+		}
+	} else {
+		c.pubSeq++
+		c.pubs[key] = &wpub{data: data, seq: c.pubSeq}
+	}
+	c.mu.Unlock()
+	if !t.ready() {
+		return nil // replayAndReady sends it
+	}
+	if err := t.inner.publish(data, un); err != nil && err != errNotSent {
+		return err
+	}
+	return nil
+}
+
+// Close closes the Client: a follower hangs up; a leader closes the real
+// client (exactly once, waiting for its Close) and frees the address when
+// the last channel on it in this process closes (CC-004, CC-005); single
+// mode closes the shared real client with its last user. Close is
+// idempotent and safe from any goroutine; later calls return the first
+// result. If ctx ends first, Close returns ctx's error and the teardown
+// finishes in the background.
+func (c *Client) Close(ctx context.Context) error {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.closeCtx = ctx
+		for _, s := range c.subs {
+			if s.timer != nil {
+				s.timer.Stop()
+				s.timer = nil
+			}
+		}
+		t := c.cur
+		c.mu.Unlock()
+		c.cancel()
+		go func() {
+			<-c.runDone
+			c.bg.Wait()
+			c.event(Event{Kind: EventClosed, Role: t.role, Term: t.num})
+			c.disp.stop(nil)
+			c.log.Info("closed")
+			close(c.closeDone)
+		}()
+	})
+	select {
+	case <-c.closeDone:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.closeErr != nil {
+			return &Error{Op: "close", Channel: c.name, Addr: c.addrString(), Err: c.closeErr}
+		}
+		return nil
+	case <-ctx.Done():
+		return &Error{Op: "close", Channel: c.name, Addr: c.addrString(), Err: ctx.Err()}
+	}
+}
+
+// Stats returns a snapshot of the Client's state and counters.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	t := c.cur
+	st := Stats{
+		Channel:       c.name,
+		Role:          t.role,
+		Term:          t.num,
+		Ready:         t.ready(),
+		Closed:        c.closed,
+		Subscriptions: len(c.subs),
+		Publications:  len(c.pubs),
+	}
+	c.mu.Unlock()
+	if !c.cfg.single {
+		st.Transport, st.Addr = c.cfg.transport.Name(), c.cfg.addr
+	}
+	if t.inner != nil {
+		t.inner.fill(&st)
+	}
+	s := &c.stats
+	st.Invokes, st.InvokeErrors = s.invokes.Load(), s.invokeErrors.Load()
+	st.Timeouts, st.LeaderLost = s.timeouts.Load(), s.leaderLost.Load()
+	st.Served, st.Deliveries, st.Pushes = s.served.Load(), s.deliveries.Load(), s.pushes.Load()
+	st.Elections, st.Events, st.EventsDropped = s.elections.Load(), s.events.Load(), c.disp.dropped.Load()
+	return st
+}
+
+// ---- inners ----
+
+// localInner serves a term from a host in this process: the leader's, or
+// single mode's shared one.
+type localInner struct {
+	c    *Client
+	h    *host
+	lt   *leaderTerm // leader only
+	role Role
+}
+
+func (li *localInner) invoke(ctx context.Context, method string, args []any, oneway bool) (Result, error) {
+	c, h := li.c, li.h
+	if oneway {
+		c.localOneways.do(func() {
+			if _, err := h.call(h.ctx, method, Args{codec: h.codec, vals: args}); err != nil && h.ctx.Err() == nil {
+				c.report(c.curNum(), li.role, li.wrap(method, err))
+			}
+		})
+		return Result{}, nil
+	}
+	res, err := h.call(ctx, method, Args{codec: h.codec, vals: args})
+	if err != nil {
+		return Result{}, li.wrap(method, err)
+	}
+	return Result{codec: h.codec, val: res, local: true}, nil
+}
+
+func (li *localInner) wrap(method string, err error) error {
+	return &Error{Op: "invoke", Channel: li.c.name, Addr: li.c.addrString(), Role: li.role, Method: method,
+		Kind: sentinelFor(err), Err: err}
+}
+
+func (li *localInner) subscribe(key string, reg json.RawMessage) { li.h.subscribe(key, reg, li.c) }
+
+func (li *localInner) unsubscribe(key string, _ json.RawMessage) { li.h.unsubscribe(key, li.c) }
+
+func (li *localInner) publish(data []byte, un bool) error {
+	method := methodPublish
+	if un {
+		method = methodUnpublish
+	}
+	h := li.h
+	if _, err := h.call(h.ctx, method, Args{codec: h.codec, enc: [][]byte{data}}); err != nil && h.ctx.Err() == nil {
+		li.c.report(li.c.curNum(), li.role, li.wrap(method, err))
+	}
+	return nil
+}
+
+func (li *localInner) fill(st *Stats) {
+	st.InFlight = int(li.h.running.Load())
+	if li.lt != nil {
+		st.Followers = li.lt.followers()
+	}
+}
+
+func (c *Client) curNum() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur.num
+}
+
+// The follower's session is the inner of a follower term.
+
+func (s *session) subscribe(key string, reg json.RawMessage)   { s.sendSub(key, reg, true) }
+func (s *session) unsubscribe(key string, reg json.RawMessage) { s.sendSub(key, reg, false) }
+
+func (s *session) publish(data []byte, un bool) error {
+	method := methodPublish
+	if un {
+		method = methodUnpublish
+	}
+	_, err := s.invoke(context.Background(), method, []any{protocol.Raw(data)}, true)
+	return err
+}
+
+func (s *session) fill(st *Stats) { st.InFlight = s.pend.len() }

@@ -1,0 +1,133 @@
+package cluster
+
+import (
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+)
+
+// dispatcher is a Client's callback goroutine: it runs subscription
+// listeners and the event handler, one at a time, in the order things
+// happened, and never on a caller's goroutine (so a listener is never
+// called inside Subscribe, CC-022, and never under a lock of ours).
+//
+// Values are never dropped (the queue grows); events beyond the event
+// buffer are dropped and counted, so a stuck event handler cannot grow
+// memory without bound.
+type dispatcher struct {
+	mu      sync.Mutex
+	q       []task
+	events  int // events in q
+	max     int // event buffer
+	stopped bool
+	wake    chan struct{}
+	done    chan struct{}
+	inCall  atomic.Bool
+	dropped atomic.Uint64
+	run     func(task)
+}
+
+// task is one unit of callback work.
+type task struct {
+	ev      *Event // an event for the handler
+	key     string // a value for every listener of key...
+	data    []byte
+	only    *listener // ...or only for this listener (cache replay)
+	isValue bool
+}
+
+func newDispatcher(max int, run func(task)) *dispatcher {
+	d := &dispatcher{max: max, wake: make(chan struct{}, 1), done: make(chan struct{}), run: run}
+	go d.loop()
+	return d
+}
+
+// push queues t; it never blocks. It reports false when the task was
+// dropped (stopped, or an event over the buffer).
+func (d *dispatcher) push(t task) bool {
+	d.mu.Lock()
+	if d.stopped {
+		d.mu.Unlock()
+		return false
+	}
+	if t.ev != nil {
+		if d.events >= d.max {
+			d.mu.Unlock()
+			d.dropped.Add(1)
+			return false
+		}
+		d.events++
+	}
+	d.q = append(d.q, t)
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// stop queues last (if not nil) as the final task and makes the goroutine
+// exit after it. It waits for the goroutine unless it is called from a
+// callback (which would wait for itself).
+func (d *dispatcher) stop(last *task) {
+	d.mu.Lock()
+	if !d.stopped {
+		if last != nil {
+			d.q = append(d.q, *last)
+		}
+		d.stopped = true
+	}
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+	if !d.inCall.Load() {
+		<-d.done
+	}
+}
+
+func (d *dispatcher) loop() {
+	defer close(d.done)
+	var batch []task
+	for {
+		<-d.wake
+		for {
+			d.mu.Lock()
+			batch, d.q = d.q, batch[:0]
+			stopped := d.stopped
+			d.events = 0
+			d.mu.Unlock()
+			if len(batch) == 0 {
+				if stopped {
+					return
+				}
+				break
+			}
+			for i := range batch {
+				d.call(batch[i])
+				batch[i] = task{}
+			}
+		}
+	}
+}
+
+// call runs one task, turning a panic into an error event.
+func (d *dispatcher) call(t task) {
+	d.inCall.Store(true)
+	defer func() {
+		d.inCall.Store(false)
+		if r := recover(); r != nil {
+			if t.ev != nil {
+				// The event handler itself panicked: do not recurse.
+				return
+			}
+			err := &Error{Op: "deliver", Key: t.key, Kind: ErrListenerPanic,
+				Err: fmt.Errorf("%v\n%s", r, debug.Stack())}
+			d.push(task{ev: &Event{Kind: EventError, Err: err}})
+		}
+	}()
+	d.run(t)
+}

@@ -1,0 +1,378 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/go-clusterclient/clusterclient/protocol"
+)
+
+// errNotSent means a call never left this process because the term it was
+// made in ended; the Client retries it in the next term (it was queued,
+// not lost).
+var errNotSent = errors.New("cluster: call not sent (term ended)")
+
+// session is a follower's connection to its leader: registration, calls
+// with their pending table, pushed values, heartbeats.
+//
+// Concurrency: safe for concurrent use; one reader goroutine and one
+// heartbeat goroutine run for its lifetime.
+type session struct {
+	c    *Client
+	num  uint64
+	w    *wire
+	r    *protocol.Reader
+	pend *pending
+	addr string
+	log  *slog.Logger
+
+	dead  chan struct{}
+	once  sync.Once
+	cause error // why it died (read after dead)
+	kind  error // ErrLeaderLost, ErrLeaderUnresponsive, ...
+
+	regMu  sync.Mutex
+	regIDs []int64
+	regCh  chan regAnswer
+	wg     sync.WaitGroup
+}
+
+type regAnswer struct {
+	co  protocol.ConnObject
+	app []byte
+}
+
+func newSession(c *Client, num uint64, conn net.Conn) *session {
+	s := &session{
+		c:     c,
+		num:   num,
+		w:     newWire(conn, c.cfg.maxWriteBuffer),
+		r:     protocol.NewReader(conn, c.cfg.limits),
+		addr:  c.addrString(),
+		dead:  make(chan struct{}),
+		regCh: make(chan regAnswer, 1),
+	}
+	s.log = c.log.With(slog.String("role", RoleFollower.String()), slog.Uint64("term", num))
+	s.pend = newPending(c.cfg.responseTimeout, s.timeoutErr, nil)
+	s.wg.Add(1)
+	go s.readLoop()
+	if iv := c.cfg.heartbeat; iv > 0 {
+		s.wg.Add(1)
+		go s.heartbeatLoop(iv)
+	}
+	return s
+}
+
+func (s *session) timeoutErr(c *call) error {
+	d := s.c.cfg.responseTimeout
+	return &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: c.method,
+		Kind: ErrTimeout, Elapsed: d,
+		Err: fmt.Errorf("server no response in %dms, address#%s (request %d)", d.Milliseconds(), s.c.cfg.addr, c.id)}
+}
+
+// die ends the session once: the connection closes, every call in flight
+// fails with ErrLeaderLost, and dead is closed.
+func (s *session) die(kind, cause error) {
+	s.once.Do(func() {
+		s.kind, s.cause = kind, cause
+		err := &Error{Op: "connection", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Kind: kind, Err: cause}
+		s.w.close(err)
+		s.pend.fail(err)
+		close(s.dead)
+	})
+}
+
+// close ends the session on purpose and waits for its goroutines.
+func (s *session) close(reason error) {
+	s.die(ErrClosed, reason)
+	s.wg.Wait()
+	s.w.wait()
+}
+
+func (s *session) err() error {
+	return &Error{Op: "connection", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Kind: s.kind, Err: s.cause}
+}
+
+func (s *session) readLoop() {
+	defer s.wg.Done()
+	for {
+		pk, err := s.r.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = fmt.Errorf("leader closed the connection: %w", err)
+			}
+			s.die(ErrLeaderLost, err)
+			return
+		}
+		s.w.touch()
+		co, err := protocol.ParseConn(pk.Conn)
+		if err != nil {
+			s.die(ErrProtocol, err)
+			return
+		}
+		if pk.Response {
+			switch co.Type {
+			case protocol.KindInvokeResult:
+				var data []byte
+				if len(pk.App) > 0 {
+					data = append([]byte(nil), pk.App...)
+				}
+				s.pend.settle(pk.ID, co.Success, data)
+			case protocol.KindRegisterChannelRes:
+				s.regMu.Lock()
+				ours := slices.Contains(s.regIDs, pk.ID)
+				s.regMu.Unlock()
+				if ours {
+					select {
+					case s.regCh <- regAnswer{co: co, app: append([]byte(nil), pk.App...)}:
+					default: // an answer is already waiting: the first one counts
+					}
+				}
+			}
+			continue
+		}
+		switch co.Type {
+		case protocol.KindSubscribeResult:
+			s.w.send(true, pk.ID, 0, &protocol.ConnObject{Type: protocol.KindSubscribeResultRes}, nil)
+			s.c.deliver(co.Key, append([]byte(nil), pk.App...))
+		default:
+			s.c.report(s.num, RoleFollower, &Error{Op: "request", Channel: s.c.name, Addr: s.addr, Role: RoleFollower,
+				Kind: ErrProtocol, Err: fmt.Errorf("unsupported request type %q from the leader", co.Type)})
+		}
+	}
+}
+
+// heartbeatLoop sends a heartbeat every interval and declares the leader
+// hung when nothing at all arrived since the previous heartbeat (UI-02).
+func (s *session) heartbeatLoop(iv time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(iv)
+	defer t.Stop()
+	var sent time.Time
+	for {
+		select {
+		case <-s.dead:
+			return
+		case now := <-t.C:
+			if !sent.IsZero() && s.w.idle(now) > now.Sub(sent) {
+				s.die(ErrLeaderUnresponsive, fmt.Errorf("nothing received from the leader for %v (heartbeat every %v)",
+					s.w.idle(now).Round(time.Millisecond), iv))
+				return
+			}
+			s.w.send(false, ids.Next(), s.c.cfg.timeoutMS(), &protocol.ConnObject{Type: protocol.KindHeartbeat}, nil)
+			sent = now
+		}
+	}
+}
+
+// register joins the channel: register_channel, resent every
+// responseTimeout+registerRetry while the connection lives (CC-045); any
+// answer to any of the requests counts, so a leader that answers late
+// (its real client was slow to start) costs no extra wait. It returns the
+// leader's ready error as readyErr; err is a failure of the session itself
+// (dead connection, refused handshake, malformed answer).
+func (s *session) register(ctx context.Context) (readyErr, err error) {
+	cfg := &s.c.cfg
+	ext := Ext{extKey: ourExt(cfg.codec)}
+	info := PeerInfo{Channel: s.c.name, Transport: cfg.transport.Name(), Addr: cfg.addr, Conn: s.w.conn}
+	if hs := cfg.handshake; hs != nil {
+		hctx, cancel := context.WithTimeout(ctx, cfg.responseTimeout)
+		hello, err := hs.Hello(hctx, info)
+		cancel()
+		if err != nil {
+			return nil, s.regErr(ErrHandshake, err)
+		}
+		for k, v := range hello {
+			ext[k] = v
+		}
+	}
+	co := protocol.ConnObject{Type: protocol.KindRegisterChannel, ChannelName: s.c.name, Ext: ext}
+	for attempt := 1; ; attempt++ {
+		id := ids.Next()
+		s.regMu.Lock()
+		s.regIDs = append(s.regIDs, id)
+		s.regMu.Unlock()
+		if err := s.w.send(false, id, cfg.timeoutMS(), &co, nil); err != nil {
+			return nil, s.regErr(ErrLeaderLost, err)
+		}
+		wait := time.NewTimer(cfg.responseTimeout)
+		var ans regAnswer
+		got := false
+		select {
+		case ans = <-s.regCh:
+			got = true
+		case <-wait.C:
+		case <-s.dead:
+		case <-ctx.Done():
+		}
+		wait.Stop()
+		if !got {
+			select {
+			case <-s.dead:
+				return nil, s.err()
+			case <-ctx.Done():
+				return nil, s.regErr(ErrClosed, ctx.Err())
+			default:
+			}
+			s.log.Warn("register timed out; will retry", slog.Int("attempt", attempt),
+				slog.Duration("timeout", cfg.responseTimeout), slog.Duration("retry", cfg.registerRetry))
+			retry := time.NewTimer(cfg.registerRetry)
+			select {
+			case ans = <-s.regCh:
+				got = true
+			case <-retry.C:
+			case <-s.dead:
+			case <-ctx.Done():
+			}
+			retry.Stop()
+			if !got {
+				select {
+				case <-s.dead:
+					return nil, s.err()
+				case <-ctx.Done():
+					return nil, s.regErr(ErrClosed, ctx.Err())
+				default:
+				}
+				continue
+			}
+		}
+		return s.answer(ctx, info, ans)
+	}
+}
+
+func (s *session) regErr(kind, err error) error {
+	return &Error{Op: "register", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Kind: kind, Err: err}
+}
+
+// answer checks the leader's register reply.
+func (s *session) answer(ctx context.Context, info PeerInfo, ans regAnswer) (readyErr, err error) {
+	cfg := &s.c.cfg
+	if raw, ok := ans.co.Ext[extKey]; ok {
+		var li extInfo
+		if json.Unmarshal(raw, &li) == nil && li.Codec != "" && li.Codec != cfg.codec.Name() {
+			return nil, s.regErr(ErrProtocol, fmt.Errorf("codec mismatch: leader speaks %q, this follower %q", li.Codec, cfg.codec.Name()))
+		}
+	}
+	var rep regReply
+	if len(ans.app) == 0 {
+		return nil, s.regErr(ErrProtocol, errors.New("register reply without a body"))
+	}
+	if err := cfg.codec.Decode(ans.app, &rep); err != nil {
+		return nil, s.regErr(ErrProtocol, fmt.Errorf("register reply: %w", err))
+	}
+	if !rep.Success {
+		re := rep.Error
+		if re == nil {
+			re = &protocol.RemoteError{Name: "Error", Message: "register refused without a reason"}
+		}
+		kind := sentinelOf(re)
+		switch kind {
+		case ErrHandshake, ErrProtocol:
+			return nil, s.regErr(kind, re)
+		case nil:
+			kind = ErrNotReady
+		}
+		return &Error{Op: "ready", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Kind: kind, Err: re}, nil
+	}
+	if hs := cfg.handshake; hs != nil {
+		hctx, cancel := context.WithTimeout(ctx, cfg.responseTimeout)
+		err := hs.Confirm(hctx, info, ans.co.Ext)
+		cancel()
+		if err != nil {
+			return nil, s.regErr(ErrHandshake, err)
+		}
+	}
+	return nil, nil
+}
+
+// invoke sends one call; oneway calls return once queued.
+func (s *session) invoke(ctx context.Context, method string, args []any, oneway bool) (Result, error) {
+	cfg := &s.c.cfg
+	buf := getBuf()
+	defer putBuf(buf)
+	for i, a := range args {
+		var err error
+		if *buf, err = protocol.AppendArg(*buf, cfg.codec, a); err != nil {
+			return Result{}, &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method,
+				Kind: ErrProtocol, Err: fmt.Errorf("argument %d: %w", i, err)}
+		}
+	}
+	co := protocol.ConnObject{Type: protocol.KindInvoke, Method: method, ArgLength: len(args), Oneway: oneway}
+	id := ids.Next()
+	if oneway {
+		return Result{}, s.sendErr(method, s.w.send(false, id, cfg.timeoutMS(), &co, *buf))
+	}
+	c := getCall(id)
+	c.method = method
+	if err := s.pend.add(c); err != nil {
+		putCall(c)
+		return Result{}, errNotSent
+	}
+	if err := s.w.send(false, id, cfg.timeoutMS(), &co, *buf); err != nil {
+		if s.pend.remove(c) {
+			putCall(c)
+			return Result{}, s.sendErr(method, err)
+		}
+		<-c.ch // failed by die at the same moment: it was never sent
+		putCall(c)
+		return Result{}, errNotSent
+	}
+	select {
+	case <-c.ch:
+	case <-ctx.Done():
+		if s.pend.remove(c) {
+			putCall(c)
+			return Result{}, &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method, Err: ctx.Err()}
+		}
+		<-c.ch
+	}
+	ok, data, err := c.ok, c.data, c.err
+	putCall(c)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Op == "connection" {
+			// The session died with the call in flight.
+			return Result{}, &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method,
+				Kind: ErrLeaderLost, Err: e}
+		}
+		return Result{}, err
+	}
+	if ok {
+		return Result{codec: cfg.codec, data: data}, nil
+	}
+	re := new(protocol.RemoteError)
+	if derr := cfg.codec.Decode(data, re); derr != nil || (re.Message == "" && re.Name == "") {
+		re = &protocol.RemoteError{Name: "Error", Message: fmt.Sprintf("undecodable error reply (%d bytes): %v", len(data), derr)}
+	}
+	return Result{}, &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method,
+		Kind: sentinelOf(re), Err: re}
+}
+
+// sendErr maps a send failure: a closed connection means the call was not
+// sent (retried in the next term); a full buffer fails the call.
+func (s *session) sendErr(method string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrOverloaded):
+		return &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method, Kind: ErrOverloaded}
+	default:
+		return errNotSent
+	}
+}
+
+func (s *session) sendSub(key string, reg json.RawMessage, sub bool) {
+	typ := protocol.KindSubscribe
+	if !sub {
+		typ = protocol.KindUnsubscribe
+	}
+	s.w.send(false, ids.Next(), s.c.cfg.timeoutMS(), &protocol.ConnObject{Type: typ, Key: key, Reg: reg}, nil)
+}

@@ -1,0 +1,724 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-clusterclient/clusterclient/protocol"
+	"github.com/go-clusterclient/clusterclient/transport"
+)
+
+// ids is the process's request id counter (Node's is per process too).
+var ids protocol.IDs
+
+// extKey is the register_channel extension field of Go peers.
+const extKey = "clusterclient"
+
+// extInfo is what a Go peer says about itself in register_channel and in
+// the reply. A Node peer sends none and ignores ours.
+type extInfo struct {
+	V     int    `json:"v"`
+	Codec string `json:"codec"`
+}
+
+func ourExt(codec protocol.Codec) json.RawMessage {
+	b, _ := json.Marshal(extInfo{V: 1, Codec: codec.Name()})
+	return b
+}
+
+// regReply is register_channel_res's app object.
+type regReply struct {
+	Success bool                  `json:"success"`
+	Error   *protocol.RemoteError `json:"error,omitempty"`
+}
+
+// server is the accept loop and channel demultiplexer attached to one
+// shared listener (election.Lease.Attach): it reads each new connection's
+// register_channel and hands the connection to that channel's leader, or
+// answers at once that the channel has no leader here (SRC-01).
+//
+// Concurrency: safe for concurrent use.
+type server struct {
+	ln       net.Listener
+	addr     string // "<transport> <address>" for messages
+	limits   protocol.Limits
+	deadline time.Duration
+	maxBuf   int
+	log      *slog.Logger
+
+	mu       sync.Mutex
+	channels map[string]*leaderTerm
+	unrouted map[*wire]struct{}
+	closing  bool
+	failed   error
+	wg       sync.WaitGroup
+}
+
+func newServer(ln net.Listener, t transport.Transport, addr string, cfg *config) *server {
+	s := &server{
+		ln:       ln,
+		addr:     t.Name() + " " + addr,
+		limits:   cfg.limits,
+		deadline: cfg.registerDeadline,
+		maxBuf:   cfg.maxWriteBuffer,
+		log:      cfg.logger.With(slog.String("transport", t.Name()), slog.String("addr", addr)),
+		channels: make(map[string]*leaderTerm),
+		unrouted: make(map[*wire]struct{}),
+	}
+	s.wg.Add(1)
+	go s.acceptLoop()
+	return s
+}
+
+// Close is called by the election registry when the last channel on the
+// address released its lease: stop accepting and drop connections that
+// never registered.
+func (s *server) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	for w := range s.unrouted {
+		w.close(ErrClosed)
+	}
+	s.mu.Unlock()
+	s.ln.Close()
+	s.wg.Wait()
+	return nil
+}
+
+// add makes lt the leader of its channel on this listener. It fails when
+// the listener already failed or is closing.
+func (s *server) add(lt *leaderTerm) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed != nil {
+		return s.failed
+	}
+	if s.closing {
+		return ErrClosed
+	}
+	s.channels[lt.c.name] = lt
+	return nil
+}
+
+func (s *server) remove(lt *leaderTerm) {
+	s.mu.Lock()
+	if s.channels[lt.c.name] == lt {
+		delete(s.channels, lt.c.name)
+	}
+	s.mu.Unlock()
+}
+
+func (s *server) acceptLoop() {
+	defer s.wg.Done()
+	backoff := 5 * time.Millisecond
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return
+			}
+			if !errors.Is(err, net.ErrClosed) && !errors.Is(err, transport.ErrClosed) {
+				// EMFILE, ECONNABORTED, ...: wait and go on.
+				s.log.Warn("accept failed; retrying", slog.Any("error", err), slog.Duration("backoff", backoff))
+				time.Sleep(backoff)
+				backoff = min(2*backoff, time.Second)
+				continue
+			}
+			s.fail(err)
+			return
+		}
+		backoff = 5 * time.Millisecond
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			conn.Close()
+			continue
+		}
+		w := newWire(conn, s.maxBuf)
+		s.unrouted[w] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.route(w)
+	}
+}
+
+// fail is the listener dying under us (closed from outside, CC-017): every
+// channel leading on it ends its term and elects again.
+func (s *server) fail(err error) {
+	s.mu.Lock()
+	s.failed = &Error{Op: "accept", Addr: s.addr, Kind: ErrListener, Err: err}
+	lts := make([]*leaderTerm, 0, len(s.channels))
+	for _, lt := range s.channels {
+		lts = append(lts, lt)
+	}
+	for w := range s.unrouted {
+		w.close(ErrListener)
+	}
+	failed := s.failed
+	s.mu.Unlock()
+	s.log.Warn("leader listener failed", slog.Any("error", err))
+	for _, lt := range lts {
+		lt.lose(failed)
+	}
+}
+
+// route reads a new connection's first frames until register_channel and
+// hands it to the channel's leader.
+func (s *server) route(w *wire) {
+	defer s.wg.Done()
+	routed := false
+	defer func() {
+		if !routed {
+			s.mu.Lock()
+			delete(s.unrouted, w)
+			s.mu.Unlock()
+			w.close(nil)
+			w.wait()
+		}
+	}()
+	w.conn.SetReadDeadline(time.Now().Add(s.deadline))
+	r := protocol.NewReader(w.conn, s.limits)
+	for {
+		p, err := r.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				s.log.Debug("dropping unregistered connection", slog.String("remote", w.conn.RemoteAddr().String()), slog.Any("error", err))
+			}
+			return
+		}
+		if p.Response {
+			continue
+		}
+		co, err := protocol.ParseConn(p.Conn)
+		if err != nil {
+			s.log.Debug("dropping unregistered connection", slog.Any("error", err))
+			return
+		}
+		switch co.Type {
+		case protocol.KindHeartbeat:
+			w.send(true, p.ID, p.Timeout, &protocol.ConnObject{Type: protocol.KindHeartbeatRes}, nil)
+			continue
+		case protocol.KindRegisterChannel:
+		default:
+			s.log.Debug("dropping connection that did not register first", slog.String("type", co.Type))
+			return
+		}
+		s.mu.Lock()
+		lt := s.channels[co.ChannelName]
+		if lt != nil {
+			delete(s.unrouted, w)
+		}
+		s.mu.Unlock()
+		if lt == nil || !lt.adopt(w, r, p.ID, p.Timeout, &co) {
+			s.refuse(w, p.ID, p.Timeout, co.ChannelName)
+			return
+		}
+		routed = true
+		return
+	}
+}
+
+// refuse answers a register_channel for a channel that has no leader here
+// and hangs up. The reply is JSON-encoded {success:false,...} only if the
+// follower is a Go peer (it says which codec it speaks); a Node follower
+// gets serialize-json when the codec is available to a leader of another
+// channel here, else nothing (it then times out as with Node).
+func (s *server) refuse(w *wire, id int64, timeout int32, channel string) {
+	re := toRemote(fmt.Errorf("%w: channel %q has no leader on %s", ErrNoChannel, channel, s.addr))
+	re.Name, re.Code = "NoChannelError", CodeNoChannel
+	s.mu.Lock()
+	var codec protocol.Codec
+	for _, lt := range s.channels {
+		codec = lt.host.codec
+		break
+	}
+	s.mu.Unlock()
+	if codec == nil {
+		codec = protocol.JSON
+	}
+	app, err := codec.Append(nil, regReply{Error: re})
+	if err == nil {
+		w.send(true, id, timeout, &protocol.ConnObject{Type: protocol.KindRegisterChannelRes,
+			Ext: Ext{extKey: ourExt(codec)}}, app)
+	}
+	w.flushClose(ErrNoChannel, time.Second)
+}
+
+// leaderTerm is one channel's leadership on a listener for one term.
+type leaderTerm struct {
+	c     *Client
+	num   uint64
+	host  *host
+	srv   *server
+	addr  string
+	log   *slog.Logger
+	ctx   context.Context // handler contexts; cancelled when the term ends
+	stop  context.CancelFunc
+
+	mu     sync.Mutex
+	peers  map[*peer]struct{}
+	ended  bool
+	lost   chan struct{} // closed by lose
+	lostErr error
+	wg     sync.WaitGroup // peers' goroutines, the idle checker
+}
+
+func newLeaderTerm(c *Client, num uint64, h *host, srv *server) *leaderTerm {
+	ctx, stop := context.WithCancel(h.ctx)
+	lt := &leaderTerm{
+		c: c, num: num, host: h, srv: srv, addr: srv.addr, ctx: ctx, stop: stop,
+		log:   c.log.With(slog.String("role", RoleLeader.String()), slog.Uint64("term", num)),
+		peers: make(map[*peer]struct{}),
+		lost:  make(chan struct{}),
+	}
+	if iv := c.cfg.heartbeat; iv > 0 && c.cfg.idleCheck {
+		lt.wg.Add(1)
+		go lt.idleLoop(iv)
+	}
+	return lt
+}
+
+// lose ends the term from below (the listener failed).
+func (lt *leaderTerm) lose(err error) {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	if lt.lostErr == nil {
+		lt.lostErr = err
+		close(lt.lost)
+	}
+}
+
+// adopt takes over a connection whose first register_channel names this
+// channel; the calling goroutine becomes the connection's reader.
+func (lt *leaderTerm) adopt(w *wire, r *protocol.Reader, id int64, timeout int32, co *protocol.ConnObject) bool {
+	p := &peer{lt: lt, w: w, r: r, keys: make(map[string]struct{})}
+	p.acks = newPending(lt.c.cfg.responseTimeout, nil, p.ackExpired)
+	lt.mu.Lock()
+	if lt.ended {
+		lt.mu.Unlock()
+		return false
+	}
+	lt.peers[p] = struct{}{}
+	lt.wg.Add(1)
+	lt.mu.Unlock()
+	w.conn.SetReadDeadline(time.Time{})
+	defer lt.wg.Done()
+	p.register(id, timeout, co)
+	p.readLoop()
+	return true
+}
+
+// end closes every follower connection, waits for the connections'
+// goroutines and running methods, and takes the channel off the listener.
+func (lt *leaderTerm) end() {
+	lt.srv.remove(lt)
+	lt.mu.Lock()
+	lt.ended = true
+	peers := make([]*peer, 0, len(lt.peers))
+	for p := range lt.peers {
+		peers = append(peers, p)
+	}
+	lt.mu.Unlock()
+	lt.stop()
+	for _, p := range peers {
+		p.close(ErrClosed)
+	}
+	lt.wg.Wait()
+}
+
+func (lt *leaderTerm) followers() int {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	n := 0
+	for p := range lt.peers {
+		if p.admitted.Load() {
+			n++
+		}
+	}
+	return n
+}
+
+// idleLoop drops followers that sent nothing for three intervals (CC-007).
+func (lt *leaderTerm) idleLoop(iv time.Duration) {
+	defer lt.wg.Done()
+	t := time.NewTicker(iv)
+	defer t.Stop()
+	for {
+		select {
+		case <-lt.ctx.Done():
+			return
+		case now := <-t.C:
+			lt.mu.Lock()
+			var idle []*peer
+			for p := range lt.peers {
+				if p.w.idle(now) > 3*iv {
+					idle = append(idle, p)
+				}
+			}
+			lt.mu.Unlock()
+			for _, p := range idle {
+				d := p.w.idle(now)
+				err := &Error{Op: "heartbeat", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader,
+					Kind: ErrFollowerIdle, Elapsed: d,
+					Err: fmt.Errorf("follower %s sent nothing for %v (max idle %v)", p.w.conn.RemoteAddr(), d.Round(time.Millisecond), 3*iv)}
+				lt.c.report(lt.num, RoleLeader, err)
+				p.close(err)
+			}
+		}
+	}
+}
+
+// peer is the leader's side of one follower connection.
+type peer struct {
+	lt       *leaderTerm
+	w        *wire
+	r        *protocol.Reader
+	acks     *pending
+	oneways  serial
+	admitted atomic.Bool
+
+	mu     sync.Mutex
+	keys   map[string]struct{}
+	closed bool
+}
+
+// deliver pushes a value as subscribe_result (subscriber; host lock held).
+func (p *peer) deliver(key string, data []byte) {
+	id := ids.Next()
+	c := getCall(id)
+	c.push, c.key = true, key
+	if err := p.acks.add(c); err != nil {
+		putCall(c)
+		return
+	}
+	err := p.w.send(false, id, p.lt.c.cfg.timeoutMS(), &protocol.ConnObject{Type: protocol.KindSubscribeResult, Key: key}, data)
+	if err != nil {
+		p.acks.remove(c)
+		putCall(c)
+		if errors.Is(err, ErrOverloaded) {
+			go p.close(&Error{Op: "push", Channel: p.lt.c.name, Addr: p.lt.addr, Role: RoleLeader, Key: key,
+				Kind: ErrOverloaded, Err: fmt.Errorf("follower %s does not read", p.w.conn.RemoteAddr())})
+		}
+		return
+	}
+	p.lt.c.stats.pushes.Add(1)
+}
+
+func (p *peer) ackExpired(c *call, _ error) {
+	lt := p.lt
+	lt.c.report(lt.num, RoleLeader, &Error{Op: "push", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader,
+		Key: c.key, Kind: ErrAckTimeout,
+		Err: fmt.Errorf("follower %s sent no acknowledgement for request %d within %v", p.w.conn.RemoteAddr(), c.id, lt.c.cfg.responseTimeout)})
+}
+
+// close drops the follower: its subscriptions leave the host (the last
+// subscriber of a key ends the upstream subscription).
+func (p *peer) close(reason error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	keys := make([]string, 0, len(p.keys))
+	for k := range p.keys {
+		keys = append(keys, k)
+	}
+	p.mu.Unlock()
+	p.w.close(reason)
+	p.acks.fail(ErrClosed)
+	p.lt.host.unsubscribeAll(p, keys)
+	p.lt.mu.Lock()
+	delete(p.lt.peers, p)
+	p.lt.mu.Unlock()
+}
+
+// readLoop serves the follower's requests until the connection ends.
+func (p *peer) readLoop() {
+	lt := p.lt
+	defer func() {
+		p.w.wait()
+		p.oneways.wait()
+	}()
+	for {
+		pk, err := p.r.Next()
+		if err != nil {
+			switch {
+			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), p.w.reason() != nil:
+				lt.log.Debug("follower disconnected", slog.String("remote", p.w.conn.RemoteAddr().String()))
+			default:
+				// A reset or a malformed frame (CC-050): drop this
+				// connection only; it is not an error of the cluster
+				// (RG-23).
+				lt.log.Warn("dropping follower connection", slog.String("remote", p.w.conn.RemoteAddr().String()), slog.Any("error", err))
+			}
+			p.close(err)
+			return
+		}
+		p.w.touch()
+		co, err := protocol.ParseConn(pk.Conn)
+		if err != nil {
+			lt.log.Warn("dropping follower connection", slog.Any("error", err))
+			p.close(err)
+			return
+		}
+		if pk.Response {
+			if co.Type == protocol.KindSubscribeResultRes {
+				p.acks.settle(pk.ID, true, nil)
+			}
+			continue
+		}
+		p.handle(pk, &co)
+	}
+}
+
+func (p *peer) handle(pk protocol.Packet, co *protocol.ConnObject) {
+	lt := p.lt
+	switch co.Type {
+	case protocol.KindHeartbeat:
+		p.w.send(true, pk.ID, pk.Timeout, &protocol.ConnObject{Type: protocol.KindHeartbeatRes}, nil)
+		return
+	case protocol.KindRegisterChannel:
+		p.register(pk.ID, pk.Timeout, co)
+		return
+	}
+	if !p.admitted.Load() {
+		lt.log.Debug("request before registration ignored", slog.String("type", co.Type))
+		return
+	}
+	switch co.Type {
+	case protocol.KindSubscribe, protocol.KindUnsubscribe:
+		key := co.Key
+		if key == "" {
+			key = protocol.SubscriptionKey(co.Reg)
+		}
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return
+		}
+		if co.Type == protocol.KindSubscribe {
+			p.keys[key] = struct{}{}
+		} else {
+			delete(p.keys, key)
+		}
+		p.mu.Unlock()
+		if co.Type == protocol.KindSubscribe {
+			lt.host.subscribe(key, co.Reg, p)
+		} else {
+			lt.host.unsubscribe(key, p)
+		}
+	case protocol.KindInvoke:
+		app := append([]byte(nil), pk.App...)
+		id, timeout, method, argc := pk.ID, pk.Timeout, co.Method, co.ArgLength
+		if co.Oneway {
+			p.oneways.do(func() { p.serve(id, timeout, method, argc, app, true) })
+			return
+		}
+		lt.wg.Add(1)
+		go func() {
+			defer lt.wg.Done()
+			p.serve(id, timeout, method, argc, app, false)
+		}()
+	default:
+		// SRC-04: report, keep the connection.
+		lt.c.report(lt.num, RoleLeader, &Error{Op: "request", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader,
+			Kind: ErrProtocol, Err: fmt.Errorf("unsupported request type %q from %s", co.Type, p.w.conn.RemoteAddr())})
+	}
+}
+
+// register answers register_channel once the real client is ready
+// (RG-17, SRC-24), with the ready error if it failed.
+func (p *peer) register(id int64, timeout int32, co *protocol.ConnObject) {
+	lt := p.lt
+	cfg := &lt.c.cfg
+	replyExt := Ext{extKey: ourExt(cfg.codec)}
+	refuse := func(err error) {
+		p.reply(id, timeout, toRemote(err), replyExt)
+		go p.w.flushClose(err, time.Second)
+	}
+	if raw, ok := co.Ext[extKey]; ok {
+		var info extInfo
+		if json.Unmarshal(raw, &info) == nil && info.Codec != "" && info.Codec != cfg.codec.Name() {
+			refuse(&Error{Op: "register", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader, Kind: ErrProtocol,
+				Err: fmt.Errorf("codec mismatch: leader speaks %q, follower %q", cfg.codec.Name(), info.Codec)})
+			return
+		}
+	}
+	if hs := cfg.handshake; hs != nil {
+		ctx, cancel := context.WithTimeout(lt.ctx, cfg.responseTimeout)
+		ext, err := hs.Admit(ctx, PeerInfo{Channel: lt.c.name, Transport: cfg.transport.Name(), Addr: cfg.addr, Conn: p.w.conn}, co.Ext)
+		cancel()
+		if err != nil {
+			lt.log.Warn("follower refused by the handshake", slog.String("remote", p.w.conn.RemoteAddr().String()), slog.Any("error", err))
+			refuse(&Error{Op: "register", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader, Kind: ErrHandshake, Err: err})
+			return
+		}
+		for k, v := range ext {
+			replyExt[k] = v
+		}
+	}
+	p.admitted.Store(true)
+	answer := func() {
+		var re *protocol.RemoteError
+		if err := lt.host.err; err != nil {
+			re = toRemote(err)
+		}
+		p.reply(id, timeout, re, replyExt)
+	}
+	if lt.host.isReady() {
+		answer()
+		return
+	}
+	lt.wg.Add(1)
+	go func() {
+		defer lt.wg.Done()
+		select {
+		case <-lt.host.ready:
+			answer()
+		case <-p.w.closed:
+		}
+	}()
+}
+
+func (p *peer) reply(id int64, timeout int32, re *protocol.RemoteError, ext Ext) {
+	codec := p.lt.c.cfg.codec
+	app, err := codec.Append(nil, regReply{Success: re == nil, Error: re})
+	if err != nil {
+		p.lt.log.Error("cannot encode the register reply", slog.Any("error", err))
+		return
+	}
+	p.w.send(true, id, timeout, &protocol.ConnObject{Type: protocol.KindRegisterChannelRes, Ext: ext}, app)
+}
+
+// serve runs one invoke from the follower and answers it, unless it is
+// oneway or outlived the caller's timeout (CC-013: the late reply is
+// dropped and reported).
+func (p *peer) serve(id int64, timeout int32, method string, argc int, app []byte, oneway bool) {
+	lt := p.lt
+	start := time.Now()
+	ctx, cancel := lt.ctx, context.CancelFunc(func() {})
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, protocol.Timeout(timeout))
+	}
+	defer cancel()
+	var res any
+	args, err := protocol.SplitArgs(app, argc)
+	if err != nil {
+		err = &Error{Op: "invoke", Channel: lt.c.name, Method: method, Kind: ErrProtocol, Err: err}
+	} else {
+		res, err = lt.host.call(ctx, method, Args{codec: lt.host.codec, enc: args})
+	}
+	lt.c.stats.served.Add(1)
+	if oneway {
+		if err != nil {
+			lt.c.report(lt.num, RoleLeader, &Error{Op: "invoke", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader,
+				Method: method, Kind: sentinelFor(err), Err: err})
+		}
+		return
+	}
+	if elapsed := time.Since(start); timeout > 0 && elapsed > protocol.Timeout(timeout) {
+		lt.c.report(lt.num, RoleLeader, &Error{Op: "invoke", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader,
+			Method: method, Kind: ErrLeaderTimeout, Elapsed: elapsed,
+			Err: fmt.Errorf("request %d from %s took %v, its timeout is %v: reply dropped", id, p.w.conn.RemoteAddr(),
+				elapsed.Round(time.Millisecond), protocol.Timeout(timeout))})
+		return
+	}
+	codec := lt.host.codec
+	buf := getBuf()
+	defer putBuf(buf)
+	ok := err == nil
+	if ok {
+		if r, isRaw := res.(protocol.Raw); isRaw && len(r) == 0 {
+			res = nil
+		}
+		var encErr error
+		if *buf, encErr = codec.Append((*buf)[:0], res); encErr != nil {
+			ok = false
+			err = &Error{Op: "invoke", Channel: lt.c.name, Method: method, Kind: ErrProtocol,
+				Err: fmt.Errorf("cannot encode the result (%T) with the %s codec: %w", res, codec.Name(), encErr)}
+		}
+	}
+	if !ok {
+		var encErr error
+		if *buf, encErr = codec.Append((*buf)[:0], toRemote(err)); encErr != nil {
+			lt.log.Error("cannot encode an error reply", slog.Any("error", encErr))
+			return
+		}
+	}
+	p.w.send(true, id, timeout, &protocol.ConnObject{Type: protocol.KindInvokeResult, Success: ok}, *buf)
+}
+
+// sentinelFor returns the package sentinel an error maps to, if any.
+func sentinelFor(err error) error {
+	var re *protocol.RemoteError
+	if errors.As(err, &re) {
+		return sentinelOf(re)
+	}
+	return nil
+}
+
+// bufPool holds encode buffers for requests and replies.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) > keepBuf {
+		return
+	}
+	*b = (*b)[:0]
+	bufPool.Put(b)
+}
+
+// serial runs functions one at a time, in order, on a goroutine that
+// exists only while there is work (a follower's one-way calls run in the
+// order they arrived, without blocking its reader).
+type serial struct {
+	mu      sync.Mutex
+	q       []func()
+	running bool
+	wg      sync.WaitGroup
+}
+
+func (s *serial) do(f func()) {
+	s.mu.Lock()
+	s.q = append(s.q, f)
+	if !s.running {
+		s.running = true
+		s.wg.Add(1)
+		go s.run()
+	}
+	s.mu.Unlock()
+}
+
+func (s *serial) run() {
+	defer s.wg.Done()
+	for {
+		s.mu.Lock()
+		if len(s.q) == 0 {
+			s.running = false
+			s.mu.Unlock()
+			return
+		}
+		f := s.q[0]
+		s.q[0] = nil
+		s.q = s.q[1:]
+		s.mu.Unlock()
+		f()
+	}
+}
+
+func (s *serial) wait() { s.wg.Wait() }
+

@@ -1,0 +1,468 @@
+package cluster
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/go-clusterclient/clusterclient/election"
+	"github.com/go-clusterclient/clusterclient/protocol"
+	"github.com/go-clusterclient/clusterclient/transport"
+	"github.com/go-clusterclient/clusterclient/transport/tcp"
+)
+
+// Defaults. They are Node's (cluster-client 3.7.0) unless said otherwise.
+const (
+	// DefaultResponseTimeout bounds a follower's call from the moment it is
+	// sent to the leader until its answer (Node's responseTimeout). It is
+	// also the deadline the leader gives the real client's method, and how
+	// long the leader waits for a follower to acknowledge a pushed value.
+	DefaultResponseTimeout = 3 * time.Second
+	// DefaultHeartbeatInterval: a follower sends a heartbeat this often; the
+	// leader drops a follower silent for three intervals, and a follower
+	// drops a leader that answers nothing for two.
+	DefaultHeartbeatInterval = 20 * time.Second
+	// DefaultConnectTimeout bounds one dial to the leader's address.
+	DefaultConnectTimeout = 10 * time.Second
+	// DefaultMaxWait is how long a forced follower waits for a leader.
+	DefaultMaxWait = 30 * time.Second
+	// DefaultRegisterRetry: how long a follower waits before sending
+	// register_channel again when the leader has not answered within the
+	// response timeout (Node: 3 s), and before electing again after a
+	// leader answered that it does not lead the channel.
+	DefaultRegisterRetry = 3 * time.Second
+	// DefaultRegisterDeadline is how long the leader waits for a new
+	// connection's register_channel before dropping it (Node waits
+	// forever).
+	DefaultRegisterDeadline = 10 * time.Second
+	// DefaultMaxWriteBuffer bounds the bytes queued on one connection that
+	// the peer has not read yet (not in Node). Beyond it a leader drops the
+	// follower and a follower's call fails with ErrOverloaded.
+	DefaultMaxWriteBuffer = 32 << 20
+	// DefaultEventBuffer is how many events (and subscription deliveries)
+	// may wait for the client's callback goroutine before events are
+	// dropped (deliveries are never dropped) and counted in Stats.
+	DefaultEventBuffer = 1024
+)
+
+// Environment variables read by New when the matching option is not given.
+const (
+	// EnvPort sets the port of the default address (Node's
+	// NODE_CLUSTER_CLIENT_PORT). It applies to transports whose addresses
+	// are host:port; the host stays the transport's default (127.0.0.1).
+	EnvPort = "CLUSTER_CLIENT_PORT"
+	// EnvSingleMode = "1" selects single mode (Node's
+	// NODE_CLUSTER_CLIENT_SINGLE_MODE).
+	EnvSingleMode = "CLUSTER_CLIENT_SINGLE_MODE"
+)
+
+// Mode selects how the client takes part in the election: Auto (the
+// default: the first process to bind the address leads), ForceLeader (egg's
+// agent: bind or fail) or ForceFollower (egg's workers: wait for a leader up
+// to the maximum wait).
+type Mode = election.Mode
+
+// Election modes (re-exported from package election).
+const (
+	Auto          = election.Auto
+	ForceLeader   = election.ForceLeader
+	ForceFollower = election.ForceFollower
+)
+
+// Option configures New.
+type Option func(*config) error
+
+type config struct {
+	transport         transport.Transport
+	addr              string
+	addrSet           bool
+	codec             protocol.Codec
+	responseTimeout   time.Duration
+	heartbeat         time.Duration
+	idleCheck         bool
+	connectTimeout    time.Duration
+	maxWait           time.Duration
+	subscribeTimeout  time.Duration
+	registerRetry     time.Duration
+	registerDeadline  time.Duration
+	maxWriteBuffer    int
+	eventBuffer       int
+	broadcast         bool
+	mode              Mode
+	single            bool
+	singleSet         bool
+	logger            *slog.Logger
+	onEvent           func(Event)
+	limits            protocol.Limits
+	registry          *election.Registry
+	handshake         Handshake
+	electionBackoffLo time.Duration
+	electionBackoffHi time.Duration
+}
+
+func defaultConfig() config {
+	return config{
+		codec:            protocol.JSON,
+		responseTimeout:  DefaultResponseTimeout,
+		heartbeat:        DefaultHeartbeatInterval,
+		idleCheck:        true,
+		connectTimeout:   DefaultConnectTimeout,
+		maxWait:          DefaultMaxWait,
+		registerRetry:    DefaultRegisterRetry,
+		registerDeadline: DefaultRegisterDeadline,
+		maxWriteBuffer:   DefaultMaxWriteBuffer,
+		eventBuffer:      DefaultEventBuffer,
+		broadcast:        true,
+		mode:             Auto,
+	}
+}
+
+func optErr(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
+}
+
+// WithTransport selects the medium (default: TCP, tcp.New(tcp.Config{}),
+// on 127.0.0.1:7777).
+func WithTransport(t transport.Transport) Option {
+	return func(c *config) error {
+		if t == nil {
+			return optErr("nil transport")
+		}
+		c.transport = t
+		return nil
+	}
+}
+
+// WithAddr sets the address competed for (default: the transport's default
+// address, with the port from CLUSTER_CLIENT_PORT when set).
+func WithAddr(addr string) Option {
+	return func(c *config) error {
+		if addr == "" {
+			return optErr("empty address")
+		}
+		c.addr, c.addrSet = addr, true
+		return nil
+	}
+}
+
+// WithPort sets the port of the transport's default host:port address
+// (Node's port option). It must be in 1..65535 (RG-04: Node once waited a
+// minute on "port:undefined").
+func WithPort(port int) Option {
+	return func(c *config) error {
+		if port < 1 || port > 65535 {
+			return optErr("port should be a number in 1..65535, but got %d", port)
+		}
+		c.addr, c.addrSet = ":"+strconv.Itoa(port), true // host filled in by New
+		return nil
+	}
+}
+
+// WithCodec selects the codec of app objects (arguments, results, pushed
+// values). Default protocol.JSON; use protocol.SerializeJSON in clusters
+// that mix Go and Node processes. Every process of a channel must use the
+// same codec (a Go leader refuses a Go follower that announces another).
+func WithCodec(codec protocol.Codec) Option {
+	return func(c *config) error {
+		if codec == nil {
+			return optErr("nil codec")
+		}
+		c.codec = codec
+		return nil
+	}
+}
+
+// WithResponseTimeout sets the response timeout (default
+// DefaultResponseTimeout). It must be positive and at most 2^31-1 ms (the
+// wire's timeout field).
+func WithResponseTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 || d.Milliseconds() > math.MaxInt32 || d < time.Millisecond {
+			return optErr("response timeout %v must be between 1ms and %v", d, time.Duration(math.MaxInt32)*time.Millisecond)
+		}
+		c.responseTimeout = d
+		return nil
+	}
+}
+
+// WithHeartbeatInterval sets the heartbeat interval (default
+// DefaultHeartbeatInterval). Zero turns heartbeats off entirely: followers
+// send none and neither side checks liveness, so a hung leader is then only
+// noticed through call timeouts. Not for KCP, which has no FIN.
+func WithHeartbeatInterval(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return optErr("heartbeat interval %v is negative", d)
+		}
+		c.heartbeat = d
+		return nil
+	}
+}
+
+// WithIdleCheck turns the leader's check for idle followers on or off
+// (default on; Node's isCheckHeartbeat).
+func WithIdleCheck(on bool) Option {
+	return func(c *config) error { c.idleCheck = on; return nil }
+}
+
+// WithConnectTimeout bounds one dial to the leader (default
+// DefaultConnectTimeout).
+func WithConnectTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return optErr("connect timeout %v must be positive", d)
+		}
+		c.connectTimeout = d
+		return nil
+	}
+}
+
+// WithMaxWait sets how long a forced follower waits for a leader (default
+// DefaultMaxWait).
+func WithMaxWait(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return optErr("max wait %v must be positive", d)
+		}
+		c.maxWait = d
+		return nil
+	}
+}
+
+// WithSubscribeTimeout reports ErrSubscribeTimeout (once per key) when a new
+// subscription gets no value within d. Zero (the default) turns it off. A
+// key that already has a cached value never times out (RG-02).
+func WithSubscribeTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return optErr("subscribe timeout %v is negative", d)
+		}
+		c.subscribeTimeout = d
+		return nil
+	}
+}
+
+// WithRegisterRetry sets the pause before a follower registers again
+// (default DefaultRegisterRetry).
+func WithRegisterRetry(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return optErr("register retry %v must be positive", d)
+		}
+		c.registerRetry = d
+		return nil
+	}
+}
+
+// WithRegisterDeadline sets how long a leader waits for a new connection to
+// register (default DefaultRegisterDeadline).
+func WithRegisterDeadline(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return optErr("register deadline %v must be positive", d)
+		}
+		c.registerDeadline = d
+		return nil
+	}
+}
+
+// WithMaxWriteBuffer bounds the unread bytes queued on one connection
+// (default DefaultMaxWriteBuffer).
+func WithMaxWriteBuffer(n int) Option {
+	return func(c *config) error {
+		if n < 64<<10 {
+			return optErr("max write buffer %d is below 64 KiB", n)
+		}
+		c.maxWriteBuffer = n
+		return nil
+	}
+}
+
+// WithBroadcast turns broadcast on (the default: every subscriber gets
+// every value, and late subscribers get the cached value) or off (each
+// value goes to one subscriber chosen at random, and nothing is replayed;
+// Node's isBroadcast: false, CC-016).
+func WithBroadcast(on bool) Option {
+	return func(c *config) error { c.broadcast = on; return nil }
+}
+
+// WithMode forces a role (default Auto).
+func WithMode(m Mode) Option {
+	return func(c *config) error {
+		if m < Auto || m > ForceFollower {
+			return optErr("unknown mode %d", int(m))
+		}
+		c.mode = m
+		return nil
+	}
+}
+
+// WithSingleMode selects single mode: no network, one real client per name
+// in this process shared by every Client of that name (default: from
+// CLUSTER_CLIENT_SINGLE_MODE).
+func WithSingleMode(on bool) Option {
+	return func(c *config) error { c.single, c.singleSet = on, true; return nil }
+}
+
+// WithLogger sets the logger (default: slog.Default()). Records carry the
+// attributes channel, addr, role and term.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return optErr("nil logger")
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// WithEventHandler receives role changes, readiness, lost leaders,
+// background errors and the real client's own events (see Event). The
+// handler runs on the client's callback goroutine, in order, after the
+// events happened; it must not block for long (it delays subscription
+// deliveries).
+func WithEventHandler(h func(Event)) Option {
+	return func(c *config) error {
+		if h == nil {
+			return optErr("nil event handler")
+		}
+		c.onEvent = h
+		return nil
+	}
+}
+
+// WithEventBuffer bounds the events waiting for the event handler (default
+// DefaultEventBuffer); events beyond it are dropped and counted.
+func WithEventBuffer(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return optErr("event buffer %d must be positive", n)
+		}
+		c.eventBuffer = n
+		return nil
+	}
+}
+
+// WithLimits bounds the frames this client accepts (default
+// protocol.DefaultLimits).
+func WithLimits(l protocol.Limits) Option {
+	return func(c *config) error {
+		if l.MaxConnLen < 0 || l.MaxAppLen < 0 {
+			return optErr("negative limits %+v", l)
+		}
+		c.limits = l
+		return nil
+	}
+}
+
+// WithRegistry sets the per-process table of listeners (default
+// election.Default). Clients that use different registries behave as if
+// they were in different processes; tests use it to run several "processes"
+// in one.
+func WithRegistry(r *election.Registry) Option {
+	return func(c *config) error {
+		if r == nil {
+			return optErr("nil registry")
+		}
+		c.registry = r
+		return nil
+	}
+}
+
+// WithHandshake plugs a session layer (authentication) into registration.
+// Default: none, which is what Node peers speak.
+func WithHandshake(h Handshake) Option {
+	return func(c *config) error {
+		if h == nil {
+			return optErr("nil handshake")
+		}
+		c.handshake = h
+		return nil
+	}
+}
+
+// WithElectionBackoff bounds the pause between failed probes of the
+// address (defaults election.DefaultMinBackoff .. election.DefaultMaxBackoff).
+func WithElectionBackoff(lo, hi time.Duration) Option {
+	return func(c *config) error {
+		if lo <= 0 || hi < lo {
+			return optErr("election backoff %v..%v: want 0 < min <= max", lo, hi)
+		}
+		c.electionBackoffLo, c.electionBackoffHi = lo, hi
+		return nil
+	}
+}
+
+// resolve applies the environment and fills what depends on other options.
+func (c *config) resolve(getenv func(string) string) error {
+	if !c.singleSet {
+		c.single = getenv(EnvSingleMode) == "1"
+	}
+	if c.transport == nil {
+		c.transport = tcp.New(tcp.Config{})
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	if c.registry == nil {
+		c.registry = election.Default
+	}
+	def := c.transport.DefaultAddr()
+	switch {
+	case c.addrSet && len(c.addr) > 0 && c.addr[0] == ':':
+		// WithPort: keep the default host.
+		host, _, err := net.SplitHostPort(def)
+		if err != nil {
+			return optErr("WithPort: the %s transport's addresses are not host:port (default %q)", c.transport.Name(), def)
+		}
+		c.addr = net.JoinHostPort(host, c.addr[1:])
+	case c.addrSet:
+	default:
+		c.addr = def
+		if v, ok := lookupEnv(getenv, EnvPort); ok {
+			port, err := strconv.Atoi(v)
+			if err != nil || port < 1 || port > 65535 {
+				return optErr("%s: port should be a number in 1..65535, but got %q", EnvPort, v)
+			}
+			host, _, err := net.SplitHostPort(def)
+			if err != nil {
+				return optErr("%s is set but the %s transport's addresses are not host:port (default %q)", EnvPort, c.transport.Name(), def)
+			}
+			c.addr = net.JoinHostPort(host, strconv.Itoa(port))
+		}
+	}
+	if c.heartbeat > 0 && c.heartbeat < time.Millisecond {
+		return optErr("heartbeat interval %v is below 1ms", c.heartbeat)
+	}
+	return nil
+}
+
+func lookupEnv(getenv func(string) string, name string) (string, bool) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	v := getenv(name)
+	return v, v != ""
+}
+
+// electionConfig is the election's view of the options.
+func (c *config) electionConfig(channel string) election.Config {
+	return election.Config{
+		Transport:   c.transport,
+		Addr:        c.addr,
+		Channel:     channel,
+		Mode:        c.mode,
+		DialTimeout: c.connectTimeout,
+		MaxWait:     c.maxWait,
+		MinBackoff:  c.electionBackoffLo,
+		MaxBackoff:  c.electionBackoffHi,
+		Logger:      c.logger,
+	}
+}
+
+// timeoutMS is the response timeout as the wire's int32 milliseconds.
+func (c *config) timeoutMS() int32 { return int32(c.responseTimeout.Milliseconds()) }

@@ -1,0 +1,252 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"reflect"
+
+	"github.com/go-clusterclient/clusterclient/protocol"
+)
+
+// Factory builds the real client. It runs only in the leader (or once per
+// name in single mode), once per leadership term, and it should return
+// when the real client is ready to serve (Node's ready()). Its error is the
+// ready error: every call on the leader and on every follower fails with
+// it until a new term starts (CC-032..CC-035).
+//
+// ctx is cancelled if the Client closes while the factory runs. emit lets
+// the real client raise its own events (see EventUpstream); it may be
+// called from any goroutine for as long as the real client lives, and does
+// nothing once the term ended.
+type Factory func(ctx context.Context, emit Emit) (*Service, error)
+
+// Emit raises an event of the real client on the Client that leads (in
+// single mode: on every Client sharing the real client). name is free
+// text; data may be an error, then Event.Err is set too.
+type Emit func(name string, data any)
+
+// Service declares what the real client offers. Only what is declared is
+// reachable from another process: an undeclared method (or operation) gets
+// an error reply naming it (ErrUnknownMethod), where Node's leader would
+// crash.
+//
+// Every function may be called concurrently from many goroutines, except
+// that Subscribe and Unsubscribe of one key never overlap. Nil fields are
+// simply not offered.
+type Service struct {
+	// Subscribe starts the one upstream subscription for reg. It is called
+	// once per distinct subscription key for the whole host, when the first
+	// subscriber of the key appears anywhere, and must return promptly. The
+	// real client calls push with each new value for reg, from any
+	// goroutine; push encodes the value at once (it may be reused after
+	// push returns) and never blocks.
+	Subscribe func(reg Reg, push func(value any)) error
+	// Unsubscribe ends the upstream subscription of reg when its last
+	// subscriber on the host left (Node never does this: SRC-05). Values
+	// pushed after it are dropped.
+	Unsubscribe func(reg Reg) error
+	// Publish receives every Client's Publish, and the replay of every
+	// remembered publication after a failover.
+	Publish func(ctx context.Context, reg Reg) error
+	// Unpublish receives Client.Unpublish (Node's unPublish delegated as a
+	// one-way invoke).
+	Unpublish func(ctx context.Context, reg Reg) error
+	// Methods are the named methods Invoke and InvokeOneway may call.
+	// "publish", "unPublish", "subscribe", "unSubscribe" and "close" are
+	// reserved for the fields above.
+	Methods map[string]Handler
+	// Close closes the real client. It is called exactly once per term,
+	// when the last Client using it closes or the term ends.
+	Close func(ctx context.Context) error
+}
+
+// Names reserved on the wire for the Service's operations.
+const (
+	methodPublish   = "publish"
+	methodUnpublish = "unPublish"
+)
+
+var reservedMethods = map[string]bool{
+	methodPublish: true, methodUnpublish: true,
+	"subscribe": true, "unSubscribe": true, "close": true,
+}
+
+func (s *Service) validate() error {
+	for name, h := range s.Methods {
+		if reservedMethods[name] {
+			return fmt.Errorf("%w: method name %q is reserved (use the Service field)", ErrInvalidOption, name)
+		}
+		if h == nil {
+			return fmt.Errorf("%w: method %q has a nil handler", ErrInvalidOption, name)
+		}
+	}
+	return nil
+}
+
+// Handler is a method of the real client. args are the caller's arguments,
+// decoded lazily; the result is encoded with the channel's codec (return a
+// protocol.Raw to send bytes already encoded). A panic becomes an error
+// reply (ErrPanic with the stack); the leader keeps serving.
+//
+// ctx carries the caller's deadline (the follower's response timeout) and
+// is cancelled when the leader's term ends.
+type Handler func(ctx context.Context, args Args) (any, error)
+
+// Args are the arguments of one call. On the leader they are the caller's
+// own Go values; from a follower they are encoded bytes, decoded on
+// demand. An Args is valid only during the call that received it.
+type Args struct {
+	codec protocol.Codec
+	enc   [][]byte // from a follower: one codec text per argument
+	vals  []any    // from this process: the values passed to Invoke
+}
+
+// Len returns the number of arguments.
+func (a Args) Len() int {
+	if a.vals != nil {
+		return len(a.vals)
+	}
+	return len(a.enc)
+}
+
+// Decode stores argument i in v, a non-nil pointer, as the codec's Decode
+// does. A local argument whose type matches *v exactly is assigned without
+// encoding (it is then the caller's own value, as in Node's leader); other
+// local arguments make a round trip through the codec.
+func (a Args) Decode(i int, v any) error {
+	if i < 0 || i >= a.Len() {
+		return fmt.Errorf("%w: argument %d of %d", ErrProtocol, i, a.Len())
+	}
+	if a.vals != nil {
+		return assign(a.codec, a.vals[i], v)
+	}
+	return a.codec.Decode(a.enc[i], v)
+}
+
+// Raw returns argument i as codec bytes (encoding a local argument).
+func (a Args) Raw(i int) (protocol.Raw, error) {
+	var r protocol.Raw
+	return r, a.Decode(i, &r)
+}
+
+// assign stores the Go value val in the pointer v: directly when the types
+// allow, else through the codec.
+func assign(codec protocol.Codec, val any, v any) error {
+	switch p := v.(type) {
+	case *any:
+		*p = val
+		return nil
+	case *protocol.Raw:
+		b, err := codec.Append(nil, val)
+		if err != nil {
+			return err
+		}
+		*p = b
+		return nil
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Pointer && !rv.IsNil() && val != nil {
+		if ev := reflect.ValueOf(val); ev.Type() == rv.Elem().Type() {
+			rv.Elem().Set(ev)
+			return nil
+		}
+	}
+	b, err := codec.Append(nil, val)
+	if err != nil {
+		return err
+	}
+	return codec.Decode(b, v)
+}
+
+// Reg is a registration: what a Client passed to Subscribe, Unsubscribe,
+// Publish or Unpublish, as the real client receives it.
+type Reg struct {
+	data  []byte
+	codec protocol.Codec
+	key   string
+}
+
+// Key returns the subscription key of a subscribe or unsubscribe
+// registration ("$$inner$$__" + its JSON text, as Node computes it); it is
+// empty for publications.
+func (r Reg) Key() string { return r.key }
+
+// Decode decodes the registration into v (a pointer), like json.Unmarshal.
+func (r Reg) Decode(v any) error { return r.codec.Decode(r.data, v) }
+
+// Bytes returns the registration as encoded: JSON for subscriptions, the
+// channel codec's bytes for publications. Do not modify it.
+func (r Reg) Bytes() []byte { return r.data }
+
+// String returns the registration's text.
+func (r Reg) String() string { return string(r.data) }
+
+// Value is one value delivered to a subscription listener. Each listener
+// decodes its own copy (CC-039), so listeners never share a map or slice.
+type Value struct {
+	data  []byte
+	codec protocol.Codec
+}
+
+// Decode decodes the value into v (a pointer).
+func (v Value) Decode(ptr any) error { return v.codec.Decode(v.data, ptr) }
+
+// Raw returns a copy of the value's codec bytes.
+func (v Value) Raw() protocol.Raw { return append(protocol.Raw(nil), v.data...) }
+
+// Result is the result of Invoke.
+type Result struct {
+	codec protocol.Codec
+	data  []byte // from the leader, encoded
+	val   any    // local call: the method's own result
+	local bool
+}
+
+// Decode stores the result in v, a non-nil pointer. A local result whose
+// type matches *v exactly is assigned as is; otherwise it is decoded.
+func (r Result) Decode(v any) error {
+	if r.local {
+		return assign(r.codec, r.val, v)
+	}
+	if len(r.data) == 0 {
+		return nil // undefined
+	}
+	return r.codec.Decode(r.data, v)
+}
+
+// Raw returns the result's codec bytes.
+func (r Result) Raw() (protocol.Raw, error) {
+	var raw protocol.Raw
+	return raw, r.Decode(&raw)
+}
+
+// Ext holds extension fields of register_channel and its reply (JSON
+// values keyed by name). A Node peer ignores them.
+type Ext = map[string]json.RawMessage
+
+// PeerInfo describes the two ends of a registration for a Handshake.
+type PeerInfo struct {
+	Channel   string
+	Transport string
+	Addr      string
+	// Conn is the connection being registered; it may implement
+	// transport.PeerCredentials (unix sockets).
+	Conn net.Conn
+}
+
+// Handshake is the session layer that authenticates registration in both
+// directions. A follower adds Hello's fields to its register_channel; the
+// leader's Admit checks them before anything else of the connection is
+// served, and returns the fields of its reply (or refuses with an error
+// sent back as ErrHandshake); the follower's Confirm checks the reply
+// before it trusts the leader. All three run once per connection.
+//
+// Node peers speak no handshake: with a Handshake set, a Node follower is
+// refused and a Node leader fails Confirm.
+type Handshake interface {
+	Hello(ctx context.Context, info PeerInfo) (Ext, error)
+	Admit(ctx context.Context, info PeerInfo, hello Ext) (Ext, error)
+	Confirm(ctx context.Context, info PeerInfo, reply Ext) error
+}
