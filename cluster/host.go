@@ -46,9 +46,9 @@ type host struct {
 
 	ctx    context.Context // cancelled when the term ends (factory and handler contexts derive from it)
 	cancel context.CancelFunc
-	ready  chan struct{}   // closed when the factory returned
-	err    error           // the factory's error (read after ready)
-	svc    *Service        // the real client (read after ready)
+	ready  chan struct{} // closed when the factory returned
+	err    error         // the factory's error (read after ready)
+	svc    *Service      // the real client (read after ready)
 
 	mu       sync.Mutex
 	topics   map[string]*topic

@@ -257,21 +257,21 @@ func (s *server) refuse(w *wire, id int64, timeout int32, channel string) {
 
 // leaderTerm is one channel's leadership on a listener for one term.
 type leaderTerm struct {
-	c     *Client
-	num   uint64
-	host  *host
-	srv   *server
-	addr  string
-	log   *slog.Logger
-	ctx   context.Context // handler contexts; cancelled when the term ends
-	stop  context.CancelFunc
+	c    *Client
+	num  uint64
+	host *host
+	srv  *server
+	addr string
+	log  *slog.Logger
+	ctx  context.Context // handler contexts; cancelled when the term ends
+	stop context.CancelFunc
 
-	mu     sync.Mutex
-	peers  map[*peer]struct{}
-	ended  bool
-	lost   chan struct{} // closed by lose
+	mu      sync.Mutex
+	peers   map[*peer]struct{}
+	ended   bool
+	lost    chan struct{} // closed by lose
 	lostErr error
-	wg     sync.WaitGroup // peers' goroutines, the idle checker
+	wg      sync.WaitGroup // peers' goroutines, the idle checker
 }
 
 func newLeaderTerm(c *Client, num uint64, h *host, srv *server) *leaderTerm {
@@ -721,4 +721,3 @@ func (s *serial) run() {
 }
 
 func (s *serial) wait() { s.wg.Wait() }
-

@@ -9,14 +9,14 @@ import (
 // on a follower, or a pushed value waiting for its acknowledgement on the
 // leader. Calls are pooled; ch is reused.
 type call struct {
-	id   int64
-	push bool   // a leader's push: nobody waits, expiry is reported
-	key  string // push: the subscription key
+	id     int64
+	push   bool   // a leader's push: nobody waits, expiry is reported
+	key    string // push: the subscription key
 	method string // invoke: the method (for messages)
-	ch   chan struct{}
-	ok   bool   // invoke_result success
-	data []byte // response app object (owned)
-	err  error
+	ch     chan struct{}
+	ok     bool   // invoke_result success
+	data   []byte // response app object (owned)
+	err    error
 }
 
 var callPool = sync.Pool{New: func() any { return &call{ch: make(chan struct{}, 1)} }}
@@ -41,9 +41,9 @@ func putCall(c *call) {
 //
 // Concurrency: safe for concurrent use.
 type pending struct {
-	timeout time.Duration
-	onPush  func(c *call, err error) // a push expired or was failed (no waiter)
-	onTimeout func(c *call) error    // the error a waiter gets on expiry
+	timeout   time.Duration
+	onPush    func(c *call, err error) // a push expired or was failed (no waiter)
+	onTimeout func(c *call) error      // the error a waiter gets on expiry
 
 	mu     sync.Mutex
 	m      map[int64]*call
