@@ -386,6 +386,19 @@ func (m *connMember) argLength() (int, error) {
 	if c := v[0]; c != '-' && (c < '0' || c > '9') {
 		return 0, fmt.Errorf("is %s, want a number", jsonKind(v))
 	}
+	if len(v) <= 9 { // the usual plain small integer, without ParseFloat
+		n := 0
+		for _, c := range v {
+			if c < '0' || c > '9' {
+				n = -1
+				break
+			}
+			n = n*10 + int(c-'0')
+		}
+		if n >= 0 {
+			return n, nil
+		}
+	}
 	f, err := strconv.ParseFloat(string(v), 64)
 	if err != nil || f < 0 || f > math.MaxInt32 || f != math.Trunc(f) {
 		return 0, fmt.Errorf("is %s, want an integer in [0, %d]", snippet(v, 32), math.MaxInt32)

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -256,17 +257,18 @@ func unquote(lit []byte, complex bool) string {
 	if !complex {
 		return string(body)
 	}
-	out := make([]byte, 0, len(body))
+	var out strings.Builder // its String does not copy: one allocation
+	out.Grow(len(body))
 	for i := 0; i < len(body); {
 		c := body[i]
 		if c != '\\' {
 			if c < utf8.RuneSelf {
-				out = append(out, c)
+				out.WriteByte(c)
 				i++
 				continue
 			}
 			r, size := decodeRuneJS(body[i:])
-			out = utf8.AppendRune(out, r) // U+FFFD for invalid bytes
+			out.WriteRune(r) // U+FFFD for invalid bytes
 			i += size
 			continue
 		}
@@ -277,32 +279,32 @@ func unquote(lit []byte, complex bool) string {
 			if utf16.IsSurrogate(r) {
 				if r < 0xDC00 && i+6 <= len(body) && body[i] == '\\' && body[i+1] == 'u' {
 					if r2 := utf16.DecodeRune(r, hex4(body[i+2:])); r2 != utf8.RuneError {
-						out = utf8.AppendRune(out, r2)
+						out.WriteRune(r2)
 						i += 6
 						continue
 					}
 				}
-				out = append(out, 0xE0|byte(r>>12), 0x80|byte(r>>6)&0x3F, 0x80|byte(r)&0x3F)
+				out.Write([]byte{0xE0 | byte(r>>12), 0x80 | byte(r>>6)&0x3F, 0x80 | byte(r)&0x3F})
 				continue
 			}
-			out = utf8.AppendRune(out, r)
+			out.WriteRune(r)
 			continue
 		case 'b':
-			out = append(out, '\b')
+			out.WriteByte('\b')
 		case 'f':
-			out = append(out, '\f')
+			out.WriteByte('\f')
 		case 'n':
-			out = append(out, '\n')
+			out.WriteByte('\n')
 		case 'r':
-			out = append(out, '\r')
+			out.WriteByte('\r')
 		case 't':
-			out = append(out, '\t')
+			out.WriteByte('\t')
 		default: // '"', '\\', '/'
-			out = append(out, body[i+1])
+			out.WriteByte(body[i+1])
 		}
 		i += 2
 	}
-	return string(out)
+	return out.String()
 }
 
 // decodeRuneJS is utf8.DecodeRune, except that an invalid sequence is
