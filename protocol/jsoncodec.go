@@ -25,8 +25,8 @@ import (
 // *RemoteError built from the error shape (nil for null), as does a
 // *RemoteError target.
 //
-// JSON has no undefined: what JavaScript would send as undefined is null
-// here, and null comes back as the Go zero value for pointers, slices,
+// JSON has no undefined: Undefined (SerializeJSON's value for it) and nil
+// both encode as null, and null comes back as the Go zero value for pointers, slices,
 // maps and interfaces (other targets are left unchanged, as with
 // json.Unmarshal).
 var JSON Codec = jsonCodec{}

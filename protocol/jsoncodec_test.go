@@ -22,6 +22,8 @@ func TestJSONCodecAppend(t *testing.T) {
 		want string
 	}{
 		{nil, `null`},
+		{Undefined, `null`},
+		{[]any{1, Undefined}, `[1,null]`},
 		{"<a&b>", `"<a&b>"`},
 		{map[string]any{"b": 1, "a": []byte{1, 2}}, `{"a":"AQI=","b":1}`},
 		{Raw(`{"pre":"encoded"}`), `{"pre":"encoded"}`},
