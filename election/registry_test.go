@@ -1,6 +1,7 @@
 package election_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/go-clusterclient/clusterclient/election"
 	"github.com/go-clusterclient/clusterclient/transport"
@@ -345,5 +347,154 @@ func TestReleaseRacingElect(t *testing.T) {
 		if err := out.Lease.Release(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// gated wraps a transport so that a test can hold Listen, or a
+// listener's Close, in progress while other elections run.
+type gated struct {
+	transport.Transport
+	listens     atomic.Int64
+	listenEnter chan struct{} // receives once per Listen call
+	listenGate  chan struct{} // Listen proceeds once this is closed
+	closeEnter  chan struct{} // receives once per listener Close
+	closeGate   chan struct{} // listener Close proceeds once this is closed
+
+	openListen, openClose sync.Once
+}
+
+// letListen and letClose open the gates; they are idempotent, so tests
+// defer them to never leave a Release blocked.
+func (g *gated) letListen() { g.openListen.Do(func() { close(g.listenGate) }) }
+func (g *gated) letClose()  { g.openClose.Do(func() { close(g.closeGate) }) }
+
+func newGated(t *testing.T) *gated {
+	return &gated{
+		Transport:   newMem(t),
+		listenEnter: make(chan struct{}, 16), listenGate: make(chan struct{}),
+		closeEnter: make(chan struct{}, 16), closeGate: make(chan struct{}),
+	}
+}
+
+func (g *gated) Listen(ctx context.Context, addr string) (net.Listener, error) {
+	g.listens.Add(1)
+	g.listenEnter <- struct{}{}
+	select {
+	case <-g.listenGate:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	ln, err := g.Transport.Listen(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &gatedListener{Listener: ln, g: g}, nil
+}
+
+type gatedListener struct {
+	net.Listener
+	g *gated
+}
+
+func (l *gatedListener) Close() error {
+	l.g.closeEnter <- struct{}{}
+	<-l.g.closeGate
+	return l.Listener.Close()
+}
+
+// awaitOutcome waits for an election run in another goroutine.
+func awaitOutcome(t *testing.T, ch <-chan outcome) outcome {
+	t.Helper()
+	select {
+	case o := <-ch:
+		return o
+	case <-time.After(testTimeout):
+		t.Fatal("election did not return")
+	}
+	panic("unreachable")
+}
+
+type outcome struct {
+	out election.Outcome
+	err error
+}
+
+func electAsync(t *testing.T, reg *election.Registry, cfg election.Config) <-chan outcome {
+	ch := make(chan outcome, 1)
+	go func() {
+		out, err := reg.Elect(testContext(t), cfg)
+		if out.Lease != nil {
+			t.Cleanup(func() { out.Lease.Release() })
+		}
+		ch <- outcome{out, err}
+	}()
+	return ch
+}
+
+// An election that finds a bind of its address in progress in this
+// process waits for it and joins, rather than binding too and losing to
+// its own process.
+func TestElectionWaitsForBindInProgress(t *testing.T) {
+	g := newGated(t)
+	defer g.letClose()
+	defer g.letListen()
+	reg := election.NewRegistry()
+	addr := memAddr(t)
+	a := electAsync(t, reg, election.Config{Transport: g, Addr: addr, Channel: "A"})
+	<-g.listenEnter // A is binding
+
+	// B's context expires while it waits: it gives up cleanly.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	_, err := reg.Elect(ctx, election.Config{Transport: g, Addr: addr, Channel: "B"})
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("B while A binds, with a short context: %v, want DeadlineExceeded", err)
+	}
+
+	b := electAsync(t, reg, election.Config{Transport: g, Addr: addr, Channel: "B"})
+	time.Sleep(20 * time.Millisecond) // let B reach the registry (the test holds either way)
+	g.letListen()
+	ao, bo := awaitOutcome(t, a), awaitOutcome(t, b)
+	if ao.err != nil || bo.err != nil || ao.out.Role != election.Leader || bo.out.Role != election.Leader {
+		t.Fatalf("A: %+v %v; B: %+v %v; want two leaders", ao.out, ao.err, bo.out, bo.err)
+	}
+	if n := g.listens.Load(); n != 1 {
+		t.Errorf("Listen called %d times, want 1", n)
+	}
+	if ao.out.Lease.Listener() != bo.out.Lease.Listener() {
+		t.Error("A and B do not share the listener")
+	}
+}
+
+// An election that finds its address being closed in this process waits
+// for the close and binds afresh, rather than following a dying listener.
+func TestElectionWaitsForCloseInProgress(t *testing.T) {
+	g := newGated(t)
+	defer g.letClose()
+	g.letListen()
+	reg := election.NewRegistry()
+	addr := memAddr(t)
+	a := lead(t, reg, election.Config{Transport: g, Addr: addr, Channel: "A"})
+	<-g.listenEnter
+
+	released := make(chan error, 1)
+	go func() { released <- a.Release() }()
+	<-g.closeEnter // A's listener is closing, the address still held
+
+	b := electAsync(t, reg, election.Config{Transport: g, Addr: addr, Channel: "B"})
+	time.Sleep(20 * time.Millisecond) // let B reach the registry (the test holds either way)
+	g.letClose()
+	if err := <-released; err != nil {
+		t.Fatal(err)
+	}
+	bo := awaitOutcome(t, b)
+	if bo.err != nil || bo.out.Role != election.Leader {
+		t.Fatalf("B: %+v, %v; want leader on a fresh listener", bo.out, bo.err)
+	}
+	if bo.out.Lease.Listener() == a.Listener() {
+		t.Error("B joined the closed listener")
+	}
+	if n := g.listens.Load(); n != 2 {
+		t.Errorf("Listen called %d times, want 2", n)
 	}
 }
