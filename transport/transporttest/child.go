@@ -49,9 +49,15 @@ type DialResult struct {
 	Err        string // the error's text, if any
 }
 
+// listenCmd is the data of a listen command.
+type listenCmd struct {
+	Addr string
+	At   int64 // wall clock (Unix ns) at which to call Listen; 0: at once
+}
+
 // commands a contender obeys
 const (
-	cmdListen = "listen" // data: address; answer: "listen" ListenResult
+	cmdListen = "listen" // data: listenCmd; answer: "listen" ListenResult
 	cmdClose  = "close"  // close the listener and dialed conns; answer: "closed" error text
 	cmdDial   = "dial"   // data: address; answer: "dial" DialResult
 )
@@ -79,16 +85,19 @@ func runContender(f ChildFactory, args []string) int {
 		ev := childproc.Receive()
 		switch ev.Name {
 		case cmdListen:
-			var addr string
-			if err := ev.Decode(&addr); err != nil {
+			var cmd listenCmd
+			if err := ev.Decode(&cmd); err != nil {
 				childproc.Fatalf("transporttest: contender: %v", err)
 			}
 			if l != nil {
-				childproc.Fatalf("transporttest: contender: listen %q while holding %q", addr, l.Addr())
+				childproc.Fatalf("transporttest: contender: listen %q while holding %q", cmd.Addr, l.Addr())
+			}
+			if cmd.At != 0 {
+				time.Sleep(time.Until(time.Unix(0, cmd.At)))
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), childOpTimeout)
 			var err error
-			l, err = tr.Listen(ctx, addr)
+			l, err = tr.Listen(ctx, cmd.Addr)
 			cancel()
 			res := ListenResult{OK: err == nil, AddrInUse: errors.Is(err, transport.ErrAddrInUse)}
 			if err != nil {
@@ -222,7 +231,7 @@ func (c *Contender) answer(ctx context.Context, name string, v any) error {
 // echoes conns until Close.
 func (c *Contender) Listen(ctx context.Context, addr string) (ListenResult, error) {
 	var res ListenResult
-	if err := c.send(cmdListen, addr); err != nil {
+	if err := c.send(cmdListen, listenCmd{Addr: addr}); err != nil {
 		return res, err
 	}
 	err := c.answer(ctx, cmdListen, &res)
@@ -255,12 +264,17 @@ func (c *Contender) Close(ctx context.Context) error {
 	return nil
 }
 
-// Compete makes every contender Listen on addr at the same moment (the
-// commands go out back to back, before any answer is read) and returns
-// their results, in the order of cs.
+// competeDelay is how far ahead Compete schedules the Listens, so every
+// contender has its command before the moment comes.
+const competeDelay = 20 * time.Millisecond
+
+// Compete makes every contender Listen on addr at the same moment (a wall
+// clock time a little ahead, sent with the command) and returns their
+// results, in the order of cs.
 func Compete(ctx context.Context, cs []*Contender, addr string) ([]ListenResult, error) {
+	cmd := listenCmd{Addr: addr, At: time.Now().Add(competeDelay).UnixNano()}
 	for _, c := range cs {
-		if err := c.send(cmdListen, addr); err != nil {
+		if err := c.send(cmdListen, cmd); err != nil {
 			return nil, err
 		}
 	}
