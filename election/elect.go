@@ -137,15 +137,21 @@ func (e *election) dial(ctx context.Context) (net.Conn, error) {
 	return e.cfg.Transport.Dial(dctx, e.cfg.Addr)
 }
 
-// pause sleeps for the current backoff, with jitter in its upper half, but
-// at most limit (when non-zero); then doubles the backoff up to MaxBackoff.
+// pause sleeps for nextPause(limit).
 func (e *election) pause(ctx context.Context, limit time.Duration) error {
-	d := e.backoff/2 + rand.N(e.backoff/2+1)
+	return sleep(ctx, e.nextPause(limit))
+}
+
+// nextPause returns the current backoff with jitter in its upper half,
+// [b/2, b], but at most limit (when non-zero), and doubles the backoff up
+// to MaxBackoff.
+func (e *election) nextPause(limit time.Duration) time.Duration {
+	d := e.backoff/2 + rand.N(e.backoff-e.backoff/2+1)
 	if limit > 0 && d > limit {
 		d = limit
 	}
 	e.backoff = min(2*e.backoff, e.cfg.MaxBackoff)
-	return sleep(ctx, d)
+	return d
 }
 
 func (e *election) leader(l *Lease, how string) Outcome {
