@@ -121,8 +121,9 @@ type Config struct {
 	// Jitter bounds the random delay [0, Jitter) that Reelect waits before
 	// its first attempt. Default DefaultJitter.
 	Jitter time.Duration
-	// Logger receives one Info record per outcome and Debug records per
-	// retry. Default: discard.
+	// Logger receives one Info record per outcome (role, channel,
+	// address), a Warn record per failure and Debug records per retry.
+	// Default: discard.
 	Logger *slog.Logger
 }
 

@@ -72,7 +72,11 @@ func (r *Registry) Elect(ctx context.Context, cfg Config) (Outcome, error) {
 	}
 	out.Attempts = e.attempts
 	if err != nil {
-		e.log.Warn("election failed", slog.Int("attempts", e.attempts), slog.Any("error", err))
+		level := slog.LevelWarn
+		if ctx.Err() != nil {
+			level = slog.LevelDebug // the caller gave up: not news
+		}
+		e.log.Log(ctx, level, "election failed", slog.Int("attempts", e.attempts), slog.Any("error", err))
 		return out, err
 	}
 	e.log.Info("elected", slog.String("role", out.Role.String()),

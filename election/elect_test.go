@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -86,6 +87,7 @@ func TestForceLeaderOnHeldAddressFailsAtOnce(t *testing.T) {
 			if !errors.As(err, &ee) || ee.Attempts != 1 || out.Attempts != 1 {
 				t.Errorf("attempts: error %+v, outcome %d; want exactly one bind", ee, out.Attempts)
 			}
+			t.Logf("message: %v", err)
 			for _, want := range []string{addr, `"DataClient"`, "(forced leader)", m.tr.Name()} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("message %q does not contain %q", err, want)
@@ -400,4 +402,32 @@ func TestStrings(t *testing.T) {
 			t.Errorf("%#v.String() = %q, want %q", v, got, want)
 		}
 	}
+}
+
+// UI-18, UI-22: the outcome is logged with the role, channel and address.
+func TestOutcomeLogged(t *testing.T) {
+	var buf strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	addr := memAddr(t)
+	lead(t, election.NewRegistry(), election.Config{Transport: newMem(t), Addr: addr, Channel: "DataClient", Logger: logger})
+	mu.Lock()
+	got := buf.String()
+	mu.Unlock()
+	for _, want := range []string{"msg=elected", "role=leader", "channel=DataClient", "addr=" + addr, "transport=mem", "mode=auto"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("log %q lacks %q", got, want)
+		}
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

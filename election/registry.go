@@ -28,6 +28,8 @@ import (
 // Transport values point at it. Give the same address the same spelling
 // everywhere ("127.0.0.1:7777", not "127.1:7777").
 //
+// The zero value is an empty registry ready to use.
+//
 // Concurrency: a Registry is safe for concurrent use. Elections on
 // different addresses run in parallel; on one address, a bind or a close in
 // progress makes the others wait for its result instead of racing it.
@@ -92,6 +94,9 @@ func (r *Registry) claim(ctx context.Context, t transport.Transport, addr, chann
 	key := keyOf(t, addr)
 	for {
 		r.mu.Lock()
+		if r.addrs == nil {
+			r.addrs = make(map[addrKey]*shared)
+		}
 		sh := r.addrs[key]
 		if sh == nil {
 			break // r.mu still held: bind below

@@ -498,3 +498,12 @@ func TestElectionWaitsForCloseInProgress(t *testing.T) {
 		t.Errorf("Listen called %d times, want 2", n)
 	}
 }
+
+// The zero Registry is ready to use.
+func TestZeroRegistry(t *testing.T) {
+	var reg election.Registry
+	lease := lead(t, &reg, election.Config{Transport: newMem(t), Addr: memAddr(t), Channel: "A"})
+	if err := lease.Release(); err != nil {
+		t.Fatal(err)
+	}
+}
