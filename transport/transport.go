@@ -59,8 +59,9 @@ type Transport interface {
 	Listen(ctx context.Context, addr string) (net.Listener, error)
 
 	// Dial connects to the listener at addr. It honours the context's
-	// deadline and cancellation. If nobody listens, the error matches
-	// ErrNoListener.
+	// deadline and cancellation: if ctx ends first, the error matches
+	// ctx.Err() (context.DeadlineExceeded or context.Canceled). If nobody
+	// listens, the error matches ErrNoListener.
 	Dial(ctx context.Context, addr string) (net.Conn, error)
 }
 
