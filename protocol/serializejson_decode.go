@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -54,12 +55,21 @@ func sjGetReader(data []byte) (*sjReader, error) {
 			sjPutReader(r)
 			return nil, fmt.Errorf("%w: %d sections, want 5 separated by '^'", ErrSerializeJSON, k+1)
 		}
-		sec := data[p : p+j]
-		if len(sec) > 0 {
-			r.offs = append(r.offs, uint32(p))
-			for i := 0; i < len(sec); i++ {
-				if sec[i] == '|' {
+		if sec := data[p : p+j]; len(sec) > 0 {
+			if k == sjSecInt || k == sjSecDate {
+				if err := r.indexNumbers(p, sec, k); err != nil {
+					sjPutReader(r)
+					return nil, err
+				}
+			} else {
+				r.offs = append(r.offs, uint32(p))
+				for i := bytes.IndexByte(sec, '|'); i >= 0; {
 					r.offs = append(r.offs, uint32(p+i+1))
+					if d := bytes.IndexByte(sec[i+1:], '|'); d >= 0 {
+						i += d + 1
+					} else {
+						i = -1
+					}
 				}
 			}
 		}
@@ -72,7 +82,7 @@ func sjGetReader(data []byte) (*sjReader, error) {
 		sjPutReader(r)
 		return nil, fmt.Errorf("%w: more than 5 sections (a '^' at offset %d)", ErrSerializeJSON, p+i)
 	}
-	if err := r.checkEntries(); err != nil {
+	if err := r.checkFloats(); err != nil {
 		sjPutReader(r)
 		return nil, err
 	}
@@ -94,22 +104,48 @@ func sjPutReader(r *sjReader) {
 
 var sjSectionNames = [sjSections]string{"STRINGS", "INTEGERS", "FLOATS", "DATES"}
 
-func (r *sjReader) checkEntries() error {
-	for i := r.lim[sjSecStr]; i < len(r.offs); i++ {
-		sec, text := r.entry(i)
-		ok := false
-		switch sec {
-		case sjSecInt:
-			ok = sjValidInteger(text)
-		case sjSecFloat:
-			ok = sjValidFloat(text)
-		case sjSecDate:
-			if ok = sjValidInteger(text); ok {
-				_, ok = sjDateMillis(text)
+// indexNumbers records the entries of an INTEGERS or DATES section that
+// starts at offset p, checking each is [-]base-36 digits, at most
+// sjMaxNumberLen long (and, for dates, within int64).
+func (r *sjReader) indexNumbers(p int, sec []byte, k int) error {
+	start := 0
+	r.offs = append(r.offs, uint32(p))
+	for i := 0; i <= len(sec); i++ {
+		if i < len(sec) && sec[i] != '|' {
+			if sjDigitVal[sec[i]] == 0xFF && (sec[i] != '-' || i != start) {
+				return r.badEntry(k, p+start, sec[start:])
+			}
+			continue
+		}
+		text := sec[start:i]
+		if len(text) == 0 || len(text) > sjMaxNumberLen || text[len(text)-1] == '-' {
+			return r.badEntry(k, p+start, text)
+		}
+		if k == sjSecDate {
+			if _, ok := sjDateMillis(text); !ok {
+				return r.badEntry(k, p+start, text)
 			}
 		}
-		if !ok {
-			return fmt.Errorf("%w: %s entry %q at offset %d is not a valid number", ErrSerializeJSON, sjSectionNames[sec], sjQuote(text), r.offs[i])
+		if i < len(sec) {
+			r.offs = append(r.offs, uint32(p+i+1))
+		}
+		start = i + 1
+	}
+	return nil
+}
+
+func (r *sjReader) badEntry(k, at int, text []byte) error {
+	if i := bytes.IndexByte(text, '|'); i >= 0 {
+		text = text[:i]
+	}
+	return fmt.Errorf("%w: %s entry %q at offset %d is not a valid number", ErrSerializeJSON, sjSectionNames[k], sjQuote(text), at)
+}
+
+// checkFloats checks every FLOATS entry.
+func (r *sjReader) checkFloats() error {
+	for i := r.lim[sjSecInt]; i < r.lim[sjSecFloat]; i++ {
+		if _, text := r.entry(i); !sjValidFloat(text) {
+			return r.badEntry(sjSecFloat, int(r.offs[i]), text)
 		}
 	}
 	return nil
@@ -177,11 +213,12 @@ func sjUnescape(text []byte) string {
 	if bytes.IndexByte(text, '+') < 0 && bytes.IndexByte(text, '%') < 0 {
 		return string(text)
 	}
-	out := make([]byte, 0, len(text))
+	var out strings.Builder
+	out.Grow(len(text))
 	for i := 0; i < len(text); i++ {
 		c := text[i]
 		if c == '+' {
-			out = append(out, ' ')
+			out.WriteByte(' ')
 			continue
 		}
 		if c == '%' && i+2 < len(text) {
@@ -197,14 +234,14 @@ func sjUnescape(text []byte) string {
 				d = '%'
 			}
 			if d != 0 {
-				out = append(out, d)
+				out.WriteByte(d)
 				i += 2
 				continue
 			}
 		}
-		out = append(out, c)
+		out.WriteByte(c)
 	}
-	return string(out)
+	return out.String()
 }
 
 // Token kinds returned by next; containers and ']' are their own byte.
@@ -365,11 +402,54 @@ func (r *sjReader) byteElem() (byte, int, error) {
 }
 
 // bytesInto appends the elements of a Buffer whose '*' is at offset open.
+// The loop reads the usual shape (an index, then '|' or ']', referencing
+// an INTEGERS entry of one or two digits) inline; anything else goes
+// through byteElem, which also reports errors.
 func (r *sjReader) bytesInto(dst []byte, open int) ([]byte, error) {
-	if i := bytes.IndexByte(r.st[r.pos:], ']'); i >= 0 {
-		dst = slices.Grow(dst, bytes.Count(r.st[r.pos:r.pos+i], []byte{'|'})+1)
+	st := r.st
+	if i := bytes.IndexByte(st[r.pos:], ']'); i >= 0 {
+		dst = slices.Grow(dst, bytes.Count(st[r.pos:r.pos+i], []byte{'|'})+1)
 	}
+	lo, hi := uint64(r.lim[sjSecStr]), uint64(r.lim[sjSecInt])
+	intEnd := r.end[sjSecInt]
 	for {
+		pos := r.pos
+		for pos < len(st) && st[pos] == '|' {
+			pos++
+		}
+		if pos < len(st) && st[pos] == ']' {
+			r.pos = pos + 1
+			return dst, nil
+		}
+		start, v := pos, uint64(0)
+		for pos < len(st) && pos-start < 8 {
+			d := sjDigitVal[st[pos]]
+			if d == 0xFF {
+				break
+			}
+			v = v*36 + uint64(d)
+			pos++
+		}
+		if pos > start && (pos == len(st) || st[pos] == '|' || st[pos] == ']') && v >= lo && v < hi {
+			end := intEnd
+			if v+1 < hi {
+				end = int(r.offs[v+1]) - 1
+			}
+			text := r.data[r.offs[v]:end]
+			switch {
+			case len(text) == 1:
+				r.pos = pos
+				dst = append(dst, sjDigitVal[text[0]])
+				continue
+			case len(text) == 2 && text[0] != '-':
+				if b := uint(sjDigitVal[text[0]])*36 + uint(sjDigitVal[text[1]]); b <= 255 {
+					r.pos = pos
+					dst = append(dst, byte(b))
+					continue
+				}
+			}
+		}
+		r.pos = start
 		more, err := r.more(open)
 		if !more {
 			return dst, err

@@ -156,14 +156,8 @@ func (e *sjEncoder) render(dst []byte) []byte {
 			sep = true
 		case sjTagRun:
 			i++
-			idx := base[sjSecInt] + arg
-			for end := idx + e.toks[i]; idx < end; idx++ {
-				if sep {
-					dst = append(dst, '|')
-				}
-				dst = sjAppendBase36(dst, false, uint64(idx))
-				sep = true
-			}
+			dst = sjAppendRun(dst, base[sjSecInt]+arg, e.toks[i], sep)
+			sep = true
 		default: // a dictionary section
 			if sep {
 				dst = append(dst, '|')
@@ -173,6 +167,49 @@ func (e *sjEncoder) render(dst []byte) []byte {
 		}
 	}
 	return dst
+}
+
+// sjNextDigit maps a base-36 digit to the next one ('Z' to '0').
+var sjNextDigit = func() (t [256]byte) {
+	for i := 0; i < 36; i++ {
+		t[sjDigits[i]] = sjDigits[(i+1)%36]
+	}
+	return t
+}()
+
+// sjAppendRun appends count consecutive indexes from first, joined by
+// '|' (and preceded by one when sep), counting in base-36 text rather than
+// converting each index.
+func sjAppendRun(dst []byte, first, count uint32, sep bool) []byte {
+	var buf [16]byte
+	cur := sjAppendBase36(buf[:0], false, uint64(first))
+	last := sjAppendBase36(buf[8:8], false, uint64(first)+uint64(count))
+	n := len(dst)
+	dst = slices.Grow(dst, int(count)*(len(last)+1))
+	dst = dst[:cap(dst)]
+	for ; count > 0; count-- {
+		if sep {
+			dst[n] = '|'
+			n++
+		}
+		sep = true
+		for _, c := range cur {
+			dst[n] = c
+			n++
+		}
+		i := len(cur) - 1
+		for ; i >= 0; i-- {
+			cur[i] = sjNextDigit[cur[i]]
+			if cur[i] != '0' {
+				break
+			}
+		}
+		if i < 0 { // carried out of the top digit
+			cur = append(cur[:1], cur...)
+			cur[0] = '1'
+		}
+	}
+	return dst[:n]
 }
 
 // entry starts a new entry in section sec and returns the section buffer
@@ -297,23 +334,29 @@ var sjByteText = func() (t [256][4]byte) {
 func (e *sjEncoder) bytes(b []byte) {
 	e.open('*')
 	if len(b) > 0 {
-		start := e.n[sjSecInt]
-		if uint64(start)+uint64(len(b)) > sjMaxEntries {
+		start, count := e.n[sjSecInt], len(b)
+		if uint64(start)+uint64(count) > sjMaxEntries {
 			e.full = true
 			return
 		}
-		s := slices.Grow(e.sec[sjSecInt], 3*len(b))
-		for i, c := range b {
-			t := &sjByteText[c]
-			if i == 0 && start == 0 {
-				s = append(s, t[1:t[3]]...)
-			} else {
-				s = append(s, t[:t[3]]...)
-			}
+		s := e.sec[sjSecInt]
+		if start == 0 { // the first entry of the section has no '|'
+			s = append(s, sjByteText[b[0]][1:sjByteText[b[0]][3]]...)
+			b = b[1:]
 		}
+		// Each entry is at most 3 bytes; write 3 and advance by its length.
+		s = slices.Grow(s, 3*len(b))
+		n := len(s)
+		s = s[:n+3*len(b)]
+		for _, c := range b {
+			t := &sjByteText[c]
+			s[n], s[n+1], s[n+2] = t[0], t[1], t[2]
+			n += int(t[3])
+		}
+		s = s[:n]
 		e.sec[sjSecInt] = s
-		e.n[sjSecInt] += uint32(len(b))
-		e.toks = append(e.toks, start<<sjTagBits|sjTagRun, uint32(len(b)))
+		e.n[sjSecInt] += uint32(count)
+		e.toks = append(e.toks, start<<sjTagBits|sjTagRun, uint32(count))
 	}
 	e.closeToken()
 }

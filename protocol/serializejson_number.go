@@ -179,26 +179,6 @@ func sjIntegerValue(text []byte) (i int64, f float64, isInt bool) {
 	return 0, f, false
 }
 
-// sjValidInteger reports whether text is [-]base-36-digits of at most
-// sjMaxNumberLen characters.
-func sjValidInteger(text []byte) bool {
-	if len(text) == 0 || len(text) > sjMaxNumberLen {
-		return false
-	}
-	if text[0] == '-' {
-		text = text[1:]
-		if len(text) == 0 {
-			return false
-		}
-	}
-	for _, c := range text {
-		if sjDigitVal[c] == 0xFF {
-			return false
-		}
-	}
-	return true
-}
-
 // sjValidFloat reports whether text is a number as JavaScript prints one:
 // NaN, [-]Infinity, or [-]digits[.digits][e[+-]digits] (also ".5"), at
 // most sjMaxFloatLen characters.
