@@ -47,7 +47,8 @@ type Outcome struct {
 // on the address: both yield a Follower outcome (Node's SRC-12). The
 // cluster layer's handshake detects the stranger and may elect again.
 //
-// Every error is an *Error. If ctx ends first, the error wraps ctx.Err().
+// An invalid cfg fails with an error matching ErrInvalidConfig; every
+// other error is an *Error. If ctx ends first, the error wraps ctx.Err().
 func (r *Registry) Elect(ctx context.Context, cfg Config) (Outcome, error) {
 	if err := cfg.Validate(); err != nil {
 		return Outcome{}, err

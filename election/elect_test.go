@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -80,7 +81,8 @@ func TestForceLeaderOnHeldAddressFailsAtOnce(t *testing.T) {
 			if !errors.Is(err, transport.ErrAddrInUse) || !errors.Is(err, election.ErrLeaderBind) {
 				t.Fatalf("err = %v, want ErrLeaderBind and transport.ErrAddrInUse", err)
 			}
-			if m.name == "tcp" && !errors.Is(err, syscall.EADDRINUSE) {
+			// Windows reports WSAEADDRINUSE, which is not syscall.EADDRINUSE.
+			if m.name == "tcp" && runtime.GOOS != "windows" && !errors.Is(err, syscall.EADDRINUSE) {
 				t.Errorf("err = %v, want the OS error EADDRINUSE wrapped", err)
 			}
 			var ee *election.Error

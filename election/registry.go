@@ -242,7 +242,7 @@ func (l *Lease) Listener() net.Listener { return l.sh.ln }
 // loop to return; it must not wait for a goroutine blocked in Accept
 // without doing so.
 //
-// init must not call Attach. Once the last lease is released, Attach
+// init must not call Attach, nor Release a lease on this listener. Once the last lease is released, Attach
 // returns nil and does not call init. If init returns a nil io.Closer,
 // Attach returns nil and init is not called again.
 func (l *Lease) Attach(init func(ln net.Listener) io.Closer) any {
