@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 )
 
 // JSON is the app-object codec for clusters of Go processes only: the
@@ -43,7 +44,9 @@ func (jsonCodec) Append(dst []byte, v any) ([]byte, error) {
 		return append(dst, t...), nil
 	case json.Marshaler:
 	case error:
-		v = remoteErrorOf(t)
+		if !isNilPointer(t) { // a nil *T error marshals as null, as encoding/json would
+			v = remoteErrorOf(t)
+		}
 	}
 	buf := bytes.NewBuffer(dst)
 	enc := json.NewEncoder(buf)
@@ -79,6 +82,11 @@ func (jsonCodec) Decode(data []byte, v any) error {
 		return fmt.Errorf("protocol: json codec: decode into %T: %w", v, err)
 	}
 	return nil
+}
+
+func isNilPointer(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
 
 // remoteErrorOf gives err's wire shape: the RemoteError in its chain, or

@@ -31,6 +31,7 @@ func TestJSONCodecAppend(t *testing.T) {
 		{fmt.Errorf("wrapped: %w", &RemoteError{Name: "TypeError", Message: "bad", Code: "E_BAD", Stack: "at x"}),
 			`{"name":"TypeError","message":"bad","code":"E_BAD","stack":"at x"}`},
 		{marshalingError{}, `"custom"`},
+		{(*RemoteError)(nil), `null`},
 		{struct {
 			A int `json:"a,omitempty"`
 			B string

@@ -24,7 +24,11 @@ const (
 	DefaultMaxAppLen  = 16 << 20 // 16 MiB
 )
 
-// Limits bound what a decoder will accept. Zero fields mean the defaults.
+// Limits bound what a decoder will accept: a header announcing a longer
+// conn or app object is rejected with ErrTooLarge before any room is
+// reserved for it. Zero (or negative) fields mean the defaults. Both
+// Node's side and ours write conn objects far below the default; raise
+// MaxAppLen for clusters that exchange larger values.
 type Limits struct {
 	MaxConnLen int // conn object bytes; default DefaultMaxConnLen
 	MaxAppLen  int // app object bytes; default DefaultMaxAppLen

@@ -116,12 +116,9 @@ func (r *Reader) Next() (Packet, error) {
 // readBig fills r.big from the stream and returns its packet.
 func (r *Reader) readBig() (Packet, error) {
 	for r.bigFill < len(r.big) {
-		m, err := io.ReadFull(r.rd, r.big[r.bigFill:])
+		m, err := readSome(r.rd, r.big[r.bigFill:])
 		r.bigFill += m
 		if err != nil {
-			if err == io.ErrUnexpectedEOF {
-				err = io.EOF
-			}
 			return Packet{}, r.endErr(err, HeaderSize+r.bigFill, HeaderSize+len(r.big))
 		}
 	}
@@ -145,23 +142,30 @@ func (r *Reader) makeRoom(need int) {
 	}
 }
 
-// fill reads once into the free end of buf; it returns an error only when
-// no byte arrived.
+// fill reads once into the free end of buf.
 func (r *Reader) fill() error {
+	m, err := readSome(r.rd, r.buf[r.end:])
+	r.end += m
+	return err
+}
+
+// readSome reads into p until at least one byte arrives; it returns an
+// error only when none did. Like bufio, it gives up with io.ErrNoProgress
+// after maxEmptyReads empty reads in a row.
+func readSome(rd io.Reader, p []byte) (int, error) {
 	for i := 0; i < maxEmptyReads; i++ {
-		m, err := r.rd.Read(r.buf[r.end:])
-		if m < 0 || m > len(r.buf)-r.end {
-			return fmt.Errorf("protocol: reader returned invalid count %d", m)
+		m, err := rd.Read(p)
+		if m < 0 || m > len(p) {
+			return 0, fmt.Errorf("protocol: reader returned invalid count %d", m)
 		}
-		r.end += m
 		if m > 0 {
-			return nil
+			return m, nil
 		}
 		if err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return io.ErrNoProgress
+	return 0, io.ErrNoProgress
 }
 
 // endErr turns a read error that came after have of want bytes of a packet

@@ -232,6 +232,11 @@ func (emptyReader) Read([]byte) (int, error) { return 0, nil }
 func TestNoProgress(t *testing.T) {
 	_, err := NewReader(emptyReader{}, Limits{}).Next()
 	assert.ErrorIs(t, err, io.ErrNoProgress)
+
+	// Also in the middle of a packet larger than the buffer.
+	big := AppendPacket(nil, &Packet{Conn: []byte(`{"type":"x"}`), App: make([]byte, 2*readerBufSize)})
+	_, err = NewReader(io.MultiReader(bytes.NewReader(big[:readerBufSize+10]), emptyReader{}), Limits{}).Next()
+	assert.ErrorIs(t, err, io.ErrNoProgress)
 }
 
 // loopReader serves data over and over.
