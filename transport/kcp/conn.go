@@ -125,10 +125,16 @@ func (c *Conn) opErr(op string, err error) error {
 	return &net.OpError{Op: op, Net: "kcp", Source: c.LocalAddr(), Addr: c.raddr, Err: err}
 }
 
+// failure returns why the conn failed, or nil. A refusal the ticker has
+// not handled yet counts: kcp-go may report it first.
 func (c *Conn) failure() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.failErr
+	err := c.failErr
+	c.mu.Unlock()
+	if err == nil {
+		err = c.ep.refusal()
+	}
+	return err
 }
 
 // Read implements net.Conn.

@@ -28,7 +28,7 @@ type endpoint struct {
 	mu    sync.RWMutex
 	conns map[uint32]*Conn // by conversation id
 
-	refusedErr atomic.Pointer[error] // first "port unreachable" seen (dialer)
+	refusedErr atomic.Pointer[error] // first "port unreachable" seen (dialer), as an ErrPeerReset
 	wake       chan struct{}         // pokes the ticker to handle refusedErr
 
 	done      chan struct{}
@@ -164,12 +164,22 @@ func (e *endpoint) broken(err error) {
 // the ticker fail the conn: a write inside kcp-go holds kcp-go's locks,
 // which closing the session takes too.
 func (e *endpoint) refused(err error) {
+	err = fmt.Errorf("%w: nothing listens at %s: %w", ErrPeerReset, e.peer, err)
 	if e.refusedErr.CompareAndSwap(nil, &err) {
 		select {
 		case e.wake <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// refusal returns the error of a refused peer (matching ErrPeerReset), or
+// nil.
+func (e *endpoint) refusal() error {
+	if p := e.refusedErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (e *endpoint) handle(p []byte, from *net.UDPAddr) {
@@ -274,8 +284,7 @@ func (e *endpoint) tickLoop() {
 		case <-e.done:
 			return
 		case <-e.wake:
-			if p := e.refusedErr.Load(); p != nil {
-				err := fmt.Errorf("%w: nothing listens at %s: %w", ErrPeerReset, e.peer, *p)
+			if err := e.refusal(); err != nil {
 				for _, c := range e.snapshot() {
 					c.fail(err)
 				}

@@ -88,8 +88,10 @@ func (t *Transport) resolve(ctx context.Context, op, addr string) (*net.UDPAddr,
 	}
 	ip, err := netip.ParseAddr(host)
 	switch {
+	case err == nil && ip.Is4In6():
+		return nil, t.opErr(op, addr, transport.ErrInvalidAddr, fmt.Errorf("%s is an IPv4-mapped IPv6 address; use %s", host, ip.Unmap()))
 	case err == nil && (ip.IsLoopback() || t.cfg.AllowNonLoopback):
-		return net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip.Unmap(), uint16(port))), nil
+		return net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port))), nil
 	case err == nil:
 		return nil, t.opErr(op, addr, transport.ErrInvalidAddr, fmt.Errorf("%s is not a loopback address (set Config.AllowNonLoopback to use it)", host))
 	case !t.cfg.AllowNonLoopback:
@@ -151,9 +153,9 @@ func (t *Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	wait := t.cfg.HandshakeTimeout
+	wait, ctxBound := t.cfg.HandshakeTimeout, false
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
-		wait = time.Until(d)
+		wait, ctxBound = time.Until(d), true
 	}
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, udpNetwork(ua), ua.String())
@@ -191,14 +193,25 @@ func (t *Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	switch {
 	case ctx.Err() != nil:
 		err = ctx.Err()
+	case ctxBound && errors.Is(err, os.ErrDeadlineExceeded):
+		err = context.DeadlineExceeded // the context's timer has not run yet
 	case isRefused(err):
-		kind = transport.ErrNoListener
+		kind, err = transport.ErrNoListener, fmt.Errorf("nothing is bound there: %w", osError(err))
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		kind, err = transport.ErrNoListener, fmt.Errorf("no hello-ack within %v (the port may be held by something that is not a kcp listener): %w", wait.Round(time.Millisecond), err)
+		kind, err = transport.ErrNoListener, fmt.Errorf("no hello-ack within %v (the port may be held by something that is not a kcp listener)", wait.Round(time.Millisecond))
 	case errors.Is(err, ErrPeerReset):
 		err = fmt.Errorf("%w: the listener refused the hello: %w", ErrHandshake, err)
 	}
 	return nil, t.opErr("dial", addr, kind, err)
+}
+
+// osError returns the OS error inside err, or err.
+func osError(err error) error {
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se
+	}
+	return err
 }
 
 // handshake sends the hello and checks the answer.
