@@ -283,9 +283,8 @@ func (c *Client) runLeader(lease *election.Lease) bool {
 	h.attach(c)
 	lt := newLeaderTerm(c, num, h, srv)
 	if err := srv.add(lt); err != nil {
-		lt.end()
+		lt.end(lease)
 		h.close(context.Background())
-		lease.Release()
 		return false
 	}
 	t := c.startTerm(num, RoleLeader, &localInner{c: c, h: h, lt: lt, role: RoleLeader})
@@ -311,17 +310,16 @@ func (c *Client) runLeader(lease *election.Lease) bool {
 	if !closing {
 		c.lostTerm(t, lt.lostErr)
 	}
-	lt.end()
+	relErr := lt.end(lease)
 	c.localOneways.wait()
 	h.detach(c)
 	if closing {
 		c.keepCloseErr(h.close(c.teardownCtx()))
-		c.keepCloseErr(lease.Release())
+		c.keepCloseErr(relErr)
 		return settled
 	}
 	// The listener failed: the old real client closes in the background
 	// while this process competes again.
-	lease.Release()
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
@@ -574,8 +572,16 @@ func (c *Client) event(ev Event) {
 	c.disp.push(task{ev: &ev})
 }
 
-// report logs a background error and raises it as an event.
+// report logs a background error and raises it as an event. Once Close
+// has begun, internal errors of the teardown are only logged (RG-20).
 func (c *Client) report(num uint64, role Role, err error) {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		c.log.Debug("background error while closing", slog.String("role", role.String()), slog.Uint64("term", num), slog.Any("error", err))
+		return
+	}
 	c.log.Warn("background error", slog.String("role", role.String()), slog.Uint64("term", num), slog.Any("error", err))
 	c.event(Event{Kind: EventError, Role: role, Term: num, Err: err})
 }
@@ -585,10 +591,11 @@ func (c *Client) hostEvent(ev Event) {
 	c.mu.Lock()
 	t := c.cur
 	c.mu.Unlock()
-	ev.Role, ev.Term = t.role, t.num
 	if ev.Kind == EventError {
-		c.log.Warn("background error", slog.String("role", t.role.String()), slog.Uint64("term", t.num), slog.Any("error", ev.Err))
+		c.report(t.num, t.role, ev.Err)
+		return
 	}
+	ev.Role, ev.Term = t.role, t.num
 	c.event(ev)
 }
 
@@ -1047,12 +1054,13 @@ func (c *Client) Stats() Stats {
 		Subscriptions: len(c.subs),
 		Publications:  len(c.pubs),
 	}
+	in := t.inner
 	c.mu.Unlock()
 	if !c.cfg.single {
 		st.Transport, st.Addr = c.cfg.transport.Name(), c.cfg.addr
 	}
-	if t.inner != nil {
-		t.inner.fill(&st)
+	if in != nil {
+		in.fill(&st)
 	}
 	s := &c.stats
 	st.Invokes, st.InvokeErrors = s.invokes.Load(), s.invokeErrors.Load()

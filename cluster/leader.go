@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-clusterclient/clusterclient/election"
 	"github.com/go-clusterclient/clusterclient/protocol"
 	"github.com/go-clusterclient/clusterclient/transport"
 )
@@ -319,9 +320,11 @@ func (lt *leaderTerm) adopt(w *wire, r *protocol.Reader, id int64, timeout int32
 	return true
 }
 
-// end closes every follower connection, waits for the connections'
-// goroutines and running methods, and takes the channel off the listener.
-func (lt *leaderTerm) end() {
+// end closes every follower connection (they see EOF at once and elect
+// again), gives up the lease (freeing the address if this was its last
+// channel), then waits for the connections' goroutines and for the methods
+// still running. It returns the lease's release error.
+func (lt *leaderTerm) end(lease *election.Lease) error {
 	lt.srv.remove(lt)
 	lt.mu.Lock()
 	lt.ended = true
@@ -334,7 +337,12 @@ func (lt *leaderTerm) end() {
 	for _, p := range peers {
 		p.close(ErrClosed)
 	}
+	err := lease.Release()
 	lt.wg.Wait()
+	for _, p := range peers {
+		p.oneways.wait()
+	}
+	return err
 }
 
 func (lt *leaderTerm) followers() int {
@@ -447,10 +455,7 @@ func (p *peer) close(reason error) {
 // readLoop serves the follower's requests until the connection ends.
 func (p *peer) readLoop() {
 	lt := p.lt
-	defer func() {
-		p.w.wait()
-		p.oneways.wait()
-	}()
+	defer p.w.wait()
 	for {
 		pk, err := p.r.Next()
 		if err != nil {
