@@ -442,6 +442,9 @@ func (e *sjEncoder) value(v any) error {
 	case UndefinedValue:
 		e.lit(sjLitUndef)
 	case json.Number:
+		if x == "" {
+			x = "0" // as encoding/json writes the zero json.Number
+		}
 		return e.jsonNumber(x)
 	case RemoteError:
 		e.remoteError(&x)
@@ -457,19 +460,9 @@ func (e *sjEncoder) value(v any) error {
 			return nil
 		}
 		e.remoteError(remoteErrorOf(x))
-	case json.Marshaler:
-		if sjNilPointer(x) {
-			e.lit(sjLitNull)
-			return nil
-		}
-		return e.marshalJSON(x)
-	case encoding.TextMarshaler:
-		if sjNilPointer(x) {
-			e.lit(sjLitNull)
-			return nil
-		}
-		return e.marshalText(x)
 	default:
+		// Marshalers too: reflectValue first sends pointers to the types
+		// above (*time.Time is a json.Marshaler) to their own case.
 		return e.reflectValue(reflect.ValueOf(v))
 	}
 	return nil
@@ -678,6 +671,12 @@ var (
 	sjTextUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
 
+// sjSpecialTypes are encoded by their own rules, also through a pointer,
+// before any method is considered.
+var sjSpecialTypes = map[reflect.Type]bool{
+	sjRawType: true, sjUndefinedType: true, sjTimeType: true, sjNumberType: true, sjRemoteErrorType: true,
+}
+
 // methodValue returns rv, or its address, as an interface of type iface
 // if either implements it (the address only when rv is addressable, as in
 // encoding/json).
@@ -708,6 +707,9 @@ func (e *sjEncoder) reflectValue(rv reflect.Value) error {
 		e.lit(sjLitNull)
 		return nil
 	}
+	if k := rv.Kind(); k == reflect.Pointer && sjSpecialTypes[rv.Type().Elem()] {
+		rv = rv.Elem()
+	}
 	switch t := rv.Type(); t {
 	case sjRawType:
 		return e.raw(Raw(rv.Bytes()))
@@ -718,7 +720,11 @@ func (e *sjEncoder) reflectValue(rv reflect.Value) error {
 		e.date(rv.Interface().(time.Time))
 		return nil
 	case sjNumberType:
-		return e.jsonNumber(json.Number(rv.String()))
+		n := json.Number(rv.String())
+		if n == "" {
+			n = "0" // as encoding/json writes the zero json.Number
+		}
+		return e.jsonNumber(n)
 	case sjRemoteErrorType:
 		re := rv.Interface().(RemoteError)
 		e.remoteError(&re)

@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -33,6 +34,9 @@ func (sjCodec) Decode(data []byte, v any) error {
 	defer sjPutReader(r)
 	switch p := v.(type) {
 	case *any:
+		if sjHoldsPointer(*p) {
+			break // decoded into what it points to, as encoding/json does
+		}
 		x, err := r.any(0)
 		if err == nil {
 			err = r.atEnd()
@@ -57,9 +61,29 @@ func (sjCodec) Decode(data []byte, v any) error {
 		return err
 	}
 	if err := r.into(reflect.ValueOf(v).Elem(), 0); err != nil {
+		if errors.Is(err, ErrSerializeJSONType) {
+			// Decoding stopped at the first misfit; malformed input
+			// further on takes precedence, as in encoding/json.
+			r.pos = 0
+			if verr := r.skip(0); verr != nil {
+				return verr
+			}
+			if verr := r.atEnd(); verr != nil {
+				return verr
+			}
+		}
 		return err
 	}
 	return r.atEnd()
+}
+
+// sjHoldsPointer reports whether v is a non-nil pointer.
+func sjHoldsPointer(v any) bool {
+	if v == nil {
+		return false
+	}
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && !rv.IsNil()
 }
 
 func sjCheckTarget(v any) error {
@@ -607,6 +631,13 @@ func (r *sjReader) sliceInto(rv reflect.Value, at, depth int) error {
 				return err
 			}
 			continue
+		}
+		if r.st[at] == '*' { // a Buffer element must be a byte, whatever the target
+			mark := r.pos
+			if _, _, err := r.byteElem(); err != nil {
+				return err
+			}
+			r.pos = mark
 		}
 		if err := r.into(rv.Index(i), depth+1); err != nil {
 			return sjWithPath(err, "["+strconv.Itoa(i)+"]")
