@@ -659,9 +659,9 @@ type (
 		X int
 		Z int `json:"Y"`
 	}
-	sjC struct{ Y int }
-	sjD struct{ sjC }
-	sjz struct{ Promoted int }
+	sjC    struct{ Y int }
+	sjD    struct{ sjC }
+	sjz    struct{ Promoted int }
 	sjZero struct{ v int }
 )
 
