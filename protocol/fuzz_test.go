@@ -67,9 +67,9 @@ func FuzzReader(f *testing.F) {
 		for {
 			p, err := r.Next()
 			// The reader never holds more than the limits allow.
-			if len(r.buf) > min(readerBufSize, HeaderSize+fuzzLimits.MaxConnLen+fuzzLimits.MaxAppLen) ||
-				len(r.big) > fuzzLimits.MaxConnLen+fuzzLimits.MaxAppLen {
-				t.Fatalf("buffers beyond the limits: buf %d, big %d", len(r.buf), len(r.big))
+			if cap(r.buf) > min(readerBufSize, HeaderSize+fuzzLimits.MaxConnLen+fuzzLimits.MaxAppLen) ||
+				cap(r.big) > fuzzLimits.MaxConnLen+fuzzLimits.MaxAppLen || cap(r.big) > r.bigNeed {
+				t.Fatalf("buffers beyond the limits: buf %d, big %d for a body of %d", cap(r.buf), cap(r.big), r.bigNeed)
 			}
 			dp, n, derr := DecodePacket(rest, fuzzLimits)
 			if err != nil {

@@ -7,8 +7,11 @@ import (
 
 // readerBufSize is the Reader's buffer. Packets that fit (an invoke with a
 // few KiB of arguments, every Node conn object) are returned without any
-// allocation; a larger packet gets a buffer of exactly its size, allocated
-// after its header passed the limits and dropped at the next call.
+// allocation. A larger packet gets a buffer of its own once its header
+// passed the limits; that buffer starts at 2*readerBufSize and doubles as
+// bytes arrive (never beyond the packet's size), so a peer that announces
+// 16 MiB and sends nothing costs 64 KiB, not 16 MiB. It is dropped at the
+// next call.
 const readerBufSize = 32 << 10
 
 // maxEmptyReads is how many consecutive (0, nil) reads the Reader tolerates
@@ -31,9 +34,9 @@ type Reader struct {
 	buf        []byte // allocated at the first Next
 	start, end int    // buffered bytes are buf[start:end]
 
-	big     []byte // the body of a packet larger than buf, while it is read and returned
-	bigFill int    // bytes of big filled so far
-	bigHdr  Header // header of the packet in big
+	big     []byte // the body so far of a packet larger than buf
+	bigNeed int    // its full body length
+	bigHdr  Header // its header
 
 	err error // sticky protocol error (the stream is out of sync after one)
 }
@@ -63,9 +66,9 @@ func (r *Reader) Next() (Packet, error) {
 		return Packet{}, r.err
 	}
 	if r.big != nil {
-		if r.bigFill == len(r.big) {
+		if len(r.big) == r.bigNeed {
 			// The previous call returned this packet; drop it.
-			r.big, r.bigFill = nil, 0
+			r.big, r.bigNeed = nil, 0
 		} else {
 			return r.readBig()
 		}
@@ -92,9 +95,9 @@ func (r *Reader) Next() (Packet, error) {
 	n := h.Len()
 	if n > len(r.buf) {
 		// Larger than the buffer: a buffer of its own, bounded by the
-		// limits just checked.
-		r.big = make([]byte, n-HeaderSize)
-		r.bigFill = copy(r.big, r.buf[r.start+HeaderSize:r.end])
+		// limits just checked and grown as the body arrives.
+		r.bigNeed = n - HeaderSize
+		r.big = append(make([]byte, 0, min(r.bigNeed, 2*readerBufSize)), r.buf[r.start+HeaderSize:r.end]...)
 		r.bigHdr = h
 		r.start, r.end = 0, 0
 		return r.readBig()
@@ -113,13 +116,18 @@ func (r *Reader) Next() (Packet, error) {
 	return p, nil
 }
 
-// readBig fills r.big from the stream and returns its packet.
+// readBig reads the rest of the big packet's body and returns the packet.
 func (r *Reader) readBig() (Packet, error) {
-	for r.bigFill < len(r.big) {
-		m, err := readSome(r.rd, r.big[r.bigFill:])
-		r.bigFill += m
+	for len(r.big) < r.bigNeed {
+		if len(r.big) == cap(r.big) {
+			grown := make([]byte, len(r.big), min(r.bigNeed, 2*cap(r.big)))
+			copy(grown, r.big)
+			r.big = grown
+		}
+		m, err := readSome(r.rd, r.big[len(r.big):min(cap(r.big), r.bigNeed)])
+		r.big = r.big[:len(r.big)+m]
 		if err != nil {
-			return Packet{}, r.endErr(err, HeaderSize+r.bigFill, HeaderSize+len(r.big))
+			return Packet{}, r.endErr(err, HeaderSize+len(r.big), HeaderSize+r.bigNeed)
 		}
 	}
 	p, err := r.bigHdr.packet(r.big)

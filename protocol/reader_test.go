@@ -290,6 +290,18 @@ func TestHugeClaimsAllocateNothingBig(t *testing.T) {
 	assert.Less(t, perCall, uint64(HeaderSize+lim.MaxConnLen+lim.MaxAppLen+2048), "bytes allocated per Next")
 }
 
+func TestBigClaimCostsWhatArrives(t *testing.T) {
+	// A header announcing 16 MiB followed by 100 bytes: the reader holds
+	// its start buffer, not 16 MiB.
+	h := header(1, 0, 1, 0, 20, DefaultMaxAppLen-20)
+	stream := append(append(h, `{"type":"heartbeat"}`...), make([]byte, 100)...)
+	r := NewReader(bytes.NewReader(stream), Limits{})
+	_, err := r.Next()
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	assert.Equal(t, 2*readerBufSize, cap(r.big))
+	assert.Equal(t, DefaultMaxAppLen, r.bigNeed)
+}
+
 func TestReaderOverPipeEOFMidPacket(t *testing.T) {
 	// A writer that dies mid-packet: the reader reports it, and returns.
 	pr, pw := io.Pipe()
