@@ -25,6 +25,25 @@ func TestMain(m *testing.M) {
 		},
 		"hang":  hangMode,
 		"spawn": spawnMode,
+		"share-stdout": func([]string) int {
+			// A grandchild that inherits stdout and stderr, with no
+			// parent-death signal, and whose stdin never ends: it
+			// holds the pipe's write end itself.
+			exe, _ := os.Executable()
+			gc := exec.Command(exe, "-test.run=^$")
+			gc.Env = append(os.Environ(), EnvMode+"=hang")
+			gc.Stdout, gc.Stderr = os.Stdout, os.Stderr
+			r, w, err := os.Pipe()
+			if err != nil {
+				Fatalf("pipe: %v", err)
+			}
+			gc.Stdin, gc.ExtraFiles = r, []*os.File{w}
+			if err := gc.Start(); err != nil {
+				Fatalf("start grandchild: %v", err)
+			}
+			Emit("grandchild", gc.Process.Pid)
+			return hangMode(nil)
+		},
 		"noise": func([]string) int {
 			fmt.Println("not an event")
 			Emit("done", nil)

@@ -54,6 +54,34 @@ func TestCleanupReapsChild(t *testing.T) {
 	}
 }
 
+// A grandchild that keeps the child's stdout open does not make the
+// test's cleanup wait for it.
+func TestCleanupDoesNotWaitForInheritedStdout(t *testing.T) {
+	defer func(d time.Duration) { pipeGrace = d }(pipeGrace)
+	pipeGrace = 200 * time.Millisecond
+	var gpid int
+	t.Cleanup(func() {
+		if gpid != 0 && !gone(gpid) {
+			syscall.Kill(gpid, syscall.SIGKILL)
+		}
+	})
+	t.Run("sub", func(t *testing.T) {
+		c := Start(t, "share-stdout")
+		ev, err := c.Expect(testCtx(t), "grandchild")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ev.Decode(&gpid); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// The subtest's cleanup returned although the grandchild, which holds
+	// the stdout pipe, lives on (it has no parent-death signal).
+	if gone(gpid) {
+		t.Fatalf("grandchild %d died with its parent; the test proves nothing", gpid)
+	}
+}
+
 // TestGrandchildDiesWithParent checks that a child dies when its parent
 // does: here the parent is itself a child, SIGKILLed by the test.
 func TestGrandchildDiesWithParent(t *testing.T) {

@@ -30,6 +30,10 @@ func Fatalf(format string, args ...any) {
 // stderrTail is how much of a child's stderr is kept for error messages.
 const stderrTail = 16 << 10
 
+// pipeGrace is how long stop waits, once the child is reaped, for its
+// stdout and stderr to reach EOF.
+var pipeGrace = 5 * time.Second
+
 // Child is a running child process started by Start.
 //
 // Concurrency: Send, Kill, Pid, Exited and Stderr are safe for concurrent
@@ -42,6 +46,7 @@ type Child struct {
 
 	sendMu sync.Mutex
 	stdin  *os.File // write end of the child's stdin
+	stdout *os.File // read end of the child's stdout
 
 	mu     sync.Mutex
 	events []Event
@@ -111,12 +116,16 @@ func start(logf func(string, ...any), mode string, args []string) (*Child, error
 		mode:   mode,
 		cmd:    cmd,
 		stdin:  stdinW,
+		stdout: stdoutR,
 		notify: make(chan struct{}, 1),
 		exited: make(chan struct{}),
 	}
 	cmd.Stdin = stdinR
 	cmd.Stdout = stdoutW
 	cmd.Stderr = &c.stderr
+	// Should the child pass its stderr to a process that outlives it, do
+	// not wait for that one.
+	cmd.WaitDelay = pipeGrace
 	err = cmd.Start()
 	// The child has its own copies now (or never will).
 	stdinR.Close()
@@ -127,7 +136,7 @@ func start(logf func(string, ...any), mode string, args []string) (*Child, error
 		return nil, err
 	}
 	c.readers.Add(2)
-	go c.readEvents(stdoutR)
+	go c.readEvents()
 	go func() {
 		defer c.readers.Done()
 		c.waitErr = cmd.Wait()
@@ -136,10 +145,9 @@ func start(logf func(string, ...any), mode string, args []string) (*Child, error
 	return c, nil
 }
 
-func (c *Child) readEvents(stdout *os.File) {
+func (c *Child) readEvents() {
 	defer c.readers.Done()
-	defer stdout.Close()
-	sc := bufio.NewScanner(stdout)
+	sc := bufio.NewScanner(c.stdout)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
 		var ev Event
@@ -169,7 +177,18 @@ func (c *Child) stop() error {
 		// gets here. Report it rather than hang the test binary.
 		return fmt.Errorf("childproc: child %d (%s) not reaped 30s after SIGKILL", c.Pid(), c.mode)
 	}
-	c.readers.Wait()
+	read := make(chan struct{})
+	go func() {
+		c.readers.Wait()
+		close(read)
+	}()
+	select {
+	case <-read:
+	case <-time.After(pipeGrace):
+		// A process the child started still holds its stdout open.
+	}
+	c.stdout.Close() // unblocks readEvents if it is still reading
+	<-read
 	return nil
 }
 
