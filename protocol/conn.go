@@ -222,9 +222,20 @@ func ParseConn(b []byte) (ConnObject, error) {
 		end := m.off + len(m.val)
 		return json.RawMessage(own[m.off:end:end])
 	}
-	for k := range members {
+	// Last member wins, as with JSON.parse: walk backwards and skip what is
+	// already set, so an overridden member is not even type-checked.
+	var seen uint16 // bit per connField
+	for k := len(members) - 1; k >= 0; k-- {
 		m := &members[k]
 		name, f := m.field(c.Type)
+		if f != fieldExt {
+			if seen&(1<<f) != 0 {
+				continue
+			}
+			seen |= 1 << f
+		} else if _, dup := c.Ext[name]; dup {
+			continue
+		}
 		switch f {
 		case fieldType:
 		case fieldChannelName:

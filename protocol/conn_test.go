@@ -64,6 +64,8 @@ func TestParseConn(t *testing.T) {
 		{`{"type":"invoke","argLength":2e1}`, ConnObject{Type: KindInvoke, ArgLength: 20}},
 		{`{"type":"invoke_result","success":false,"success":true}`, ConnObject{Type: KindInvokeResult, Success: true}},
 		{`{"type":"heartbeat","type":"heartbeat_res"}`, ConnObject{Type: KindHeartbeatRes}},
+		{`{"type":"invoke","oneway":"yes","oneway":true,"x":1,"x":[2]}`, ConnObject{Type: KindInvoke, Oneway: true,
+			Ext: map[string]json.RawMessage{"x": json.RawMessage(`[2]`)}}},
 		{`{"typ\u0065":"heartbeat","\u006bey":"k"}`, ConnObject{Type: KindHeartbeat, Ext: map[string]json.RawMessage{"key": json.RawMessage(`"k"`)}}},
 		// A field of another kind is an extension of this one.
 		{`{"type":"subscribe_result","key":"k","method":"m","success":1}`, ConnObject{Type: KindSubscribeResult, Key: "k",
