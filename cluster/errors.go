@@ -137,7 +137,7 @@ func (e *Error) Error() string {
 	}
 	if e.Key != "" {
 		b.WriteString(" key ")
-		b.WriteString(strconv.Quote(e.Key))
+		b.WriteString(e.Key)
 	}
 	b.WriteString(" on channel ")
 	b.WriteString(strconv.Quote(e.Channel))
