@@ -31,6 +31,8 @@ type world struct {
 	failInit       error         // the factory fails with it
 	initDelay      time.Duration // the factory takes this long
 	noInitialPush  bool          // Subscribe does not push the current value
+	closeDelay     time.Duration // the real client's Close takes this long
+	closeErr       error         // and returns this
 
 	mu       sync.Mutex
 	upSubs   map[string]int
@@ -189,11 +191,12 @@ func (rc *realClient) service() *cluster.Service {
 			}),
 		},
 		Close: func(context.Context) error {
+			time.Sleep(rc.w.closeDelay)
 			rc.mu.Lock()
 			rc.closed = true
 			rc.mu.Unlock()
 			rc.w.closes.Add(1)
-			return nil
+			return rc.w.closeErr
 		},
 	}
 }
