@@ -974,9 +974,10 @@ func (c *Client) publish(reg any, un bool) error {
 		return c.closedErr(op)
 	}
 	t := c.cur
+	ready := t.ready()
 	if un {
 		delete(c.pubs, key)
-		if !t.ready() {
+		if !ready {
 			// A leader that still has it must hear of it: queue it.
 			if len(c.queued) < DefaultMaxQueued {
 				c.queued = append(c.queued, queuedCall{method: methodUnpublish, args: []any{protocol.Raw(data)}})
@@ -989,7 +990,7 @@ func (c *Client) publish(reg any, un bool) error {
 		c.pubs[key] = &wpub{data: data, seq: c.pubSeq}
 	}
 	c.mu.Unlock()
-	if !t.ready() {
+	if !ready {
 		return nil // replayAndReady sends it
 	}
 	if err := t.inner.publish(data, un); err != nil && err != errNotSent {
