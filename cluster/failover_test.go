@@ -75,10 +75,20 @@ func TestCC017_ListenerClosedFailover(t *testing.T) {
 	if err := old.Publish(reg{Key: "svc", Value: "300"}); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, wait, "a new real client", func() bool { return w.builds.Load() == 2 })
 	settled(t, all...)
-	for i, s := range []*sink{s1, s2, s3} {
+	// The new real client knows both values only through the replays of
+	// c2 (299) and of the old leader (300).
+	eventually(t, wait, "replayed publications", func() bool {
+		w.mu.Lock()
+		rc := w.clients[1]
+		w.mu.Unlock()
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		return slices.Equal(rc.list("svc"), []string{"299", "300"})
+	})
+	for _, s := range []*sink{s1, s2, s3} {
 		s.waitFor(t, wait, "299", "300")
-		_ = i
 	}
 	if b := w.builds.Load(); b != 2 {
 		t.Fatalf("%d real clients built, want 2 (one per term)", b)
