@@ -1,0 +1,114 @@
+// Package cluster lets the processes of one host share one upstream client
+// (a registry, config or message-bus connection): the client API users
+// import.
+//
+// # Model
+//
+// Every process creates a Client with the same name (the channel) and a
+// Factory for the real client. The processes compete for a local address
+// (TCP 127.0.0.1:7777 by default; see package election): the winner is
+// the leader and runs the factory, once per leadership term; every other
+// Client is a follower that forwards its calls over a connection to the
+// leader, in Node cluster-client 3.7.0's wire format (package protocol).
+// Several channels share one address; a second Client of the same name in
+// one process is a follower over a real connection, like a Client in
+// another process (CC-052).
+//
+//	c, err := cluster.New("DataClient", func(ctx context.Context, emit cluster.Emit) (*cluster.Service, error) {
+//		rc, err := registry.Dial(ctx, upstream) // only the leader does this
+//		if err != nil {
+//			return nil, err
+//		}
+//		return &cluster.Service{
+//			Subscribe: rc.Subscribe, Publish: rc.Publish, Close: rc.Close,
+//			Methods: map[string]cluster.Handler{"getData": cluster.Method(rc.GetData)},
+//		}, nil
+//	})
+//	...
+//	data, err := cluster.Call[Data](ctx, c, "getData", query)
+//
+// The real client declares what it offers in a Service: subscribe,
+// unsubscribe, publish, unpublish, close and named methods. Nothing else
+// is reachable from another process: an undeclared method is answered
+// with ErrUnknownMethod naming it, and a panic in a method becomes an
+// error reply (ErrPanic, with the stack) while the leader keeps serving.
+//
+// # What every role sees
+//
+// The API and its results are the same on the leader and on a follower:
+//
+//   - Subscriptions: one upstream subscription per key for the whole host,
+//     started by the first subscriber anywhere and ended (Service.Unsubscribe)
+//     when the last one leaves. The last value is cached on the leader and
+//     in each Client: a late subscriber gets it at once. Listeners run on
+//     the Client's callback goroutine, never inside Subscribe, each with
+//     its own decoded copy. With broadcast off, each value goes to one
+//     subscriber chosen at random and nothing is replayed.
+//   - Calls: Invoke waits while no leader is ready (bounded by its
+//     context) and fails with the ready error after a failed start. From a
+//     follower it fails with ErrTimeout after the response timeout (the
+//     leader drops the late reply and reports ErrLeaderTimeout), and with
+//     ErrLeaderLost when the leader dies with the call in flight. Errors
+//     cross the wire as {name, message, code, stack}; errors.As finds a
+//     *protocol.RemoteError on both sides, errors.Is finds the package
+//     sentinels on both sides.
+//   - Publications: Publish is remembered and published again to every new
+//     leader; Unpublish forgets it (Node forgets nothing, SRC-08).
+//
+// # Failover
+//
+// A follower notices a dead leader by its connection's EOF (a crashed
+// process: well under a millisecond), by the listener closing, or by
+// heartbeats. Every survivor elects again (package election, with jitter);
+// exactly one binds the address and runs the factory; the others register
+// with it. Each Client then subscribes again, publishes again, and runs the
+// calls that waited. Calls that were in flight on the dead leader fail at
+// once with ErrLeaderLost: their effect is unknown, so only the caller can
+// decide to retry.
+//
+// A hung leader (stopped with SIGSTOP, deadlocked, or a stranger holding
+// the address) is the one failure nobody can cure by electing: the kernel
+// still holds the address for it, and still accepts connections into its
+// backlog. The decision: followers detect it when nothing (not even a
+// heartbeat answer) arrives for two heartbeat intervals, report
+// ErrLeaderUnresponsive as an EventLeaderLost, fail their calls (with
+// ErrLeaderLost or ErrTimeout) instead of queueing them forever, and keep
+// electing: when the leader resumes they register with it again (its real
+// client is kept), and when it dies one of them takes over. With
+// heartbeats off (WithHeartbeatInterval(0)) only call timeouts reveal it.
+//
+// A leader whose factory fails keeps the address and answers every
+// register with its error, so every follower fails with the same ready
+// error (Node's behaviour, CC-032); the Client recovers when a new term
+// starts. A follower that reaches a process that owns the address but has
+// no leader for its channel gets ErrNoChannel at once and tries again
+// every register-retry interval (Node drops the request and retries
+// forever, SRC-01).
+//
+// # Single mode
+//
+// WithSingleMode(true) (or CLUSTER_CLIENT_SINGLE_MODE=1) keeps the API
+// and drops the network: the Clients of one name in a process share one
+// reference-counted real client, closed with the last of them.
+//
+// # Events, logs and stats
+//
+// WithEventHandler receives role changes, readiness, lost leaders,
+// background errors (a subscribe timeout, a follower dropped for idleness,
+// an unacknowledged push, a late reply dropped, a listener panic) and the
+// real client's own events; Stats returns counters. Logs go to a
+// *slog.Logger with the attributes channel, addr, role and term.
+//
+// # Extensions
+//
+// Go peers add an extension field to register_channel and its reply
+// (their codec, so a mismatch is refused with a clear error). A Handshake
+// (WithHandshake) plugs authentication into the same exchange. A Node peer
+// ignores both.
+//
+// # Behaviour catalogue
+//
+// BEHAVIOURS.md maps every behaviour of Node's library (CC-, RG-, SRC-,
+// RP- and UI- ids) to the test that checks it here, or to the reason it
+// does not apply.
+package cluster
