@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +23,7 @@ import (
 	"github.com/go-clusterclient/clusterclient/transport/mem"
 	"github.com/go-clusterclient/clusterclient/transport/tcp"
 	"github.com/go-clusterclient/clusterclient/transport/transporttest"
+	"github.com/go-clusterclient/clusterclient/transport/unix"
 	"github.com/go-clusterclient/clusterclient/transport/yamux"
 )
 
@@ -41,6 +45,8 @@ func underlying(kind string) (transport.Transport, error) {
 		return tcp.New(tcp.DefaultConfig()), nil
 	case "mem":
 		return mem.New(mem.DefaultConfig())
+	case "unix":
+		return unix.New(unix.DefaultConfig())
 	}
 	return nil, fmt.Errorf("no underlying transport of kind %q", kind)
 }
@@ -98,7 +104,46 @@ func memHarness() transporttest.Harness {
 	}
 }
 
+// unixHarness runs yamux over unix path sockets, whose conns report peer
+// credentials.
+func unixHarness() transporttest.Harness {
+	return transporttest.Harness{
+		Kind: "unix",
+		NewTransport: func(tb testing.TB) transport.Transport {
+			return yamux.New(yamux.DefaultConfig(mustUnderlying(tb, "unix")))
+		},
+		NewAddr: func(tb testing.TB) string {
+			// t.TempDir's paths hold the test name and can overflow sun_path.
+			dir, err := os.MkdirTemp("", "ccy")
+			if err != nil {
+				tb.Fatal(err)
+			}
+			tb.Cleanup(func() { os.RemoveAll(dir) })
+			return filepath.Join(dir, "y.sock")
+		},
+		// A plain unix listener: the connect succeeds, but nothing
+		// answers the yamux ping Dial waits for.
+		HoldAddr: func(tb testing.TB, addr string) bool {
+			l, err := net.Listen("unix", addr)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			tb.Cleanup(func() { l.Close() })
+			return false
+		},
+		// No UnansweredAddr: a unix-socket connect never waits (with the
+		// accept queue full it fails at once with EAGAIN).
+	}
+}
+
 func TestOverTCP(t *testing.T) { transporttest.Run(t, tcpHarness()) }
+
+func TestOverUnix(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("unix path sockets cannot be listened on on Windows")
+	}
+	transporttest.Run(t, unixHarness())
+}
 
 func TestOverMem(t *testing.T) { transporttest.Run(t, memHarness()) }
 
@@ -107,11 +152,15 @@ func BenchmarkPingPong(b *testing.B) {
 		b.Run(fmt.Sprintf("tcp/%dB", size), func(b *testing.B) {
 			transporttest.BenchmarkPingPong(b, tcpHarness(), size)
 		})
+		b.Run(fmt.Sprintf("unix/%dB", size), func(b *testing.B) {
+			transporttest.BenchmarkPingPong(b, unixHarness(), size)
+		})
 	}
 }
 
 func BenchmarkFailoverListen(b *testing.B) {
 	b.Run("tcp", func(b *testing.B) { transporttest.BenchmarkFailoverListen(b, tcpHarness()) })
+	b.Run("unix", func(b *testing.B) { transporttest.BenchmarkFailoverListen(b, unixHarness()) })
 }
 
 // counting wraps a transport and counts its Dials: each is one session.
