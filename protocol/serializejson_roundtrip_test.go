@@ -486,6 +486,13 @@ func TestSerializeJSONErrors(t *testing.T) {
 	if want := (&RemoteError{Message: "x", Code: "1624", Stack: "true", Name: "false"}); !reflect.DeepEqual(got, want) {
 		t.Errorf("Node Error with extra properties: got %#v want %#v", got, want)
 	}
+	// An error target also takes an object: the shape of a failed invoke.
+	var fromObject error
+	doc2, _ := SerializeJSON.Append(nil, map[string]any{"stack": "s", "name": "TypeError", "message": "bad", "code": "E"})
+	if err := SerializeJSON.Decode(doc2, &fromObject); err != nil ||
+		!reflect.DeepEqual(fromObject, &RemoteError{Name: "TypeError", Message: "bad", Code: "E", Stack: "s"}) {
+		t.Errorf("object into error: %#v %v", fromObject, err)
+	}
 	// An Error into a struct or map target is its members.
 	var asMap map[string]any
 	if err := SerializeJSON.Decode(doc, &asMap); err != nil || asMap["code"] != int64(1624) || asMap["name"] != false || asMap["errno"] != nil {

@@ -255,6 +255,20 @@ func (r *sjReader) into(rv reflect.Value, depth int) error {
 				return r.into(el, depth+1) // decode into what it points to
 			}
 		}
+		if (kind == '$' || kind == '#') && t.NumMethod() > 0 && sjRemoteErrorPtrType.Implements(t) {
+			// An error target takes an object too: Node sends a failed
+			// invoke's error as {stack, name, message, code}.
+			r.next()
+			if err := r.open(at, depth); err != nil {
+				return err
+			}
+			re, err := r.remoteError(at, depth)
+			if err != nil {
+				return err
+			}
+			rv.Set(reflect.ValueOf(re))
+			return nil
+		}
 		x, err := r.any(depth)
 		if err != nil {
 			return err
@@ -329,6 +343,8 @@ func (r *sjReader) into(rv reflect.Value, depth int) error {
 	}
 	return r.mismatch(at, kind, n, t, "unsupported Go type")
 }
+
+var sjRemoteErrorPtrType = reflect.TypeFor[*RemoteError]()
 
 // numberText is the decimal text of a number entry, for json.Number:
 // integers exactly, other numbers as JavaScript prints them.
