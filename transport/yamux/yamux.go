@@ -96,7 +96,7 @@ func (t *Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	if t.cfgErr != nil {
 		return nil, t.opErr("dial", addr, nil, t.cfgErr)
 	}
-	for {
+	for attempt := 1; ; attempt++ {
 		s, fresh, err := t.session(ctx, addr)
 		if err != nil {
 			return nil, t.opErr("dial", addr, nil, err)
@@ -105,26 +105,27 @@ func (t *Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
 		if err == nil {
 			return c, nil
 		}
-		if !sessionGone(err) {
+		if ctx.Err() != nil {
 			return nil, t.opErr("dial", addr, nil, err)
 		}
-		t.forget(addr, s, !errors.Is(err, errNoAnswer))
-		if fresh {
+		// The session cannot carry the stream: it died, failed a write,
+		// does not answer, or takes no new streams. Streams already on a
+		// session that is merely retired, or told to go away, drain.
+		t.forget(addr, s, errors.Is(err, errSessionRetired) || errors.Is(err, hyamux.ErrRemoteGoAway))
+		if fresh || attempt == maxDialAttempts {
 			return nil, t.opErr("dial", addr, nil, err)
 		}
-		// The held session died or was retired since it was last used:
-		// start a new one.
+		// It was an older session: start a new one.
 	}
 }
 
+// maxDialAttempts bounds the sessions one Dial tries: the held one, then
+// one it starts (another Dial may have started one meanwhile, which it
+// tries first).
+const maxDialAttempts = 3
+
 // errNoAnswer is returned by Dial when the session's peer does not answer.
 var errNoAnswer = errors.New("yamux: the peer's session does not answer")
-
-// sessionGone reports whether err says the session takes no new stream.
-func sessionGone(err error) bool {
-	return errors.Is(err, errSessionRetired) || errors.Is(err, hyamux.ErrSessionShutdown) ||
-		errors.Is(err, hyamux.ErrRemoteGoAway) || errors.Is(err, errNoAnswer)
-}
 
 // session returns the usable session of addr, dialing a new one if there
 // is none (fresh is then true). Concurrent callers for one address wait
