@@ -50,6 +50,13 @@ type host struct {
 	err    error         // the factory's error (read after ready)
 	svc    *Service      // the real client (read after ready)
 
+	// Upstream operations queued and done: a call waits until every
+	// operation queued before it is done, so a publish that follows a
+	// subscribe finds the upstream subscription in place (Node calls the
+	// real client's subscribe synchronously, which gives the same order).
+	queued, applied atomic.Uint64
+	progress        chan struct{} // closed and replaced when applied grows (h.mu)
+
 	mu       sync.Mutex
 	topics   map[string]*topic
 	sinks    []eventSink
@@ -93,6 +100,7 @@ func newHost(name string, cfg *config, log *slog.Logger) *host {
 		topics:    make(map[string]*topic),
 		opsWake:   make(chan struct{}, 1),
 		workDone:  make(chan struct{}),
+		progress:  make(chan struct{}),
 	}
 	return h
 }
@@ -245,6 +253,7 @@ func (h *host) unsubscribeAll(s subscriber, keys []string) {
 
 // queue hands an upstream operation to the worker (h.mu held).
 func (h *host) queue(op upOp) {
+	h.queued.Add(1)
 	h.ops = append(h.ops, op)
 	select {
 	case h.opsWake <- struct{}{}:
@@ -262,10 +271,20 @@ func (h *host) work() {
 		closed := h.closed
 		h.mu.Unlock()
 		if closed {
+			h.mu.Lock()
+			h.applied.Store(h.queued.Load())
+			close(h.progress)
+			h.progress = make(chan struct{})
+			h.mu.Unlock()
 			return
 		}
 		for _, op := range ops {
 			h.upstream(op)
+			h.mu.Lock()
+			h.applied.Add(1)
+			close(h.progress)
+			h.progress = make(chan struct{})
+			h.mu.Unlock()
 		}
 		if len(ops) == 0 {
 			select {
@@ -351,6 +370,9 @@ func (h *host) call(ctx context.Context, method string, args Args) (res any, err
 	if h.err != nil {
 		return nil, h.err
 	}
+	if err := h.barrier(ctx); err != nil {
+		return nil, err
+	}
 	var fn Handler
 	switch method {
 	case methodPublish:
@@ -392,6 +414,27 @@ func (h *host) call(ctx context.Context, method string, args Args) (res any, err
 		}
 	}()
 	return fn(ctx, args)
+}
+
+// barrier waits until the upstream operations queued so far are done.
+func (h *host) barrier(ctx context.Context) error {
+	target := h.queued.Load()
+	for h.applied.Load() < target {
+		h.mu.Lock()
+		ch := h.progress
+		h.mu.Unlock()
+		if h.applied.Load() >= target {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-h.ctx.Done():
+			return h.ctx.Err()
+		}
+	}
+	return nil
 }
 
 // close ends the term: no more values or events, the worker stops, and the

@@ -38,10 +38,13 @@ type Emit func(name string, data any)
 type Service struct {
 	// Subscribe starts the one upstream subscription for reg. It is called
 	// once per distinct subscription key for the whole host, when the first
-	// subscriber of the key appears anywhere, and must return promptly. The
-	// real client calls push with each new value for reg, from any
-	// goroutine; push encodes the value at once (it may be reused after
-	// push returns) and never blocks.
+	// subscriber of the key appears anywhere, and should return promptly
+	// (Subscribe and Unsubscribe calls run one at a time, in the order the
+	// leader received them; a method or Publish that reached the leader
+	// after a subscribe runs only once that Subscribe returned, as in
+	// Node). The real client calls push with each new value for reg, from
+	// any goroutine, also from inside Subscribe; push encodes the value at
+	// once (it may be reused after push returns) and never blocks.
 	Subscribe func(reg Reg, push func(value any)) error
 	// Unsubscribe ends the upstream subscription of reg when its last
 	// subscriber on the host left (Node never does this: SRC-05). Values
