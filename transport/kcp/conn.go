@@ -113,7 +113,11 @@ func (c *Conn) signal() {
 	}
 }
 
+// setEstablished ends the handshake. Byte counts (which FINs compare)
+// start here: the hello and hello-ack are read through Read but written
+// past Write, and do not count.
 func (c *Conn) setEstablished() {
+	c.readN.Store(0)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.established = true

@@ -314,6 +314,30 @@ func TestCloseDeliversDataThenEOF(t *testing.T) {
 	}
 }
 
+// The FIN counts only bytes written after the handshake: a short last
+// Write still arrives before io.EOF, in both directions.
+func TestEOFAfterShortLastWrite(t *testing.T) {
+	tr := kcp.New(patient())
+	for i := range 10 {
+		_, c, s := pair(t, tr)
+		from, to := c, s
+		if i%2 == 1 {
+			from, to = s, c
+		}
+		bulk := bytes.Repeat([]byte{'b'}, 64<<10)
+		go func() {
+			from.Write(bulk)
+			from.Write([]byte("tail"))
+			from.Close()
+		}()
+		to.SetReadDeadline(time.Now().Add(20 * time.Second))
+		got, err := io.ReadAll(to)
+		if err != nil || len(got) != len(bulk)+4 || !bytes.HasSuffix(got, []byte("tail")) {
+			t.Fatalf("round %d: read %d bytes ending %q, %v; want %d bytes ending \"tail\"", i, len(got), got[max(len(got)-4, 0):], err, len(bulk)+4)
+		}
+	}
+}
+
 // Closing the listener releases the port and tells every peer at once.
 func TestListenerCloseResetsPeers(t *testing.T) {
 	tr := kcp.New(patient())
