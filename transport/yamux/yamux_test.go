@@ -303,16 +303,21 @@ func TestSlowAcceptDoesNotWedgeSession(t *testing.T) {
 	time.Sleep(3 * cfg.StreamOpenTimeout) // long enough for an unacknowledged open to kill the session
 	echo(t, first, "still flowing while nobody accepts")
 
-	refused := 0
+	// Refused streams read io.EOF; queued ones wait (for the deadline here).
+	var refused atomic.Int32
+	var wg sync.WaitGroup
 	for _, c := range waiting {
-		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-		if _, err := c.Read(make([]byte, 1)); err == io.EOF {
-			refused++
-		}
-		c.SetReadDeadline(time.Time{})
+		wg.Go(func() {
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			if _, err := c.Read(make([]byte, 1)); err == io.EOF {
+				refused.Add(1)
+			}
+			c.SetReadDeadline(time.Time{})
+		})
 	}
-	if refused != 3 {
-		t.Errorf("%d of %d unaccepted streams were refused (EOF), want the 3 beyond the backlog of %d", refused, len(waiting), backlog)
+	wg.Wait()
+	if got := refused.Load(); got != 3 {
+		t.Errorf("%d of %d unaccepted streams were refused (EOF), want the 3 beyond the backlog of %d", got, len(waiting), backlog)
 	}
 	for i := range backlog {
 		c, err := l.Accept()
