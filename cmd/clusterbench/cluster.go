@@ -1,0 +1,418 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// clusterImpl is a cluster under test: ours on one transport, or Node's
+// (TCP). Its members answer the same requests (see member.go and
+// node/bench.js), so every cluster measurement below is written once.
+type clusterImpl struct {
+	impl      string
+	transport string
+	// addr returns a fresh address to compete for.
+	addr func() (string, error)
+	// spawn starts a member in mode "auto", "leader" or "follower" and
+	// waits until it is ready.
+	spawn func(ctx context.Context, name, addr, mode string) (*proc, memberReady, error)
+	// publishN: the subscriber counts measured.
+	publishN []int
+	// kills per failover mode.
+	autoKills, forcedKills int
+	// memory: measure the leader's memory with idle followers.
+	memory bool
+}
+
+// oursImpl is clusterclient on transport t.
+func (r *runner) oursImpl(t string) clusterImpl {
+	return clusterImpl{
+		impl:      implOurs,
+		transport: t,
+		addr:      func() (string, error) { return newAddr(t, r.dir) },
+		spawn: func(ctx context.Context, name, addr, mode string) (*proc, memberReady, error) {
+			var info memberReady
+			p, err := r.procs.goChild(ctx, "ours "+t+" "+name, "member",
+				memberArgs{Transport: t, Addr: addr, Channel: channel, Mode: mode}, &info)
+			return p, info, err
+		},
+		publishN:    r.cfg.PublishN,
+		autoKills:   r.cfg.Kills,
+		forcedKills: r.cfg.Kills,
+		memory:      true,
+	}
+}
+
+// clusterBench runs every cluster measurement of ci.
+func (r *runner) clusterBench(ctx context.Context, ci clusterImpl) {
+	label := ci.impl + " " + ci.transport
+	if r.cfg.has("invoke") {
+		r.section(ctx, label+" invoke", func() error { return r.invokes(ctx, ci) })
+	}
+	if r.cfg.has("publish") {
+		for _, n := range ci.publishN {
+			r.section(ctx, fmt.Sprintf("%s publish N=%d", label, n), func() error { return r.publish(ctx, ci, n) })
+		}
+	}
+	if r.cfg.has("failover") && ci.autoKills > 0 {
+		r.section(ctx, label+" failover auto", func() error { return r.failover(ctx, ci, "auto", ci.autoKills) })
+	}
+	if r.cfg.has("failover") && ci.forcedKills > 0 {
+		r.section(ctx, label+" failover forced", func() error { return r.failover(ctx, ci, "forced", ci.forcedKills) })
+	}
+	if r.cfg.has("memory") && ci.memory {
+		r.section(ctx, label+" memory", func() error { return r.memory(ctx, ci) })
+	}
+}
+
+// leaderAt starts the first member of a fresh address and checks that it
+// leads.
+func (r *runner) leaderAt(ctx context.Context, ci clusterImpl, addr, mode string) (*proc, error) {
+	p, info, err := ci.spawn(ctx, "leader", addr, mode)
+	if err != nil {
+		return nil, err
+	}
+	if !info.Leader {
+		r.procs.stopAll(p)
+		return nil, fmt.Errorf("%s %s: the first member at %s is not the leader", ci.impl, ci.transport, addr)
+	}
+	return p, nil
+}
+
+// followersAt starts n members that must follow.
+func (r *runner) followersAt(ctx context.Context, ci clusterImpl, addr, mode, what string, n int) ([]*proc, error) {
+	return r.spawnN(n, func(i int) (*proc, error) {
+		p, info, err := ci.spawn(ctx, fmt.Sprintf("%s %d", what, i+1), addr, mode)
+		if err != nil {
+			return nil, err
+		}
+		if info.Leader {
+			r.procs.stopAll(p)
+			return nil, fmt.Errorf("%s %s: %s %d leads at %s, where a leader already was", ci.impl, ci.transport, what, i+1, addr)
+		}
+		return p, nil
+	})
+}
+
+// invokes measures sequential invokes through one follower, and
+// throughput with 64 calls in flight per follower.
+func (r *runner) invokes(ctx context.Context, ci clusterImpl) error {
+	addr, err := ci.addr()
+	if err != nil {
+		return err
+	}
+	leader, err := r.leaderAt(ctx, ci, addr, "auto")
+	if err != nil {
+		return err
+	}
+	followers, err := r.followersAt(ctx, ci, addr, "auto", "follower", 4)
+	defer func() { r.procs.stopAll(append(followers, leader)...) }()
+	if err != nil {
+		return err
+	}
+	for _, w := range latencyWorkloads {
+		var runs []Summary
+		var allocs, codec []float64
+		for range r.cfg.Runs {
+			var rep samplesReply
+			a := seqArgs{Kind: w.kind, Size: w.size, Duration: int64(r.cfg.Duration), Warmup: int64(r.warmup())}
+			if err := followers[0].call(ctx, "seq", a, &rep); err != nil {
+				return err
+			}
+			runs = append(runs, summarize(rep.Samples))
+			if rep.AllocsPerOp > 0 {
+				allocs = append(allocs, rep.AllocsPerOp)
+				codec = append(codec, rep.CodecAllocsPerOp)
+			}
+		}
+		m := r.addLatency(ci.impl, ci.transport, invokeName(w.size, w.kind), runs)
+		m.AllocsPerOp, m.CodecAllocsPerOp = median(allocs), median(codec)
+	}
+	for _, w := range throughputWorkloads {
+		rates, err := r.load(ctx, followers[:w.n], "load", loadArgs{Size: w.size, Kind: w.kind, InFlight: inFlight})
+		if err != nil {
+			return err
+		}
+		r.addRate(ci.impl, ci.transport, tputName(w.size, w.kind, w.n), rates)
+	}
+	return nil
+}
+
+// publish measures publish → delivered to every one of n subscribers: a
+// publisher (a follower that does not subscribe) publishes paced values
+// that carry their publish time; each subscriber (a follower) records
+// when it got each; a value's latency is that of its last delivery.
+func (r *runner) publish(ctx context.Context, ci clusterImpl, n int) error {
+	addr, err := ci.addr()
+	if err != nil {
+		return err
+	}
+	leader, err := r.leaderAt(ctx, ci, addr, "auto")
+	if err != nil {
+		return err
+	}
+	members, err := r.followersAt(ctx, ci, addr, "auto", "follower", n+1)
+	defer func() { r.procs.stopAll(append(members, leader)...) }()
+	if err != nil {
+		return err
+	}
+	pub, subs := members[0], members[1:]
+	const dataID = "bench"
+	for _, s := range subs {
+		if err := s.call(ctx, "subscribe", map[string]string{"data_id": dataID}, nil); err != nil {
+			return err
+		}
+	}
+	// Subscribing is asynchronous: publish value 0 until every subscriber
+	// has it, so that every subscription is in place before measuring.
+	warm, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	for {
+		if err := pub.call(warm, "publish", publishArgs{DataID: dataID, Count: 1, Start: monoNow()}, nil); err != nil {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+		ready := true
+		for _, s := range subs {
+			var d deliveries
+			if err := s.call(warm, "collect", map[string]int64{"from": 0}, &d); err != nil {
+				return fmt.Errorf("waiting for every subscription: %w", err)
+			}
+			ready = ready && slices.Contains(d.Seq, 0)
+		}
+		if ready {
+			break
+		}
+	}
+
+	count := max(10, int64(r.cfg.Duration/r.cfg.PublishInterval))
+	first := int64(1)
+	var runs []Summary
+	lost := 0
+	for range r.cfg.Runs {
+		a := publishArgs{DataID: dataID, First: first, Count: count, Interval: int64(r.cfg.PublishInterval), Start: monoNow() + int64(20*time.Millisecond)}
+		if err := pub.call(ctx, "publish", a, nil); err != nil {
+			return err
+		}
+		worst, missing, err := r.gatherDeliveries(ctx, subs, first, count)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, summarize(worst))
+		lost += missing
+		first += count
+	}
+	r.addLatency(ci.impl, ci.transport, publishName(n), runs).Lost = lost
+	if lost > 0 {
+		r.progress("  %d publications did not reach every subscriber", lost)
+	}
+	return nil
+}
+
+// gatherDeliveries waits (up to 2 s) until every subscriber has the values
+// first..first+count-1 and returns, for each value every subscriber got,
+// its latest delivery's latency, and how many values some subscriber
+// missed.
+func (r *runner) gatherDeliveries(ctx context.Context, subs []*proc, first, count int64) ([]int64, int, error) {
+	deadline := time.Now().Add(2 * time.Second)
+	got := make([]deliveries, len(subs))
+	for {
+		complete := true
+		for i, s := range subs {
+			if err := s.call(ctx, "collect", map[string]int64{"from": first}, &got[i]); err != nil {
+				return nil, 0, err
+			}
+			complete = complete && int64(len(got[i].Seq)) >= count
+		}
+		if complete || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	worst := make([]int64, count)
+	seen := make([]int, count)
+	for _, d := range got {
+		for j, seq := range d.Seq {
+			k := seq - first
+			if k < 0 || k >= count {
+				continue
+			}
+			seen[k]++
+			worst[k] = max(worst[k], d.Lat[j])
+		}
+	}
+	var all []int64
+	missing := 0
+	for k := range count {
+		if seen[k] < len(subs) {
+			missing++
+			continue
+		}
+		all = append(all, worst[k])
+	}
+	if len(all) == 0 {
+		return nil, missing, fmt.Errorf("no publication reached every subscriber (%d sent)", count)
+	}
+	return all, missing, nil
+}
+
+// failover measures, over kills SIGKILLs of the leader, the time from the
+// kill until every survivor (4 followers) has an invoke answered by a new
+// leader. In auto mode every member competes and a survivor takes over (a
+// new follower then replaces the dead leader, untimed). In forced mode the
+// followers are forced followers and a new forced leader process is started
+// as soon as the dead one is reaped, as a supervisor would; its start is
+// part of the time.
+func (r *runner) failover(ctx context.Context, ci clusterImpl, mode string, kills int) error {
+	leaderMode, followerMode := "auto", "auto"
+	if mode == "forced" {
+		leaderMode, followerMode = "leader", "follower"
+	}
+	addr, err := ci.addr()
+	if err != nil {
+		return err
+	}
+	leader, err := r.leaderAt(ctx, ci, addr, leaderMode)
+	if err != nil {
+		return err
+	}
+	followers, err := r.followersAt(ctx, ci, addr, followerMode, "follower", 4)
+	defer func() { r.procs.stopAll(append(followers, leader)...) }()
+	if err != nil {
+		return err
+	}
+	var samples []int64
+	for k := range kills {
+		dead := leader
+		type spawned struct {
+			p    *proc
+			info memberReady
+			err  error
+		}
+		next := make(chan spawned, 1)
+		t0 := monoNow()
+		dead.kill()
+		if mode == "forced" {
+			if err := dead.wait(ctx); err != nil {
+				return err
+			}
+			go func() {
+				p, info, err := ci.spawn(ctx, fmt.Sprintf("leader %d", k+2), addr, "leader")
+				next <- spawned{p, info, err}
+			}()
+		}
+		for _, f := range followers {
+			if err := f.send("probe", probeArgs{DeadPID: dead.pid(), Timeout: int64(20 * time.Second)}); err != nil {
+				return err
+			}
+		}
+		var errs []error
+		newPID, last := 0, t0
+		for _, f := range followers {
+			var p probeReply
+			if err := f.recv(ctx, &p); err != nil {
+				errs = append(errs, fmt.Errorf("kill %d: probe: %w", k+1, err))
+				continue
+			}
+			if newPID != 0 && p.PID != newPID {
+				errs = append(errs, fmt.Errorf("kill %d: survivors disagree on the new leader: pid %d and %d", k+1, newPID, p.PID))
+			}
+			newPID, last = p.PID, max(last, p.At)
+		}
+		leader = nil
+		if mode == "forced" {
+			s := <-next
+			if s.err != nil {
+				errs = append(errs, fmt.Errorf("kill %d: new forced leader: %w", k+1, s.err))
+			} else {
+				leader = s.p
+				if !s.info.Leader || s.p.pid() != newPID && newPID != 0 {
+					errs = append(errs, fmt.Errorf("kill %d: new forced leader pid %d (leads: %v), survivors answered by pid %d", k+1, s.p.pid(), s.info.Leader, newPID))
+				}
+			}
+		}
+		r.procs.stopAll(dead)
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		samples = append(samples, last-t0)
+		if mode == "auto" {
+			i := slices.IndexFunc(followers, func(p *proc) bool { return p.pid() == newPID })
+			if i < 0 {
+				return fmt.Errorf("kill %d: the new leader pid %d is none of the survivors", k+1, newPID)
+			}
+			leader = followers[i]
+			replacement, err := r.followersAt(ctx, ci, addr, followerMode, fmt.Sprintf("follower %d", k+5), 1)
+			if err != nil {
+				return err
+			}
+			followers = append(slices.Delete(followers, i, i+1), replacement...)
+		}
+	}
+	r.addLatency(ci.impl, ci.transport, failoverName(mode), []Summary{summarize(samples)})
+	return nil
+}
+
+// memory reads the leader's memory (after a forced GC) with 0 and then
+// each of the configured numbers of idle followers, which run in "crowd"
+// processes.
+func (r *runner) memory(ctx context.Context, ci clusterImpl) error {
+	addr, err := ci.addr()
+	if err != nil {
+		return err
+	}
+	leader, err := r.leaderAt(ctx, ci, addr, "auto")
+	if err != nil {
+		return err
+	}
+	crowds := []*proc{leader}
+	defer func() { r.procs.stopAll(crowds...) }()
+	m := Measurement{Impl: ci.impl, Transport: ci.transport, Name: memoryName}
+	have := 0
+	for _, n := range append([]int{0}, r.cfg.MemFollowers...) {
+		if n > have {
+			a := crowdArgs{memberArgs: memberArgs{Transport: ci.transport, Addr: addr, Channel: channel}, N: n - have}
+			crowd, err := r.procs.goChild(ctx, fmt.Sprintf("ours %s crowd of %d", ci.transport, a.N), "crowd", a, nil)
+			if err != nil {
+				return err
+			}
+			crowds = append(crowds, crowd)
+			have = n
+		}
+		if err := waitFollowers(ctx, leader, n); err != nil {
+			return err
+		}
+		var p MemPoint
+		if err := leader.call(ctx, "mem", nil, &p.memReply); err != nil {
+			return err
+		}
+		p.Followers = n
+		m.Memory = append(m.Memory, p)
+		r.progress("  %-6s %-5s leader with %4d idle followers: RSS %s, Go heap+stacks %s, %d goroutines",
+			ci.impl, ci.transport, n, fmtBytes(float64(p.RSS)), fmtBytes(float64(p.GoInUse)), p.Goroutines)
+	}
+	r.res.Measurements = append(r.res.Measurements, m)
+	return nil
+}
+
+// waitFollowers waits (up to a minute) until the leader counts n
+// registered followers.
+func waitFollowers(ctx context.Context, leader *proc, n int) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var st statsReply
+		if err := leader.call(ctx, "stats", nil, &st); err != nil {
+			return err
+		}
+		if st.Followers == n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the leader has %d followers, want %d", st.Followers, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

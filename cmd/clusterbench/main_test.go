@@ -1,0 +1,521 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain runs a child role when the test binary is started as a child
+// (the harness re-executes os.Executable, which here is the test binary),
+// and the tests otherwise.
+func TestMain(m *testing.M) {
+	if code, ok := childMain(); ok {
+		os.Exit(code)
+	}
+	// kcp-go (imported for the kcp transport) starts process-wide
+	// goroutines that never exit.
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("github.com/xtaci/kcp-go/v5.(*TimedSched).run"),
+		goleak.IgnoreAnyFunction("github.com/xtaci/kcp-go/v5.postProcessWorker"),
+	)
+}
+
+func TestParseFlagsDefaults(t *testing.T) {
+	full, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := DefaultConfig(); !equalJSON(t, full, want) {
+		t.Errorf("no flags: got %+v, want DefaultConfig %+v", full, want)
+	}
+	quick, err := parseFlags([]string{"--quick"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := QuickConfig(); !equalJSON(t, quick, want) {
+		t.Errorf("--quick: got %+v, want QuickConfig %+v", quick, want)
+	}
+	if quick.Duration >= full.Duration || quick.Kills >= full.Kills || quick.Timeout > time.Minute {
+		t.Errorf("quick run is not shorter: %+v", quick)
+	}
+}
+
+func TestParseFlagsExplicitBeatsQuick(t *testing.T) {
+	c, err := parseFlags([]string{
+		"--quick", "--transports", "kcp, tcp", "--duration", "40ms", "--runs", "2", "--vs-node",
+		"--out", "x", "--mem-followers", "2,5", "--publish-n", "3", "--workloads", "invoke,memory",
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.Transports, []string{"tcp", "kcp"}) {
+		t.Errorf("transports %q, want report order [tcp kcp]", c.Transports)
+	}
+	if c.Duration != 40*time.Millisecond || c.Runs != 2 || !c.VsNode || c.Out != "x" || !c.Quick {
+		t.Errorf("explicit flags lost: %+v", c)
+	}
+	if !slices.Equal(c.MemFollowers, []int{2, 5}) || !slices.Equal(c.PublishN, []int{3}) {
+		t.Errorf("lists: mem %v publish %v", c.MemFollowers, c.PublishN)
+	}
+	if c.Kills != QuickConfig().Kills {
+		t.Errorf("kills %d, want the quick default %d", c.Kills, QuickConfig().Kills)
+	}
+	if !c.has("memory") || c.has("raw") {
+		t.Errorf("workloads %v", c.Workloads)
+	}
+}
+
+func TestParseFlagsErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"--transports", "tcp,carrier-pigeon"},
+		{"--transports", ""},
+		{"--workloads", "invoke,nap"},
+		{"--duration", "1ms"},
+		{"--runs", "0"},
+		{"--kills", "0"},
+		{"--mem-followers", "100,10"},
+		{"--mem-followers", "ten"},
+		{"--publish-n", "0"},
+		{"--publish-interval", "1us"},
+		{"--timeout", "-1s"},
+		{"stray"},
+	} {
+		_, err := parseFlags(args, io.Discard)
+		if !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("parseFlags(%q) = %v, want ErrInvalidConfig", args, err)
+		}
+	}
+	var usage bytes.Buffer
+	if _, err := parseFlags([]string{"-h"}, &usage); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: %v, want flag.ErrHelp", err)
+	}
+	if !strings.Contains(usage.String(), "-vs-node") {
+		t.Errorf("usage does not list -vs-node:\n%s", usage.String())
+	}
+	if code := realMain([]string{"--runs", "-3"}, io.Discard, io.Discard); code != 2 {
+		t.Errorf("realMain with a bad flag exited %d, want 2", code)
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	var s []int64
+	for i := 1000; i >= 1; i-- { // unsorted on purpose
+		s = append(s, int64(i))
+	}
+	got := summarize(s)
+	want := Summary{N: 1000, Min: 1, P50: 500, P90: 900, P99: 990, P999: 999, Max: 1000, Mean: 500}
+	if got != want {
+		t.Errorf("summarize(1..1000) = %+v, want %+v", got, want)
+	}
+	if got := summarize(nil); got != (Summary{}) {
+		t.Errorf("summarize(nil) = %+v", got)
+	}
+	if got := summarize([]int64{7}); got.P50 != 7 || got.P999 != 7 {
+		t.Errorf("summarize([7]) = %+v", got)
+	}
+	m := medianSummary([]Summary{{N: 1, P50: 30, P99: 1}, {N: 2, P50: 10, P99: 3}, {N: 3, P50: 20, P99: 2}})
+	if m.N != 6 || m.P50 != 20 || m.P99 != 2 {
+		t.Errorf("medianSummary = %+v, want N 6, P50 20, P99 2", m)
+	}
+	if got := median([]float64{3, 1, 2}); got != 2 {
+		t.Errorf("median = %v", got)
+	}
+}
+
+func TestFormat(t *testing.T) {
+	for _, c := range []struct{ got, want string }{
+		{fmtDur(850), "850 ns"},
+		{fmtDur(12_345), "12.3 µs"},
+		{fmtDur(4_560_000), "4.56 ms"},
+		{fmtDur(1_234_000_000), "1.23 s"},
+		{fmtRate(950), "950/s"},
+		{fmtRate(67_600), "67.6k/s"},
+		{fmtRate(1_230_000), "1.23M/s"},
+		{fmtBytes(21.2 * 1024), "21.2 KiB"},
+		{ratio(150, 100), "1.50×"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}
+
+// testContext bounds a test's waits.
+func testContext(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestRunTiny runs the harness for real, briefly: the direct call, the raw
+// baselines and ours over TCP between separate processes (children of the
+// test binary), then writes and checks the three outputs.
+func TestRunTiny(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Transports = []string{"tcp"}
+	cfg.Workloads = []string{"raw", "invoke", "publish", "failover", "memory"}
+	cfg.Duration = 50 * time.Millisecond
+	cfg.Runs = 1
+	cfg.Kills = 1
+	cfg.PublishN = []int{2}
+	cfg.MemFollowers = []int{1, 3}
+	cfg.Timeout = 60 * time.Second
+	var log bytes.Buffer
+	res, err := run(testContext(t, time.Minute), cfg, &log)
+	if err != nil || len(res.Errors) > 0 {
+		t.Fatalf("run: %v %v\n%s", err, res.Errors, log.String())
+	}
+	latencies := []struct{ impl, tr, name string }{
+		{implDirect, transportInProcess, callName(64)},
+		{implRaw, "tcp", pingPongName(64)},
+		{implRaw, "tcp", pingPongName(4096)},
+		{implOurs, "tcp", invokeName(64, "string")},
+		{implOurs, "tcp", invokeName(4096, "bytes")},
+		{implOurs, "tcp", publishName(2)},
+		{implOurs, "tcp", failoverName("auto")},
+		{implOurs, "tcp", failoverName("forced")},
+	}
+	for _, l := range latencies {
+		m := res.find(l.impl, l.tr, l.name)
+		if m == nil || m.Latency == nil || m.Latency.N == 0 || m.Latency.P50 <= 0 || m.Latency.P50 > m.Latency.P99 {
+			t.Errorf("%s %s %s: %+v", l.impl, l.tr, l.name, m)
+		}
+	}
+	for _, name := range []string{echoName(64, 1), echoName(64, 4), echoName(4096, 4)} {
+		if m := res.find(implRaw, "tcp", name); m == nil || m.Rate <= 0 {
+			t.Errorf("raw %s: %+v", name, m)
+		}
+	}
+	for _, w := range throughputWorkloads {
+		if m := res.find(implOurs, "tcp", tputName(w.size, w.kind, w.n)); m == nil || m.Rate <= 0 {
+			t.Errorf("ours %s: %+v", tputName(w.size, w.kind, w.n), m)
+		}
+	}
+	if m := res.find(implOurs, "tcp", invokeName(64, "bytes")); m == nil || m.AllocsPerOp <= 0 || m.CodecAllocsPerOp <= 0 {
+		t.Errorf("allocations per invoke not measured: %+v", m)
+	}
+	if m := res.find(implOurs, "tcp", publishName(2)); m != nil && m.Lost != 0 {
+		t.Errorf("publish lost %d values", m.Lost)
+	}
+	mem := res.find(implOurs, "tcp", memoryName)
+	if mem == nil || len(mem.Memory) != 3 {
+		t.Fatalf("memory: %+v", mem)
+	}
+	for i, want := range []int{0, 1, 3} {
+		p := mem.Memory[i]
+		if p.Followers != want || p.GoInUse <= 0 || p.Goroutines <= 0 {
+			t.Errorf("memory point %d: %+v", i, p)
+		}
+	}
+	if mem.Memory[2].Goroutines <= mem.Memory[0].Goroutines {
+		t.Errorf("the leader's goroutines did not grow with followers: %+v", mem.Memory)
+	}
+	checkOutputs(t, res)
+}
+
+// checkOutputs writes res with writeOutputs and checks each file: the JSON
+// reads back the same, the markdown has the tables, the SVG is XML.
+func checkOutputs(t *testing.T, res *Results) {
+	t.Helper()
+	dir := t.TempDir()
+	md, err := writeOutputs(dir, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Results
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatalf("results.json: %v", err)
+	}
+	if !equalJSON(t, &back, res) {
+		t.Errorf("results.json does not read back as written")
+	}
+	file, err := os.ReadFile(filepath.Join(dir, "results.md"))
+	if err != nil || !bytes.Equal(file, md) {
+		t.Errorf("results.md differs from the markdown returned (%v)", err)
+	}
+	checkMarkdown(t, string(md))
+	svg, err := os.ReadFile(filepath.Join(dir, "bench.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSVG(t, svg)
+}
+
+// checkMarkdown checks that every table row has its header's column count.
+func checkMarkdown(t *testing.T, md string) {
+	t.Helper()
+	cols := 0
+	tables := 0
+	for line := range strings.Lines(md) {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "|") {
+			cols = 0
+			continue
+		}
+		n := strings.Count(line, "|") - 1
+		if cols == 0 {
+			cols = n
+			tables++
+			continue
+		}
+		if n != cols {
+			t.Errorf("table row with %d columns under a %d-column header: %s", n, cols, line)
+		}
+	}
+	if tables == 0 {
+		t.Errorf("no table in the markdown:\n%s", md)
+	}
+	if !strings.Contains(md, "### Targets (issue 8)") || !strings.Contains(md, "bench.svg") {
+		t.Errorf("markdown lacks the targets or the chart:\n%s", md)
+	}
+}
+
+// checkSVG parses the chart as XML and checks that it is an svg document
+// with bars.
+func checkSVG(t *testing.T, svg []byte) {
+	t.Helper()
+	dec := xml.NewDecoder(bytes.NewReader(svg))
+	root, rects, texts := "", 0, 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("bench.svg is not well-formed XML: %v\n%s", err, svg)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			if root == "" {
+				root = se.Name.Local
+				if se.Name.Space != "http://www.w3.org/2000/svg" {
+					t.Errorf("svg namespace %q", se.Name.Space)
+				}
+			}
+			switch se.Name.Local {
+			case "rect":
+				rects++
+			case "text":
+				texts++
+			}
+		}
+	}
+	if root != "svg" || rects < 2 || texts < 2 {
+		t.Errorf("bench.svg: root %q, %d rects, %d texts", root, rects, texts)
+	}
+}
+
+func equalJSON(t *testing.T, a, b any) bool {
+	t.Helper()
+	ja, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jb, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Equal(ja, jb)
+}
+
+// TestWritersSynthetic checks the writers on made-up results that have
+// everything, Node included, and on results that have nothing.
+func TestWritersSynthetic(t *testing.T) {
+	lat := func(impl, tr, name string, p50 int64) Measurement {
+		s := Summary{N: 100, Min: p50 / 2, P50: p50, P90: p50 * 2, P99: p50 * 3, P999: p50 * 4, Max: p50 * 5, Mean: p50}
+		return Measurement{Impl: impl, Transport: tr, Name: name, Latency: &s, Runs: []Summary{s}}
+	}
+	rate := func(impl, tr, name string, r float64) Measurement {
+		return Measurement{Impl: impl, Transport: tr, Name: name, Rate: r, RateRuns: []float64{r}}
+	}
+	res := &Results{Started: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Config: DefaultConfig(),
+		Host: Host{OS: "linux", Arch: "amd64", CPUs: 2, Go: "go1.26", Node: "v20.0.0", ClusterClient: "3.7.0"}}
+	res.Measurements = append(res.Measurements, lat(implDirect, transportInProcess, callName(64), 2))
+	for _, tr := range []string{"tcp", "unix"} {
+		res.Measurements = append(res.Measurements,
+			lat(implRaw, tr, pingPongName(64), 10_000), lat(implRaw, tr, pingPongName(4096), 12_000),
+			rate(implRaw, tr, echoName(64, 1), 100_000), rate(implRaw, tr, echoName(64, 4), 300_000), rate(implRaw, tr, echoName(4096, 4), 90_000),
+			lat(implOurs, tr, publishName(4), 50_000), lat(implOurs, tr, failoverName("auto"), 2_000_000), lat(implOurs, tr, failoverName("forced"), 30_000_000),
+			Measurement{Impl: implOurs, Transport: tr, Name: memoryName, Memory: []MemPoint{
+				{0, memReply{RSS: 8 << 20, GoInUse: 1 << 20, Goroutines: 8}},
+				{1, memReply{RSS: 9 << 20, GoInUse: 2 << 20, Goroutines: 10}},
+				{1001, memReply{RSS: 29 << 20, GoInUse: 22 << 20, Goroutines: 2010}},
+			}})
+		for _, w := range latencyWorkloads {
+			m := lat(implOurs, tr, invokeName(w.size, w.kind), 14_000)
+			m.AllocsPerOp, m.CodecAllocsPerOp = 9, 6
+			res.Measurements = append(res.Measurements, m)
+		}
+		for _, w := range throughputWorkloads {
+			res.Measurements = append(res.Measurements, rate(implOurs, tr, tputName(w.size, w.kind, w.n), 200_000))
+		}
+	}
+	for _, w := range latencyWorkloads {
+		res.Measurements = append(res.Measurements, lat(implNode, "tcp", invokeName(w.size, w.kind), 73_000))
+	}
+	for _, w := range throughputWorkloads {
+		res.Measurements = append(res.Measurements, rate(implNode, "tcp", tputName(w.size, w.kind, w.n), 40_000))
+	}
+	res.Skipped = []Note{{"kcp", "not in this build"}}
+	res.Errors = []Note{{"yamux raw", "something\nbroke | badly"}}
+	checkOutputs(t, res)
+
+	var md bytes.Buffer
+	if err := writeMarkdown(&md, res, "bench.svg"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| invoke 64 B string | 14.0 µs / 42.0 µs / 56.0 µs | 10.0 µs / 30.0 µs / 40.0 µs (ping-pong 64 B) | 1.40× / 1.40× | 73.0 µs / 219 µs / 292 µs | 0.192× / 0.192× |",
+		"| throughput 64 B string, 4 followers × 64 in flight | 200k/s | 300k/s (pipelined echo 64 B, 4 clients) | 0.667× | 40.0k/s | 5.00× |",
+		"| invoke p50 via a follower ≤ 1.5× raw ping-pong p50, tcp (64 B string / []byte) | 1.40× / 1.40× (14.0 µs, 14.0 µs vs 10.0 µs) | yes |",
+		"| throughput 64 B, N = 4, tcp ≥ 50% of raw pipelined echo | 67% (200k/s vs 300k/s) | yes |",
+		"| 4 KiB []byte throughput ≥ 100× Node (tcp, N = 4) | 5.00× (200k/s vs 40.0k/s) | **no** |",
+		"| leader memory per idle follower ≤ 32 KiB (RSS), tcp | 20.5 KiB RSS (Go memory 20.5 KiB) | yes |",
+		"| ≤ 4 allocations per invoke on the follower beyond the codec's own, unix (worst workload) | 3.0 (64 B string: 9.0 − codec 6.0) | yes |",
+		"- yamux raw: something broke | badly",
+	} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks\n%s\nin:\n%s", want, md.String())
+		}
+	}
+
+	empty := &Results{Config: QuickConfig()}
+	checkSVG(t, mustSVG(t, empty))
+	var emd bytes.Buffer
+	if err := writeMarkdown(&emd, empty, ""); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(emd.String(), "not measured") {
+		t.Errorf("empty results: targets not shown as not measured:\n%s", emd.String())
+	}
+}
+
+func mustSVG(t *testing.T, r *Results) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := writeSVG(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// TestChildLifetime checks that a child exits by itself when its stdin
+// closes, and that stopping a child that ignores it (here: busy in a long
+// command) kills it.
+func TestChildLifetime(t *testing.T) {
+	ctx := testContext(t, 30*time.Second)
+	ps := &procSet{}
+	defer ps.close()
+	addr, err := freePort("tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := ps.goChild(ctx, "echo server", "echo-server", endpointArgs{Transport: "tcp", Addr: addr}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := ps.goChild(ctx, "raw client", "raw-client", endpointArgs{Transport: "tcp", Addr: addr}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.call(ctx, "nap", nil, nil); !errors.Is(err, ErrChildFailed) || !strings.Contains(err.Error(), `unknown command "nap"`) {
+		t.Errorf("unknown command: %v", err)
+	}
+	// A long command: the child cannot read its stdin's EOF until it ends.
+	if err := client.send("pingpong", pingPongArgs{Size: 64, Duration: int64(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	client.stop(100 * time.Millisecond)
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("stop took %v", took)
+	}
+	if client.waitErr == nil {
+		t.Errorf("busy child exited cleanly, want killed")
+	}
+	server.stop(10 * time.Second)
+	if server.waitErr != nil {
+		t.Errorf("idle child did not exit cleanly on stdin EOF: %v; stderr: %s", server.waitErr, server.stderr.String())
+	}
+	if _, err := ps.goChild(ctx, "bad", "no-such-role", nil, nil); !errors.Is(err, ErrChildFailed) {
+		t.Errorf("unknown role: %v, want ErrChildFailed", err)
+	}
+}
+
+// TestNodeMember runs the Node member script against the real npm
+// cluster-client when node and interop/node_modules are there.
+func TestNodeMember(t *testing.T) {
+	if !monoIsHostWide {
+		t.Skip("Node timings need Linux's CLOCK_MONOTONIC")
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("SKIPPED: node is not installed, so the Node member script is not tested")
+	}
+	cfg := DefaultConfig()
+	cfg.Transports = []string{"tcp"}
+	dir := t.TempDir()
+	env, err := findNode(cfg, dir)
+	if err != nil {
+		t.Skipf("SKIPPED: %v", err)
+	}
+	ctx := testContext(t, 30*time.Second)
+	r := &runner{cfg: cfg, procs: &procSet{}, dir: dir, log: io.Discard, node: env, res: &Results{}}
+	defer r.procs.close()
+	ci := r.nodeImpl()
+	addr, err := ci.addr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader, err := r.leaderAt(ctx, ci, addr, "auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := r.followersAt(ctx, ci, addr, "auto", "follower", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := fs[0]
+	for _, kind := range []string{"string", "bytes"} {
+		var rep samplesReply
+		if err := f.call(ctx, "seq", seqArgs{Kind: kind, Size: 64, Duration: int64(30 * time.Millisecond)}, &rep); err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Samples) == 0 || slices.Min(rep.Samples) <= 0 {
+			t.Errorf("%s: samples %v", kind, rep.Samples)
+		}
+	}
+	var st statsReply
+	if err := leader.call(ctx, "stats", nil, &st); err != nil || !st.Leader || st.PID != leader.pid() {
+		t.Errorf("leader stats %+v, %v", st, err)
+	}
+	var p probeReply
+	if err := f.call(ctx, "probe", probeArgs{DeadPID: -1, Timeout: int64(5 * time.Second)}, &p); err != nil || p.PID != leader.pid() {
+		t.Errorf("probe: %+v, %v (leader pid %d)", p, err, leader.pid())
+	}
+	r.procs.stopAll(leader, f)
+}
+
+// Example_summarize shows the percentiles of a set of samples.
+func Example_summarize() {
+	s := summarize([]int64{5_000, 1_000, 3_000, 2_000, 4_000})
+	fmt.Println(fmtDur(s.P50), fmtDur(s.P99), s.N)
+	// Output: 3.00 µs 5.00 µs 5
+}

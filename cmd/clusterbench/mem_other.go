@@ -1,0 +1,7 @@
+//go:build !linux
+
+package main
+
+// residentBytes returns 0: the resident set is read from /proc on Linux
+// only; reports show it as unknown elsewhere.
+func residentBytes() int64 { return 0 }
