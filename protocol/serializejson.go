@@ -4,19 +4,23 @@ import "errors"
 
 // SerializeJSON is the app-object codec of Node's cluster-client: the
 // npm package serialize-json 1.0.3, byte for byte. Use it in clusters that
-// mix Go and Node processes.
+// mix Go and Node processes. It is safe for concurrent use.
 //
 // # Format
 //
-// A document is five sections joined by '^': STRINGS, INTEGERS, FLOATS,
-// DATES (together one dictionary, entries joined by '|', numbered in that
-// order) and STRUCTURE, a token stream: dictionary indexes in base 36,
-// literals (-1 true, -2 false, -3 null, -4 empty string, -5 undefined) and
-// containers ('@' array, '$' object, '*' Buffer, '#' Error, each closed by
-// ']'). Strings escape space, '+', '|', '^' and '%'; integral numbers are
-// base 36; dates are milliseconds in base 36. Entries are not shared:
-// every occurrence of a value has its own entry. protocol/spec.md and the
-// fixtures' README describe it in full.
+// A document is UTF-8 text in five sections joined by '^': STRINGS,
+// INTEGERS, FLOATS, DATES and STRUCTURE. The first four are one
+// dictionary, entries joined by '|' and numbered across the sections in
+// that order; entries are appended in depth-first order and never shared,
+// every occurrence of a value has its own. Strings are escaped in one pass
+// (space → '+', '+' → %2B, '|' → %7C, '^' → %5E, '%' → %25); integral
+// numbers are base 36, upper case; other numbers are as JavaScript prints
+// them; dates are milliseconds in base 36. STRUCTURE is a token stream:
+// dictionary indexes in base 36, the literals -1 true, -2 false, -3 null,
+// -4 empty string and -5 undefined, and containers opened by '@' (array),
+// '$' (object: key, value, ...), '*' (Buffer: one INTEGERS entry per byte)
+// or '#' (Error: key, value pairs, message and stack first) and closed by
+// ']'; '|' separates siblings. {a: "x", b: 1} is a|x|b^1^^^$0|1|2|3].
 //
 // # Encoding
 //
@@ -27,7 +31,7 @@ import "errors"
 //   - Raw: at the top level appended as is; inside a value its document is
 //     spliced in entry for entry (a nil or empty Raw is null).
 //   - Undefined (any UndefinedValue): undefined.
-//   - time.Time: a Date of t.UnixMilli() (sub-millisecond digits are cut).
+//   - time.Time: a Date of t.UnixMilli() (rounded down to the millisecond).
 //   - json.Number: as the number it spells (see integers below).
 //   - RemoteError and error values: an Error with "message", "stack", then
 //     "name" and "code" when not empty. For an error that is not a
@@ -67,13 +71,14 @@ import "errors"
 //
 // # Decoding into *any
 //
-// Decoding into *any gives natural values: string; int64 for an INTEGERS
-// entry up to 2^53-1 in magnitude (a JavaScript safe integer: Go and Node
-// agree exactly) and float64 beyond, computed as V8's parseInt does so Go
-// and Node read the same double; float64 for FLOATS (NaN and ±Inf
-// included); bool; nil for null and for undefined; []byte for a Buffer;
-// time.Time (UTC) for a Date; *RemoteError for an Error; []any;
-// map[string]any.
+// Decoding into *any gives natural values (unless it holds a non-nil
+// pointer, which is decoded into, as encoding/json does): string; int64
+// for an INTEGERS entry up to 2^53-1 in magnitude (a JavaScript safe
+// integer: Go and Node agree exactly) and float64 beyond, computed as
+// V8's parseInt does so Go and Node read the same double; float64 for
+// FLOATS (NaN and ±Inf included); bool; nil for null and for undefined;
+// []byte for a Buffer; time.Time (UTC) for a Date; *RemoteError for an
+// Error; []any; map[string]any.
 //
 // # Decoding into typed targets
 //
