@@ -270,7 +270,7 @@ func (c *Client) teardownCtx() context.Context {
 // settled (so the supervisor need not back off).
 func (c *Client) runLeader(lease *election.Lease) bool {
 	att := lease.Attach(func(ln net.Listener) io.Closer {
-		return newServer(ln, c.cfg.transport, lease.Addr(), &c.cfg)
+		return newServer(ln, c.cfg.transport, lease.Addr(), &c.cfg, lease.Channels)
 	})
 	srv, _ := att.(*server)
 	if srv == nil {

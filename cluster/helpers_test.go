@@ -33,6 +33,7 @@ type world struct {
 	noInitialPush  bool          // Subscribe does not push the current value
 	closeDelay     time.Duration // the real client's Close takes this long
 	closeErr       error         // and returns this
+	ctxSeen        chan error    // "waitctx" reports its context's end here
 
 	mu       sync.Mutex
 	upSubs   map[string]int
@@ -185,6 +186,18 @@ func (rc *realClient) service() *cluster.Service {
 				time.Sleep(time.Duration(ms) * time.Millisecond)
 				return "woke", nil
 			}),
+			"waitctx": func(ctx context.Context, _ cluster.Args) (any, error) {
+				dl, ok := ctx.Deadline()
+				<-ctx.Done()
+				err := ctx.Err()
+				if !ok || time.Until(dl) > 0 {
+					err = fmt.Errorf("deadline %v %v, done with %w", dl, ok, err)
+				}
+				if rc.w.ctxSeen != nil {
+					rc.w.ctxSeen <- err
+				}
+				return nil, err
+			},
 			"emit": cluster.Action(func(_ context.Context, name string) error {
 				rc.emit(name, fmt.Errorf("upstream event %s", name))
 				return nil

@@ -362,10 +362,12 @@ func (h *host) push(t *topic, v any) {
 // call runs a declared method (or publish / unPublish) once the real
 // client is ready. A panic becomes ErrPanic with the stack.
 func (h *host) call(ctx context.Context, method string, args Args) (res any, err error) {
-	select {
-	case <-h.ready:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if !h.isReady() {
+		select {
+		case <-h.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	if h.err != nil {
 		return nil, h.err

@@ -114,6 +114,19 @@ func TestCC011_ResponseTimeout(t *testing.T) {
 	if st := f.Stats(); st.Timeouts != 1 || st.InFlight != 0 {
 		t.Fatalf("follower stats: %+v", st)
 	}
+	// The method's context carries the caller's deadline and ends with it.
+	w.ctxSeen = make(chan error, 1)
+	if _, err := f.Invoke(tctx(t, 5*time.Second), "waitctx"); !errors.Is(err, cluster.ErrTimeout) {
+		t.Fatalf("waitctx: %v", err)
+	}
+	select {
+	case err := <-w.ctxSeen:
+		if err != context.DeadlineExceeded { // not wrapped: the deadline was set and had passed
+			t.Fatalf("method context ended with %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the method's context never ended")
+	}
 	// The leader's own call waits for the method, however long.
 	if got := mustInvoke[string](t, l, "sleep", 300); got != "woke" {
 		t.Fatalf("leader sleep = %q", got)
@@ -197,16 +210,17 @@ func TestCC024_OnewayAndReadyError(t *testing.T) {
 func TestRG24_CallsBeforeReadyRunAfter(t *testing.T) {
 	w := newWorld()
 	w.initDelay = 200 * time.Millisecond
-	rec := newRecorder()
+	r1, r2 := newRecorder(), newRecorder()
 	tr, addr := memNet(t)
 	opts := []cluster.Option{cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithResponseTimeout(100 * time.Millisecond)}
-	l := newClient(t, "AsyncClient", w, append(opts, rec.opt())...)
-	f := newClient(t, "AsyncClient", w, opts...)
-	if err := l.InvokeOneway("emit", "queued-on-leader"); err != nil {
+	// Created together: either may lead.
+	c1 := newClient(t, "AsyncClient", w, append(opts, r1.opt())...)
+	c2 := newClient(t, "AsyncClient", w, append(opts, r2.opt())...)
+	if err := c1.InvokeOneway("emit", "queued-before-ready"); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	for _, c := range []*cluster.Client{l, f} {
+	for _, c := range []*cluster.Client{c1, c2} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -217,17 +231,22 @@ func TestRG24_CallsBeforeReadyRunAfter(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if l.Role() != cluster.RoleLeader || f.Role() != cluster.RoleFollower {
-		t.Fatalf("roles %v %v", l.Role(), f.Role())
+	ls := leaders(c1, c2)
+	if len(ls) != 1 {
+		t.Fatalf("roles %v %v", c1.Role(), c2.Role())
 	}
-	rec.wait(t, 2*time.Second, "queued oneway ran", func(ev cluster.Event) bool {
-		return ev.Kind == cluster.EventUpstream && ev.Name == "queued-on-leader"
+	lrec := r1
+	if ls[0] == c2 {
+		lrec = r2
+	}
+	lrec.wait(t, 2*time.Second, "queued oneway ran", func(ev cluster.Event) bool {
+		return ev.Kind == cluster.EventUpstream && ev.Name == "queued-before-ready"
 	})
-	if err := f.InvokeOneway("emit", "from-follower"); err != nil {
+	if err := c2.InvokeOneway("emit", "later"); err != nil {
 		t.Fatal(err)
 	}
-	rec.wait(t, 2*time.Second, "follower oneway ran on the leader", func(ev cluster.Event) bool {
-		return ev.Kind == cluster.EventUpstream && ev.Name == "from-follower"
+	lrec.wait(t, 2*time.Second, "oneway ran on the leader", func(ev cluster.Event) bool {
+		return ev.Kind == cluster.EventUpstream && ev.Name == "later"
 	})
 }
 

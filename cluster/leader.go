@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,17 +56,26 @@ type server struct {
 	maxBuf   int
 	log      *slog.Logger
 
+	// claimed lists the channels this process's registry has elected on
+	// the address: a channel can be claimed a moment before its leader
+	// joins the server, and a follower arriving in that moment waits for
+	// it instead of being told there is no such channel.
+	claimed func() []string
+
 	mu       sync.Mutex
 	channels map[string]*leaderTerm
+	added    chan struct{} // closed and replaced when a channel joins
 	unrouted map[*wire]struct{}
 	closing  bool
 	failed   error
 	wg       sync.WaitGroup
 }
 
-func newServer(ln net.Listener, t transport.Transport, addr string, cfg *config) *server {
+func newServer(ln net.Listener, t transport.Transport, addr string, cfg *config, claimed func() []string) *server {
 	s := &server{
 		ln:       ln,
+		claimed:  claimed,
+		added:    make(chan struct{}),
 		addr:     t.Name() + " " + addr,
 		limits:   cfg.limits,
 		deadline: cfg.registerDeadline,
@@ -88,6 +98,8 @@ func (s *server) Close() error {
 	for w := range s.unrouted {
 		w.close(ErrClosed)
 	}
+	close(s.added) // wake routes waiting in lookup
+	s.added = make(chan struct{})
 	s.mu.Unlock()
 	s.ln.Close()
 	s.wg.Wait()
@@ -106,7 +118,29 @@ func (s *server) add(lt *leaderTerm) error {
 		return ErrClosed
 	}
 	s.channels[lt.c.name] = lt
+	close(s.added)
+	s.added = make(chan struct{})
 	return nil
+}
+
+// lookup returns the leader of channel, waiting up to d for a channel that
+// is claimed but has not joined yet.
+func (s *server) lookup(channel string, d time.Duration) *leaderTerm {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		lt, added, closing := s.channels[channel], s.added, s.closing || s.failed != nil
+		s.mu.Unlock()
+		if lt != nil || closing || !slices.Contains(s.claimed(), channel) {
+			return lt
+		}
+		select {
+		case <-added:
+		case <-deadline.C:
+			return nil
+		}
+	}
 }
 
 func (s *server) remove(lt *leaderTerm) {
@@ -166,6 +200,8 @@ func (s *server) fail(err error) {
 	for w := range s.unrouted {
 		w.close(ErrListener)
 	}
+	close(s.added)
+	s.added = make(chan struct{})
 	failed := s.failed
 	s.mu.Unlock()
 	s.log.Warn("leader listener failed", slog.Any("error", err))
@@ -215,12 +251,12 @@ func (s *server) route(w *wire) {
 			s.log.Debug("dropping connection that did not register first", slog.String("type", co.Type))
 			return
 		}
-		s.mu.Lock()
-		lt := s.channels[co.ChannelName]
+		lt := s.lookup(co.ChannelName, time.Second)
 		if lt != nil {
+			s.mu.Lock()
 			delete(s.unrouted, w)
+			s.mu.Unlock()
 		}
-		s.mu.Unlock()
 		if lt == nil || !lt.adopt(w, r, p.ID, p.Timeout, &co) {
 			s.refuse(w, p.ID, p.Timeout, co.ChannelName)
 			return
@@ -613,11 +649,12 @@ func (p *peer) reply(id int64, timeout int32, re *protocol.RemoteError, ext Ext)
 func (p *peer) serve(id int64, timeout int32, method string, argc int, app []byte, oneway bool) {
 	lt := p.lt
 	start := time.Now()
-	ctx, cancel := lt.ctx, context.CancelFunc(func() {})
+	ctx := lt.ctx
 	if timeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, protocol.Timeout(timeout))
+		cc := newCallCtx(ctx, start.Add(protocol.Timeout(timeout)))
+		defer cc.release()
+		ctx = cc
 	}
-	defer cancel()
 	var res any
 	args, err := protocol.SplitArgs(app, argc)
 	if err != nil {

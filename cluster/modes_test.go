@@ -150,8 +150,6 @@ func memberMode(args []string) int {
 					st.NotReady++
 				default:
 					st.Other++
-				}
-				if err != nil {
 					st.LastErr = err.Error()
 				}
 				mu.Unlock()

@@ -128,10 +128,17 @@ func (a Args) Decode(i int, v any) error {
 	return a.codec.Decode(a.enc[i], v)
 }
 
-// Raw returns argument i as codec bytes (encoding a local argument).
+// Raw returns argument i as codec bytes, without decoding it (a local
+// argument is encoded). Returning it as the result sends it back as is:
+// the fast path for passing bytes through.
 func (a Args) Raw(i int) (protocol.Raw, error) {
-	var r protocol.Raw
-	return r, a.Decode(i, &r)
+	if i < 0 || i >= a.Len() {
+		return nil, fmt.Errorf("%w: argument %d of %d", ErrProtocol, i, a.Len())
+	}
+	if a.vals != nil {
+		return a.codec.Append(nil, a.vals[i])
+	}
+	return a.enc[i], nil // the call's own copy of the frame: never reused
 }
 
 // assign stores the Go value val in the pointer v: directly when the types
