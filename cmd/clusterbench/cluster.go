@@ -132,11 +132,11 @@ func (r *runner) invokes(ctx context.Context, ci clusterImpl) error {
 		m.AllocsPerOp, m.CodecAllocsPerOp = median(allocs), median(codec)
 	}
 	for _, w := range throughputWorkloads {
-		rates, err := r.load(ctx, followers[:w.n], "load", loadArgs{Size: w.size, Kind: w.kind, InFlight: inFlight})
+		rates, failed, err := r.load(ctx, followers[:w.n], "load", loadArgs{Size: w.size, Kind: w.kind, InFlight: inFlight})
 		if err != nil {
 			return err
 		}
-		r.addRate(ci.impl, ci.transport, tputName(w.size, w.kind, w.n), rates)
+		r.addRate(ci.impl, ci.transport, tputName(w.size, w.kind, w.n), rates).Failed = failed
 	}
 	return nil
 }
@@ -287,73 +287,91 @@ func (r *runner) failover(ctx context.Context, ci clusterImpl, mode string, kill
 	var samples []int64
 	for k := range kills {
 		dead := leader
-		type spawned struct {
-			p    *proc
-			info memberReady
-			err  error
-		}
-		next := make(chan spawned, 1)
-		t0 := monoNow()
-		dead.kill()
-		if mode == "forced" {
-			if err := dead.wait(ctx); err != nil {
-				return err
-			}
-			go func() {
-				p, info, err := ci.spawn(ctx, fmt.Sprintf("leader %d", k+2), addr, "leader")
-				next <- spawned{p, info, err}
-			}()
-		}
-		for _, f := range followers {
-			if err := f.send("probe", probeArgs{DeadPID: dead.pid(), Timeout: int64(20 * time.Second)}); err != nil {
-				return err
-			}
-		}
-		var errs []error
-		newPID, last := 0, t0
-		for _, f := range followers {
-			var p probeReply
-			if err := f.recv(ctx, &p); err != nil {
-				errs = append(errs, fmt.Errorf("kill %d: probe: %w", k+1, err))
-				continue
-			}
-			if newPID != 0 && p.PID != newPID {
-				errs = append(errs, fmt.Errorf("kill %d: survivors disagree on the new leader: pid %d and %d", k+1, newPID, p.PID))
-			}
-			newPID, last = p.PID, max(last, p.At)
-		}
 		leader = nil
-		if mode == "forced" {
-			s := <-next
-			if s.err != nil {
-				errs = append(errs, fmt.Errorf("kill %d: new forced leader: %w", k+1, s.err))
-			} else {
-				leader = s.p
-				if !s.info.Leader || s.p.pid() != newPID && newPID != 0 {
-					errs = append(errs, fmt.Errorf("kill %d: new forced leader pid %d (leads: %v), survivors answered by pid %d", k+1, s.p.pid(), s.info.Leader, newPID))
-				}
-			}
-		}
+		took, newPID, next, err := r.killLeader(ctx, ci, addr, mode, dead, followers, k+2)
 		r.procs.stopAll(dead)
-		if err := errors.Join(errs...); err != nil {
-			return err
+		if next != nil {
+			leader = next
 		}
-		samples = append(samples, last-t0)
+		if err != nil {
+			return fmt.Errorf("kill %d: %w", k+1, err)
+		}
+		samples = append(samples, took)
 		if mode == "auto" {
 			i := slices.IndexFunc(followers, func(p *proc) bool { return p.pid() == newPID })
 			if i < 0 {
 				return fmt.Errorf("kill %d: the new leader pid %d is none of the survivors", k+1, newPID)
 			}
 			leader = followers[i]
+			followers = slices.Delete(followers, i, i+1)
 			replacement, err := r.followersAt(ctx, ci, addr, followerMode, fmt.Sprintf("follower %d", k+5), 1)
+			followers = append(followers, replacement...)
 			if err != nil {
 				return err
 			}
-			followers = append(slices.Delete(followers, i, i+1), replacement...)
 		}
 	}
-	r.addLatency(ci.impl, ci.transport, failoverName(mode), []Summary{summarize(samples)})
+	m := r.addLatency(ci.impl, ci.transport, failoverName(mode), []Summary{summarize(slices.Clone(samples))})
+	m.Samples = samples
 	return nil
+}
+
+// killLeader SIGKILLs dead, the leader, and returns how long it took
+// until every survivor had an invoke answered by a new leader, and that
+// leader's pid. In forced mode it also starts the new forced leader once
+// dead is reaped, and returns it (even with an error, so that the caller
+// stops it).
+func (r *runner) killLeader(ctx context.Context, ci clusterImpl, addr, mode string, dead *proc, survivors []*proc, term int) (took int64, newPID int, next *proc, err error) {
+	type spawned struct {
+		p    *proc
+		info memberReady
+		err  error
+	}
+	nextCh := make(chan spawned, 1)
+	t0 := monoNow()
+	dead.kill()
+	if mode == "forced" {
+		if err := dead.wait(ctx); err != nil {
+			return 0, 0, nil, err
+		}
+		go func() {
+			p, info, err := ci.spawn(ctx, fmt.Sprintf("leader %d", term), addr, "leader")
+			nextCh <- spawned{p, info, err}
+		}()
+	}
+	var errs []error
+	last := t0
+	sent := make([]bool, len(survivors))
+	for i, f := range survivors {
+		err := f.send("probe", probeArgs{DeadPID: dead.pid(), Timeout: int64(20 * time.Second)})
+		sent[i] = err == nil
+		errs = append(errs, err)
+	}
+	for i, f := range survivors {
+		if !sent[i] {
+			continue
+		}
+		var p probeReply
+		if err := f.recv(ctx, &p); err != nil {
+			errs = append(errs, fmt.Errorf("probe: %w", err))
+			continue
+		}
+		if newPID != 0 && p.PID != newPID {
+			errs = append(errs, fmt.Errorf("survivors disagree on the new leader: pid %d and %d", newPID, p.PID))
+		}
+		newPID, last = p.PID, max(last, p.At)
+	}
+	if mode == "forced" {
+		s := <-nextCh
+		switch {
+		case s.err != nil:
+			errs = append(errs, fmt.Errorf("new forced leader: %w", s.err))
+		case !s.info.Leader || s.p.pid() != newPID:
+			errs = append(errs, fmt.Errorf("new forced leader pid %d (leads: %v), but survivors were answered by pid %d", s.p.pid(), s.info.Leader, newPID))
+		}
+		next = s.p
+	}
+	return last - t0, newPID, next, errors.Join(errs...)
 }
 
 // memory reads the leader's memory (after a forced GC) with 0 and then

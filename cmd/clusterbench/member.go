@@ -232,8 +232,7 @@ func memberRole(raw json.RawMessage) (any, map[string]command, func(), error) {
 			if err := decodeArgs(data, &p); err != nil {
 				return nil, err
 			}
-			n, err := loadInvoke(c, p)
-			return loadReply{Ops: n}, err
+			return loadInvoke(c, p)
 		},
 		"subscribe": func(data json.RawMessage) (any, error) {
 			var p struct {
@@ -392,37 +391,38 @@ func codecAllocs(arg any) (float64, error) {
 }
 
 // loadInvoke runs p.InFlight goroutines, each invoking in a loop from
-// p.Start, and counts the invokes that complete within the window.
-func loadInvoke(c *cluster.Client, p loadArgs) (int64, error) {
+// p.Start, and counts the invokes that complete within the window, and
+// those that fail (which a saturated leader's response timeout causes).
+func loadInvoke(c *cluster.Client, p loadArgs) (loadReply, error) {
 	method, arg, err := benchArg(p.Kind, p.Size)
 	if err != nil {
-		return 0, err
+		return loadReply{}, err
 	}
 	waitUntil(p.Start)
 	end := p.Start + p.Duration
 	var (
-		ops     atomic.Int64
-		wg      sync.WaitGroup
-		errOnce sync.Once
-		first   error
+		ops, failed atomic.Int64
+		wg          sync.WaitGroup
+		errOnce     sync.Once
+		first       string
 	)
 	ctx := context.Background()
 	for range max(p.InFlight, 1) {
 		wg.Go(func() {
-			for {
+			for monoNow() < end {
 				if err := invokeEcho(ctx, c, method, arg, p.Size); err != nil {
-					errOnce.Do(func() { first = err })
-					return
+					errOnce.Do(func() { first = err.Error() })
+					failed.Add(1)
+					continue
 				}
-				if monoNow() >= end {
-					return
+				if monoNow() < end {
+					ops.Add(1)
 				}
-				ops.Add(1)
 			}
 		})
 	}
 	wg.Wait()
-	return ops.Load(), first
+	return loadReply{Ops: ops.Load(), Failed: failed.Load(), Error: first}, nil
 }
 
 // subscriber records the latency of each publication it receives.

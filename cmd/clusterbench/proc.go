@@ -155,7 +155,7 @@ func (s *procSet) start(ctx context.Context, name string, cmd *exec.Cmd, ready a
 		close(p.exited)
 	}()
 	if err := p.recv(ctx, ready); err != nil {
-		p.kill()
+		s.stopAll(p)
 		return nil, err
 	}
 	return p, nil

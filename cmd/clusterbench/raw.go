@@ -121,6 +121,10 @@ type loadArgs struct {
 
 type loadReply struct {
 	Ops int64 `json:"ops"`
+	// Failed counts calls that failed (a response timeout, say); they are
+	// not in Ops. Error is the first failure's message.
+	Failed int64  `json:"failed,omitempty"`
+	Error  string `json:"error,omitempty"`
 }
 
 // errEchoMismatch: the echo did not return the message that was sent.

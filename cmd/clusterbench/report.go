@@ -167,8 +167,11 @@ func latencyRatio(ours, base *Measurement) string {
 }
 
 func rateCell(m *Measurement) string {
-	if m == nil || m.Rate == 0 {
+	if m == nil || (m.Rate == 0 && m.Failed == 0) {
 		return "–"
+	}
+	if m.Failed > 0 {
+		return fmt.Sprintf("%s (%d calls failed)", fmtRate(m.Rate), m.Failed)
 	}
 	return fmtRate(m.Rate)
 }

@@ -61,6 +61,9 @@ type Measurement struct {
 	// Latency is the median, field by field, of the runs' summaries.
 	Latency *Summary  `json:"latency,omitempty"`
 	Runs    []Summary `json:"runs,omitempty"`
+	// Samples are the raw samples (ns) where there are few: one per kill
+	// for failover.
+	Samples []int64 `json:"samples_ns,omitempty"`
 	// Rate is the median of the runs' operations per second.
 	Rate     float64   `json:"ops_per_sec,omitempty"`
 	RateRuns []float64 `json:"rate_runs,omitempty"`
@@ -70,6 +73,8 @@ type Measurement struct {
 	// CodecAllocsPerOp: the part of AllocsPerOp that is the codec's own
 	// (an estimate: encoding the argument and decoding the result alone).
 	CodecAllocsPerOp float64 `json:"codec_allocs_per_op,omitempty"`
+	// Failed counts calls that failed during a throughput measurement.
+	Failed int64 `json:"failed,omitempty"`
 	// Lost counts publications that did not reach every subscriber.
 	Lost int `json:"lost,omitempty"`
 	// Memory: the leader's memory with growing numbers of idle followers.

@@ -127,11 +127,13 @@ func (r *runner) addLatency(impl, transport, name string, runs []Summary) *Measu
 	return &r.res.Measurements[len(r.res.Measurements)-1]
 }
 
-// addRate records a throughput measurement.
-func (r *runner) addRate(impl, transport, name string, rates []float64) {
+// addRate records a throughput measurement and returns it, to be
+// completed by the caller before the next add.
+func (r *runner) addRate(impl, transport, name string, rates []float64) *Measurement {
 	m := Measurement{Impl: impl, Transport: transport, Name: name, RateRuns: rates, Rate: median(rates)}
 	r.res.Measurements = append(r.res.Measurements, m)
 	r.progress("  %-6s %-5s %-22s %s", impl, transport, name, fmtRate(m.Rate))
+	return &r.res.Measurements[len(r.res.Measurements)-1]
 }
 
 // warmup is how long each run warms up before sampling.
@@ -210,7 +212,7 @@ func (r *runner) raw(ctx context.Context, t string) error {
 		r.addLatency(implRaw, t, pingPongName(size), runs)
 	}
 	for _, w := range throughputWorkloads {
-		rates, err := r.load(ctx, clients[:w.n], "echo", loadArgs{Size: w.size, InFlight: inFlight})
+		rates, _, err := r.load(ctx, clients[:w.n], "echo", loadArgs{Size: w.size, InFlight: inFlight})
 		if err != nil {
 			return err
 		}
@@ -244,15 +246,15 @@ var latencyWorkloads = []struct {
 }
 
 // load runs cmd ("echo" or "load") on every client at once, Runs times,
-// and returns the total operations per second of each run.
-func (r *runner) load(ctx context.Context, clients []*proc, cmd string, a loadArgs) ([]float64, error) {
-	var rates []float64
+// and returns the total operations per second of each run, and the number
+// of calls that failed over all runs.
+func (r *runner) load(ctx context.Context, clients []*proc, cmd string, a loadArgs) (rates []float64, failed int64, err error) {
 	for range r.cfg.Runs {
 		a.Start = monoNow() + int64(50*time.Millisecond) // every client gets the request first
 		a.Duration = int64(r.cfg.Duration)
 		for _, c := range clients {
 			if err := c.send(cmd, a); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 		}
 		var total int64
@@ -263,13 +265,17 @@ func (r *runner) load(ctx context.Context, clients []*proc, cmd string, a loadAr
 				errs = append(errs, fmt.Errorf("%s: %w", cmd, err))
 			}
 			total += rep.Ops
+			if rep.Failed > 0 {
+				failed += rep.Failed
+				r.progress("  %s: %d calls failed, the first with: %s", c.name, rep.Failed, rep.Error)
+			}
 		}
 		if err := errors.Join(errs...); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		rates = append(rates, float64(total)/r.cfg.Duration.Seconds())
 	}
-	return rates, nil
+	return rates, failed, nil
 }
 
 // spawnN starts n children with start(i), a few at a time (process starts

@@ -120,15 +120,22 @@ const commands = {
     await waitUntil(start_ns);
     const end = start_ns + duration_ns;
     let ops = 0;
+    let failed = 0;
+    let error;
     const worker = async () => {
-      for (;;) {
-        await echoOnce(arg, size);
-        if (nowNs() >= end) return;
-        ops++;
+      while (nowNs() < end) {
+        try {
+          await echoOnce(arg, size);
+        } catch (err) {
+          failed++;
+          if (error === undefined) error = String(err);
+          continue;
+        }
+        if (nowNs() < end) ops++;
       }
     };
     await Promise.all(Array.from({ length: Math.max(inflight, 1) }, worker));
-    return { ops };
+    return { ops, failed, error };
   },
 
   async subscribe({ data_id }) {

@@ -1,0 +1,68 @@
+// Command clusterbench measures clusterclient against the raw transports it
+// runs on and, with --vs-node, against Node's cluster-client 3.7.0, all in
+// one run on one host, and writes the results as a markdown table with
+// ratios, a JSON file and an SVG chart.
+//
+// Usage:
+//
+//	go run ./cmd/clusterbench --quick              # under a minute
+//	go run ./cmd/clusterbench --vs-node            # the full run, under ten minutes
+//	go run ./cmd/clusterbench --transports tcp,unix --workloads invoke,failover
+//
+// The results go to --out (default ./clusterbench-out): results.md (also
+// printed on stdout), results.json and bench.svg. Progress goes to stderr.
+// The exit status is 1 if a measurement failed (the others are still
+// written) and 2 for bad flags.
+//
+// # What is measured
+//
+// Every measurement runs between separate OS processes: clusterbench starts
+// itself again as children in a role (echo server, raw client, cluster
+// member, crowd of idle followers) and drives them over their stdin and
+// stdout, one JSON request and reply per line. Node members run
+// node/bench.js, embedded in the binary, which answers the same requests,
+// so both clusters are driven by the same code.
+//
+// For each transport (tcp, unix, yamux over tcp, kcp):
+//
+//   - raw baselines: a 64 B and a 4 KiB ping-pong between two processes over
+//     one conn of the transport, and a pipelined echo with 64 messages in
+//     flight per client, from 1 and 4 client processes;
+//   - sequential invoke through a follower (leader and follower are
+//     separate processes), 64 B and 4 KiB, string and []byte arguments,
+//     p50/p99/p999, with the follower process's heap allocations per call;
+//   - throughput with 64 calls in flight per follower, 1 and 4 followers;
+//   - publish → delivered to every subscriber, 4 and 32 subscriber
+//     processes: a publisher follower publishes paced values carrying their
+//     publish time, each subscriber notes when it got each, and a value's
+//     latency is its last delivery's;
+//   - failover: SIGKILL of the leader until every one of 4 surviving
+//     followers has an invoke answered by a new leader, over --kills kills,
+//     in auto mode (every member competes) and with forced roles (forced
+//     followers; a new forced leader process is started when the old one
+//     is reaped, as a supervisor would);
+//   - the leader's RSS, Go memory and goroutines with 0, 1, 100 and 1000
+//     idle followers (followers run in "crowd" processes, each with its own
+//     election registry, so each connects as a separate process would).
+//
+// Plus the floor: a direct in-process Go call of the same echo function.
+// With --vs-node, Node cluster-client 3.7.0 runs the same cluster
+// workloads on TCP (leader and followers as separate node processes; no
+// memory measurement, publish with 4 subscribers, fewer forced-mode kills
+// because each costs Node's fixed 3 s probe). cluster-client is resolved
+// from interop/node_modules (run `cd interop && npm ci` first) or
+// --node-modules.
+//
+// Latency percentiles are nearest-rank over every sample; with --runs > 1
+// each latency or throughput figure is the median of the runs. Timestamps
+// that cross processes (publish, failover) use CLOCK_MONOTONIC, which Linux
+// shares between processes; elsewhere the wall clock is used and Node is
+// not compared.
+//
+// # Process lifetime
+//
+// Children never outlive the run: on Linux the kernel kills them when
+// clusterbench dies (Pdeathsig); everywhere they exit when their stdin
+// reaches EOF; at the end (or on SIGINT, or when --timeout passes) every
+// child still running is killed and reaped.
+package main
