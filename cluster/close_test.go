@@ -196,7 +196,10 @@ func TestCC014_UpstreamEventsToLeaderOnly(t *testing.T) {
 	ready(t, l)
 	f := newClient(t, "MockClient", w, append(opts, frec.opt())...)
 	ready(t, f)
-	for _, name := range []string{"ready", "foo"} {
+	term := l.Stats().Term
+	// SRC-09 (decided): a real client's "close" event is only an event; it
+	// does not end the term (Node re-initialises and leaks the leader).
+	for _, name := range []string{"ready", "foo", "close"} {
 		if err := f.InvokeOneway("emit", name); err != nil {
 			t.Fatal(err)
 		}
@@ -208,6 +211,9 @@ func TestCC014_UpstreamEventsToLeaderOnly(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if n := frec.count(func(ev cluster.Event) bool { return ev.Kind == cluster.EventUpstream }); n != 0 {
 		t.Fatalf("follower saw %d upstream events", n)
+	}
+	if st := l.Stats(); st.Term != term || st.Role != cluster.RoleLeader || !st.Ready {
+		t.Fatalf("the close event changed the leader: %+v", st)
 	}
 }
 

@@ -1,0 +1,154 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-clusterclient/clusterclient/cluster"
+	"github.com/go-clusterclient/clusterclient/transport"
+)
+
+// CC-020 (adapted), CC-009: a Service that declares an impossible method
+// (a reserved name, a nil handler) is the ready error, named, on the
+// leader and its followers; nothing undeclared is ever reachable.
+func TestCC020_InvalidServiceIsReadyError(t *testing.T) {
+	for name, methods := range map[string]map[string]cluster.Handler{
+		"reserved name": {"publish": func(context.Context, cluster.Args) (any, error) { return nil, nil }},
+		"nil handler":   {"not-exist": nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			closed := atomic.Bool{}
+			factory := func(context.Context, cluster.Emit) (*cluster.Service, error) {
+				return &cluster.Service{Methods: methods, Close: func(context.Context) error { closed.Store(true); return nil }}, nil
+			}
+			tr, addr := memNet(t)
+			opts := append(fastOpts(), cluster.WithTransport(tr), cluster.WithAddr(addr))
+			l, err := cluster.New("NotifyClient", factory, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close(context.Background())
+			err = l.Ready(tctx(t, wait))
+			if !errors.Is(err, cluster.ErrNotReady) || !errors.Is(err, cluster.ErrInvalidOption) {
+				t.Fatalf("ready: %v", err)
+			}
+			for m := range methods {
+				if !strings.Contains(err.Error(), m) {
+					t.Fatalf("error %q does not name %q", err, m)
+				}
+			}
+			if !closed.Load() {
+				t.Fatal("the rejected real client was not closed")
+			}
+			f, err := cluster.New("NotifyClient", factory, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close(context.Background())
+			if err := f.Ready(tctx(t, wait)); !errors.Is(err, cluster.ErrNotReady) || !strings.Contains(err.Error(), "invalid option") {
+				t.Fatalf("follower ready: %v", err)
+			}
+		})
+	}
+}
+
+// hangingDial is a transport whose address is always held and whose dials
+// never complete (a black-holed SYN).
+type hangingDial struct{ dials atomic.Int32 }
+
+func (*hangingDial) Name() string        { return "hanging" }
+func (*hangingDial) DefaultAddr() string { return "hanging" }
+func (*hangingDial) Listen(ctx context.Context, addr string) (net.Listener, error) {
+	return nil, &transport.OpError{Op: "listen", Transport: "hanging", Addr: addr, Kind: transport.ErrAddrInUse}
+}
+func (h *hangingDial) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	h.dials.Add(1)
+	<-ctx.Done()
+	return nil, &transport.OpError{Op: "dial", Transport: "hanging", Addr: addr, Err: ctx.Err()}
+}
+
+// RG-09, RP-13: the connect timeout bounds every dial; a follower whose
+// dials hang keeps trying within its maximum wait, then fails naming it.
+func TestRG09_ConnectTimeout(t *testing.T) {
+	tr := &hangingDial{}
+	c := newClient(t, "Connect", newWorld(), cluster.WithTransport(tr), cluster.WithMode(cluster.ForceFollower),
+		cluster.WithConnectTimeout(30*time.Millisecond), cluster.WithMaxWait(300*time.Millisecond))
+	err := c.Ready(tctx(t, wait))
+	if !errors.Is(err, cluster.ErrNoLeader) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("ready: %v", err)
+	}
+	if n := tr.dials.Load(); n < 3 {
+		t.Fatalf("%d dials in 300ms with a 30ms connect timeout: dials are not bounded", n)
+	}
+}
+
+// syncBuffer is a concurrency-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// UI-18, UI-22, RP-13 (custom logger): log records say which channel, on
+// which address, in which role and term.
+func TestUI18_LogsNameChannelAddressRoleTerm(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	tr, addr := memNet(t)
+	l := newClient(t, "Logged", newWorld(), cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithLogger(log))
+	ready(t, l)
+	f := newClient(t, "Logged", newWorld(), cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithLogger(log))
+	ready(t, f)
+	out := buf.String()
+	for _, want := range []string{
+		`msg=leading channel=Logged addr="mem ` + addr + `" role=leader term=1`,
+		`msg=ready channel=Logged addr="mem ` + addr + `" role=follower term=1`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// RP-14: a nil listener is refused with a clear error.
+func TestRP14_NilListener(t *testing.T) {
+	c := newClient(t, "Nil", newWorld(), cluster.WithSingleMode(true))
+	cancel, err := c.Subscribe(reg{Key: "k"}, nil)
+	cancel()
+	if !errors.Is(err, cluster.ErrInvalidOption) || !strings.Contains(err.Error(), "nil listener") {
+		t.Fatalf("subscribe(nil): %v", err)
+	}
+}
+
+// SRC-06 (improved): the subscribe timeout applies in every role, here in
+// single mode, where Node has none.
+func TestSRC06_SubscribeTimeoutSingleMode(t *testing.T) {
+	w := newWorld()
+	w.noInitialPush = true
+	rec := newRecorder()
+	c := newClient(t, "SingleTimeout", w, cluster.WithSingleMode(true), cluster.WithSubscribeTimeout(50*time.Millisecond), rec.opt())
+	ready(t, c)
+	if _, err := c.Subscribe(reg{Key: "never"}, func(cluster.Value) {}); err != nil {
+		t.Fatal(err)
+	}
+	rec.wait(t, wait, "subscribe timeout", isErr(cluster.ErrSubscribeTimeout))
+}
