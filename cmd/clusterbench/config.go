@@ -51,6 +51,9 @@ type Config struct {
 	// NodeModules is the node_modules directory holding cluster-client.
 	// Default: interop/node_modules of the enclosing repository.
 	NodeModules string `json:"node_modules"`
+	// Render, when set, names a results.json to render again (markdown and
+	// chart) into Out instead of measuring.
+	Render string `json:"-"`
 	// Timeout bounds the whole run; what was measured is still written.
 	// Default 10 min (quick: 1 min).
 	Timeout time.Duration `json:"timeout_ns"`
@@ -173,6 +176,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		pubEvery   = fs.Duration("publish-interval", d.PublishInterval, "interval between publishes")
 		node       = fs.String("node", d.Node, "node executable")
 		nodeMods   = fs.String("node-modules", "", "node_modules directory with cluster-client 3.7.0 (default: interop/node_modules of the repository)")
+		render     = fs.String("render", "", "render `results.json` of an earlier run into -out again instead of measuring")
 		timeout    = fs.Duration("timeout", d.Timeout, "bound on the whole run; results so far are written when it expires (quick: 1m)")
 	)
 	fs.Usage = func() {
@@ -226,6 +230,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 			c.NodeModules = *nodeMods
 		case "timeout":
 			c.Timeout = *timeout
+		case "render":
+			c.Render = *render
 		}
 	})
 	if err != nil {

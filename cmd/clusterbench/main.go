@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,6 +34,9 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
+	}
+	if cfg.Render != "" {
+		return render(cfg, stdout, stderr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -79,4 +83,25 @@ func writeOutputs(dir string, res *Results) ([]byte, error) {
 		return nil, err
 	}
 	return md.Bytes(), nil
+}
+
+// render writes the outputs of an earlier run's results.json again.
+func render(cfg Config, stdout, stderr io.Writer) int {
+	data, err := os.ReadFile(cfg.Render)
+	if err != nil {
+		fmt.Fprintln(stderr, "clusterbench:", err)
+		return 1
+	}
+	var res Results
+	if err := json.Unmarshal(data, &res); err != nil {
+		fmt.Fprintf(stderr, "clusterbench: %s: %v\n", cfg.Render, err)
+		return 1
+	}
+	md, err := writeOutputs(cfg.Out, &res)
+	if err != nil {
+		fmt.Fprintln(stderr, "clusterbench:", err)
+		return 1
+	}
+	stdout.Write(md)
+	return 0
 }

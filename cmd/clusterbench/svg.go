@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 )
 
 // The chart: two panels of grouped bars, one group per transport. The
@@ -43,7 +44,7 @@ type barGroup struct {
 
 type panel struct {
 	title  string
-	unit   string // axis unit, e.g. "µs"
+	unit   string // the values' unit, e.g. "µs"
 	log    bool
 	legend []series
 	groups []barGroup
@@ -52,7 +53,7 @@ type panel struct {
 // chartPanels builds the chart's panels from the results.
 func chartPanels(r *Results) []panel {
 	lat := panel{
-		title:  "Round trip, 64 B []byte, p50 and p99 (log scale, lower is better)",
+		title:  "Round trip, 64 B []byte, p50 and p99 (log scale; lower is better)",
 		unit:   "µs",
 		log:    true,
 		legend: []series{seriesOursP50, seriesOursP99, seriesRawP50, seriesRawP99},
@@ -170,7 +171,7 @@ func (b *svgBuilder) line(x1, y1, x2, y2 float64, color string) {
 
 // panel draws p with its top at y0.
 func (b *svgBuilder) panel(p panel, y0 float64) {
-	b.text(plotLeft, y0+20, "start", "#000000", 14, p.title)
+	b.text(plotLeft, y0+20, "start", "#000000", 14, p.title+" — "+p.unit)
 	// Legend.
 	x := float64(plotLeft)
 	for _, s := range p.legend {
@@ -217,7 +218,7 @@ func (b *svgBuilder) panel(p panel, y0 float64) {
 	for _, v := range ticks {
 		y := scale(v)
 		b.line(left, y, right, y, "#e0e0e0")
-		b.text(left-6, y+4, "end", "#666666", 11, trimFloat(v, 3)+" "+p.unit)
+		b.text(left-6, y+4, "end", "#666666", 11, strconv.FormatFloat(v, 'f', -1, 64))
 	}
 	b.line(left, bottom, right, bottom, "#333333")
 
