@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 )
@@ -132,13 +134,46 @@ func (r *runner) invokes(ctx context.Context, ci clusterImpl) error {
 		m.AllocsPerOp, m.CodecAllocsPerOp = median(allocs), median(codec)
 	}
 	for _, w := range throughputWorkloads {
+		profile := r.cfg.Profile && ci.impl == implOurs && w.size == 64 && w.n == 4
+		if profile {
+			if err := r.profile(ctx, ci.transport, leader, followers[0], true); err != nil {
+				return err
+			}
+		}
 		rates, failed, err := r.load(ctx, followers[:w.n], "load", loadArgs{Size: w.size, Kind: w.kind, InFlight: inFlight})
+		if profile {
+			err = errors.Join(err, r.profile(ctx, ci.transport, leader, followers[0], false))
+		}
 		if err != nil {
 			return err
 		}
 		r.addRate(ci.impl, ci.transport, tputName(w.size, w.kind, w.n), rates).Failed = failed
 	}
 	return nil
+}
+
+// profile starts (or stops) CPU profiles of the leader and a follower,
+// written to <out>/<transport>-leader.cpu.pprof and -follower.cpu.pprof.
+func (r *runner) profile(ctx context.Context, t string, leader, follower *proc, start bool) error {
+	out, err := filepath.Abs(r.cfg.Out)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	var errs []error
+	for role, p := range map[string]*proc{"leader": leader, "follower": follower} {
+		path := ""
+		if start {
+			path = filepath.Join(out, t+"-"+role+".cpu.pprof")
+		}
+		errs = append(errs, p.call(ctx, "profile", map[string]string{"path": path}, nil))
+		if !start {
+			r.progress("  wrote %s", filepath.Join(out, t+"-"+role+".cpu.pprof"))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // publish measures publish → delivered to every one of n subscribers: a

@@ -51,6 +51,9 @@ type Config struct {
 	// NodeModules is the node_modules directory holding cluster-client.
 	// Default: interop/node_modules of the enclosing repository.
 	NodeModules string `json:"node_modules"`
+	// Profile writes CPU profiles of the leader and of one follower during
+	// ours' 64 B throughput with 4 followers, per transport, into Out.
+	Profile bool `json:"profile,omitempty"`
 	// Render, when set, names a results.json to render again (markdown and
 	// chart) into Out instead of measuring.
 	Render string `json:"-"`
@@ -176,6 +179,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		pubEvery   = fs.Duration("publish-interval", d.PublishInterval, "interval between publishes")
 		node       = fs.String("node", d.Node, "node executable")
 		nodeMods   = fs.String("node-modules", "", "node_modules directory with cluster-client 3.7.0 (default: interop/node_modules of the repository)")
+		profile    = fs.Bool("profile", false, "write CPU profiles of the leader and a follower during the 64 B, 4-follower throughput into -out")
 		render     = fs.String("render", "", "render `results.json` of an earlier run into -out again instead of measuring")
 		timeout    = fs.Duration("timeout", d.Timeout, "bound on the whole run; results so far are written when it expires (quick: 1m)")
 	)
@@ -230,6 +234,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 			c.NodeModules = *nodeMods
 		case "timeout":
 			c.Timeout = *timeout
+		case "profile":
+			c.Profile = *profile
 		case "render":
 			c.Render = *render
 		}

@@ -12,7 +12,11 @@
 // The results go to --out (default ./clusterbench-out): results.md (also
 // printed on stdout), results.json and bench.svg. Progress goes to stderr.
 // The exit status is 1 if a measurement failed (the others are still
-// written) and 2 for bad flags.
+// written) and 2 for bad flags. --profile also writes CPU profiles of the
+// leader and of a follower during the 64 B, 4-follower throughput
+// (<transport>-leader.cpu.pprof, for go tool pprof with the binary), and
+// --render results.json writes the markdown and chart of an earlier run
+// again.
 //
 // # What is measured
 //

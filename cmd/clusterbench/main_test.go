@@ -397,6 +397,27 @@ func TestWritersSynthetic(t *testing.T) {
 		}
 	}
 
+	// --render reads the JSON back and writes the same markdown.
+	data, err := res.marshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(t.TempDir(), "results.json")
+	if err := os.WriteFile(in, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var rendered bytes.Buffer
+	out := t.TempDir()
+	if code := realMain([]string{"--render", in, "--out", out}, &rendered, io.Discard); code != 0 {
+		t.Fatalf("--render exited %d", code)
+	}
+	if md, _ := writeOutputs(t.TempDir(), res); !bytes.Equal(rendered.Bytes(), md) {
+		t.Errorf("--render wrote other markdown than the run would")
+	}
+	if _, err := os.Stat(filepath.Join(out, "bench.svg")); err != nil {
+		t.Errorf("--render: %v", err)
+	}
+
 	empty := &Results{Config: QuickConfig()}
 	checkSVG(t, mustSVG(t, empty))
 	var emd bytes.Buffer

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -219,6 +220,7 @@ func memberRole(raw json.RawMessage) (any, map[string]command, func(), error) {
 		return nil, nil, nil, err
 	}
 	sub := &subscriber{}
+	prof := &profiler{}
 	cmds := map[string]command{
 		"seq": func(data json.RawMessage) (any, error) {
 			var p seqArgs
@@ -272,6 +274,15 @@ func memberRole(raw json.RawMessage) (any, map[string]command, func(), error) {
 			return statsReply{PID: os.Getpid(), Leader: st.Role == cluster.RoleLeader, Followers: st.Followers}, nil
 		},
 		"mem": func(json.RawMessage) (any, error) { return readMem(), nil },
+		"profile": func(data json.RawMessage) (any, error) {
+			var p struct {
+				Path string `json:"path"` // empty: stop
+			}
+			if err := decodeArgs(data, &p); err != nil {
+				return nil, err
+			}
+			return struct{}{}, prof.toggle(p.Path)
+		},
 	}
 	closeFn := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -508,4 +519,36 @@ func readMem() memReply {
 		GoInUse:    int64(ms.HeapInuse + ms.StackInuse),
 		Goroutines: runtime.NumGoroutine(),
 	}
+}
+
+// profiler writes a CPU profile between a start and a stop.
+type profiler struct {
+	f *os.File
+}
+
+// toggle starts a CPU profile into path, or with an empty path stops the
+// one running.
+func (p *profiler) toggle(path string) error {
+	if path == "" {
+		if p.f == nil {
+			return errors.New("no CPU profile running")
+		}
+		pprof.StopCPUProfile()
+		err := p.f.Close()
+		p.f = nil
+		return err
+	}
+	if p.f != nil {
+		return errors.New("a CPU profile is already running")
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	p.f = f
+	return nil
 }
