@@ -48,16 +48,15 @@ type Client struct {
 	runDone chan struct{} // the supervisor exited
 	bg      sync.WaitGroup
 
-	mu        sync.Mutex
-	cur       *term
-	subs      map[string]*wsub
-	pubs      map[string]*wpub
-	pubSeq    uint64
-	queued    []queuedCall
-	closed    bool
-	closeCtx  context.Context
-	listenSeq uint64
-	termSeq   uint64
+	mu       sync.Mutex
+	cur      *term
+	subs     map[string]*wsub
+	pubs     map[string]*wpub
+	pubSeq   uint64
+	queued   []queuedCall
+	closed   bool
+	closeCtx context.Context
+	termSeq  uint64
 
 	localOneways serial // one-way calls on a leader / single mode, in order
 
@@ -543,17 +542,24 @@ func (c *Client) failTerm(err error) {
 	c.settle(t, err)
 }
 
-// lostTerm ends t after its leader was lost: calls wait for the next term.
+// lostTerm ends t: calls wait for the next term. Losing a term that was
+// ready is an EventLeaderLost; a term that never became ready (a refused
+// or failed registration, a retry) only logs.
 func (c *Client) lostTerm(t *term, why error) {
 	c.mu.Lock()
 	if c.cur != t || c.closed {
 		c.mu.Unlock()
 		return
 	}
+	wasReady := t.ready()
 	next := newTermState(t.num, RoleNone)
 	c.cur = next
 	close(t.ended)
 	c.mu.Unlock()
+	if !wasReady {
+		c.log.Info("electing again", slog.String("role", t.role.String()), slog.Uint64("term", t.num), slog.Any("error", why))
+		return
+	}
 	c.log.Warn("leader lost; electing again", slog.String("role", t.role.String()), slog.Uint64("term", t.num), slog.Any("error", why))
 	c.event(Event{Kind: EventLeaderLost, Role: t.role, Term: t.num, Err: why})
 }

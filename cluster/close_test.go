@@ -301,3 +301,44 @@ func TestRG08_SingleModeSubscribe(t *testing.T) {
 	}
 	second.waitFor(t, wait, "v")
 }
+
+// Close during a slow start cancels the factory's context and does not
+// wait for the start to finish; Close bounded by a short context returns
+// its error while the teardown finishes in the background.
+func TestCloseDuringStartAndBoundedClose(t *testing.T) {
+	t.Run("during start", func(t *testing.T) {
+		w := newWorld()
+		w.initDelay = time.Hour // the factory honours its context
+		tr, addr := memNet(t)
+		c := newClient(t, "SlowStart", w, cluster.WithTransport(tr), cluster.WithAddr(addr))
+		eventually(t, wait, "factory running", func() bool { return w.builds.Load() == 1 })
+		start := time.Now()
+		if err := c.Close(tctx(t, wait)); err != nil {
+			t.Fatal(err)
+		}
+		if el := time.Since(start); el > 2*time.Second {
+			t.Fatalf("close took %v", el)
+		}
+		if n := w.closes.Load(); n != 0 {
+			t.Fatalf("%d closes of a real client that never started", n)
+		}
+	})
+	t.Run("bounded", func(t *testing.T) {
+		w := newWorld()
+		w.closeDelay = 300 * time.Millisecond
+		tr, addr := memNet(t)
+		c := newClient(t, "SlowClose", w, cluster.WithTransport(tr), cluster.WithAddr(addr))
+		ready(t, c)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		if err := c.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("bounded close: %v", err)
+		}
+		if err := c.Close(tctx(t, wait)); err != nil {
+			t.Fatalf("second close: %v", err)
+		}
+		if n := w.closes.Load(); n != 1 {
+			t.Fatalf("%d closes", n)
+		}
+	})
+}

@@ -42,7 +42,7 @@ const (
 	// EventReady: the term became ready (Err nil) or failed to (Err is the
 	// ready error).
 	EventReady
-	// EventLeaderLost: the term ended (the leader died, its listener
+	// EventLeaderLost: a ready term ended (the leader died, its listener
 	// failed, a heartbeat was lost); Err says why. A new election follows.
 	EventLeaderLost
 	// EventError: a background error (a subscribe timeout, a follower

@@ -61,6 +61,7 @@ type host struct {
 	topics   map[string]*topic
 	sinks    []eventSink
 	closed   bool
+	started  bool
 	ops      []upOp // for the upstream worker
 	opsWake  chan struct{}
 	workDone chan struct{}
@@ -106,8 +107,15 @@ func newHost(name string, cfg *config, log *slog.Logger) *host {
 }
 
 // start runs the factory on its own goroutine and then the upstream
-// worker.
+// worker. A host that is closed before it started never starts.
 func (h *host) start(factory Factory) {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.started = true
+	h.mu.Unlock()
 	go func() {
 		defer close(h.workDone)
 		svc, err := h.build(factory)
@@ -447,6 +455,11 @@ func (h *host) close(ctx context.Context) error {
 	h.closeOnce.Do(func() {
 		h.mu.Lock()
 		h.closed = true
+		if !h.started {
+			h.err = ErrClosed
+			close(h.ready)
+			close(h.workDone)
+		}
 		for _, t := range h.topics {
 			t.dead = true
 		}
