@@ -13,13 +13,14 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/go-clusterclient/clusterclient/conformance"
 	"github.com/go-clusterclient/clusterclient/transport"
 	"github.com/go-clusterclient/clusterclient/transport/mem"
 	"github.com/go-clusterclient/clusterclient/transport/transporttest"
 )
 
 func TestMain(m *testing.M) {
-	transporttest.MaybeRunChild(func(string) (transport.Transport, error) { return mem.New(mem.Config{}) })
+	conformance.Main(func(string) (transport.Transport, error) { return mem.New(mem.Config{}) })
 	goleak.VerifyTestMain(m)
 }
 

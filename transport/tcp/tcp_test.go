@@ -10,13 +10,14 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/net/nettest"
 
+	"github.com/go-clusterclient/clusterclient/conformance"
 	"github.com/go-clusterclient/clusterclient/transport"
 	"github.com/go-clusterclient/clusterclient/transport/tcp"
 	"github.com/go-clusterclient/clusterclient/transport/transporttest"
 )
 
 func TestMain(m *testing.M) {
-	transporttest.MaybeRunChild(func(string) (transport.Transport, error) {
+	conformance.Main(func(string) (transport.Transport, error) {
 		return tcp.New(tcp.DefaultConfig()), nil
 	})
 	goleak.VerifyTestMain(m)

@@ -1,0 +1,199 @@
+package conformance
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/go-clusterclient/clusterclient/cluster"
+)
+
+var failoverCases = []testCase{
+	{name: "leader-closes", run: testFailoverLeaderCloses},
+	{name: "leader-sigkill", needs: capMultiProcess, run: testFailoverLeaderSIGKILL},
+}
+
+// inFlight starts a MethodHold call from m in the background; the channel
+// receives its error.
+func (e *env) inFlight(m *member) <-chan error {
+	done := make(chan error, 1)
+	ctx := e.timeout(opTimeout)
+	e.goSafe(func() {
+		_, err := m.c.Invoke(ctx, MethodHold)
+		done <- err
+	})
+	return done
+}
+
+// expectLeaderLost waits for the in-flight call's error and checks it is
+// the retryable ErrLeaderLost.
+func (e *env) expectLeaderLost(m *member, done <-chan error) {
+	e.t.Helper()
+	e.stepf("waiting for %s's in-flight call to fail", m.label)
+	select {
+	case err := <-done:
+		if !errors.Is(err, cluster.ErrLeaderLost) {
+			e.fatalf("%s's call in flight on the lost leader: %v, want an error matching cluster.ErrLeaderLost", m.label, err)
+		}
+	case <-e.timeout(opTimeout).Done():
+		e.fatalf("%s's call in flight on the lost leader did not fail within %v", m.label, opTimeout)
+	}
+}
+
+// newLeaderAmong waits until every member is ready and exactly one of them
+// leads, and returns it.
+func (e *env) newLeaderAmong(ms ...*member) *member {
+	e.t.Helper()
+	var leader *member
+	e.eventually("one ready leader among the survivors", func() bool {
+		var leaders []*member
+		for _, m := range ms {
+			st := m.c.Stats()
+			if !st.Ready {
+				return false
+			}
+			if st.Role == cluster.RoleLeader {
+				leaders = append(leaders, m)
+			}
+		}
+		if len(leaders) != 1 {
+			return false
+		}
+		leader = leaders[0]
+		return true
+	})
+	return leader
+}
+
+// checkReplayed checks the survivors' state reached the new leader's real
+// client only through replay: publisher's publication and subscriber's
+// subscription, whose listener then gets the new real client's Snapshot.
+func (e *env) checkReplayed(channel, oldID string, publisher, subscriber *member, value string) *realClient {
+	e.t.Helper()
+	built := e.upstream().built(channel)
+	var rc *realClient
+	for _, b := range built {
+		if b.id != oldID {
+			rc = b
+		}
+	}
+	if rc == nil {
+		e.fatalf("no new real client was built for %q", channel)
+	}
+	e.eventually(fmt.Sprintf("the new real client received %s's publication again", publisher.label), func() bool {
+		return rc.state().publishedValue("k", value)
+	})
+	if n := rc.state().subCall["k"]; n != 1 {
+		e.errorf("the new real client was asked to subscribe %q %d times, want once for the host", "k", n)
+	}
+	subscriber.waitSnapshot(subscriber.sink, "k", "the new real client's value",
+		func(s Snapshot) bool { return s.By == rc.id && s.Has(value) })
+	return rc
+}
+
+// The leader closes: its in-flight calls fail with ErrLeaderLost, one
+// survivor leads with a new real client, subscriptions and publications
+// are replayed to it, and calls made meanwhile succeed there.
+func testFailoverLeaderCloses(e *env) {
+	l, f1, f2 := e.cluster3(e.addr(), "Failover")
+	oldID := l.whoami()
+	f1.subscribe("k")
+	f2.publish("k", "v1")
+	f1.waitValue("k", "v1")
+
+	call := e.inFlight(f1)
+	old := e.upstream().latest("Failover")
+	e.eventually("the call is in flight on the leader", func() bool { return old.state().holding == 1 })
+	e.stepf("the leader closes with a call in flight")
+	closed := make(chan error, 1)
+	e.goSafe(func() { closed <- l.close() })
+	e.expectLeaderLost(f1, call)
+	e.upstream().releaseHolds() // the old leader's Close waits for its method
+
+	// f1 knows the leader is gone: this call waits for the next one.
+	if id := f1.whoami(); id == oldID {
+		e.fatalf("a call after the failover reached the old real client %q", id)
+	}
+	leader := e.newLeaderAmong(f1, f2)
+	rc := e.checkReplayed("Failover", oldID, f2, f1, "v1")
+	if got := f2.whoami(); got != rc.id {
+		e.errorf("%s reaches %q, the new leader %s owns %q", f2.label, got, leader.label, rc.id)
+	}
+	e.stepf("waiting for the old leader's Close")
+	if err := <-closed; err != nil {
+		e.errorf("the old leader's Close: %v", err)
+	}
+	if n := old.state().closes; n != 1 {
+		e.errorf("the old real client was closed %d times, want once", n)
+	}
+	if n := len(e.upstream().built("Failover")); n != 2 {
+		e.errorf("%d real clients built, want 2 (one per term)", n)
+	}
+}
+
+// The leader's process is killed with SIGKILL: the same as above, seen
+// also from a follower in another process.
+func testFailoverLeaderSIGKILL(e *env) {
+	addr := e.addr()
+	const channel = "FailoverKill"
+	leader := e.startProcess(ProcessConfig{Channel: channel, Addr: addr, Mode: cluster.ForceLeader})
+	e.stepf("waiting for member process %d to lead", leader.Pid())
+	if role, err := leader.WaitReady(e.timeout(opTimeout)); err != nil || role != cluster.RoleLeader {
+		e.fatalf("member process %d: %v, %v; want a ready leader", leader.Pid(), role, err)
+	}
+	other := e.startProcess(ProcessConfig{Channel: channel, Addr: addr, Mode: cluster.ForceFollower})
+	f1 := e.process().join(channel, addr)
+	f2 := e.process().join(channel, addr)
+	f1.mustFollow()
+	f2.mustFollow()
+	e.stepf("waiting for member process %d to follow", other.Pid())
+	if role, err := other.WaitReady(e.timeout(opTimeout)); err != nil || role != cluster.RoleFollower {
+		e.fatalf("member process %d: %v, %v; want a ready follower", other.Pid(), role, err)
+	}
+	oldID := f1.whoami()
+	if !strings.Contains(oldID, fmt.Sprintf("pid %d ", leader.Pid())) {
+		e.fatalf("the follower reaches real client %q, not the leader process %d's", oldID, leader.Pid())
+	}
+	f1.subscribe("k")
+	e.stepf("member process %d subscribes", other.Pid())
+	if err := other.Subscribe(e.timeout(opTimeout), "k"); err != nil {
+		e.fatalf("%v", err)
+	}
+	f2.publish("k", "v1")
+	f1.waitValue("k", "v1")
+	if _, err := other.WaitSnapshot(e.timeout(opTimeout), "k", func(s Snapshot) bool { return s.Has("v1") }); err != nil {
+		e.fatalf("%v", err)
+	}
+
+	call := e.inFlight(f1)
+	e.stepf("waiting for the call to be in flight in member process %d", leader.Pid())
+	if _, err := leader.WaitState(e.timeout(opTimeout), "a held call", func(s ProcessState) bool { return s.Holding == 1 }); err != nil {
+		e.fatalf("%v", err)
+	}
+	e.stepf("SIGKILL of the leader process %d", leader.Pid())
+	if err := leader.Kill(); err != nil {
+		e.fatalf("%v", err)
+	}
+	e.expectLeaderLost(f1, call)
+
+	if id := f1.whoami(); id == oldID {
+		e.fatalf("a call after the failover reached the killed leader's real client %q", id)
+	}
+	e.newLeaderAmong(f1, f2)
+	rc := e.checkReplayed(channel, oldID, f2, f1, "v1")
+	e.stepf("waiting for member process %d to receive the new real client's value", other.Pid())
+	if _, err := other.WaitSnapshot(e.timeout(opTimeout), "k", func(s Snapshot) bool { return s.By == rc.id && s.Has("v1") }); err != nil {
+		e.fatalf("%v", err)
+	}
+	e.stepf("member process %d calls the new leader", other.Pid())
+	res, err := other.Invoke(e.timeout(opTimeout), MethodWhoami)
+	if err != nil {
+		e.fatalf("member process %d: whoami after the failover: %v", other.Pid(), err)
+	}
+	if got := strings.Trim(string(res), `"`); got != rc.id {
+		e.errorf("member process %d reaches %q, want the new real client %q", other.Pid(), got, rc.id)
+	}
+	if s := other.State(); len(s.Built) != 0 {
+		e.errorf("the forced follower process %d built real clients %q", other.Pid(), s.Built)
+	}
+}

@@ -1,0 +1,452 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/go-clusterclient/clusterclient/transport"
+	"github.com/go-clusterclient/clusterclient/transport/transporttest"
+)
+
+// DefaultWatchdog is how long one case may run before the suite declares
+// it hung.
+const DefaultWatchdog = 60 * time.Second
+
+// hungGrace is how long a hung case has to return after the watchdog tore
+// it down, before the suite panics with every goroutine's stack. (A
+// variable for the suite's own tests.)
+var hungGrace = 10 * time.Second
+
+// Harness tells the suite how to test one transport configuration.
+//
+// NewTransport and NewAddr are required; every other field is optional.
+type Harness struct {
+	// NewTransport returns a fresh transport. The suite calls it once per
+	// simulated process of a case (and more); anything it needs released
+	// it registers with tb.Cleanup.
+	NewTransport func(tb testing.TB) transport.Transport
+
+	// NewAddr returns an address of the medium that nobody uses, distinct
+	// from every address it returned before in this process.
+	NewAddr func(tb testing.TB) string
+
+	// Kind is given to the ChildFactory (see Main) in child processes, so
+	// a package with several harnesses can rebuild the matching transport
+	// there.
+	Kind string
+
+	// Kit configures the transport kit that the "transport" subtest runs
+	// (transporttest.Run): its HoldAddr, UnansweredAddr and Skip, say.
+	// Its NewTransport, NewAddr and Kind default to the fields above.
+	Kit transporttest.Harness
+
+	// Skip maps a case ("failover/leader-sigkill") or a whole subtest
+	// ("failover") to the reason the transport cannot pass it. Only a real,
+	// documented limitation of the medium belongs here. Naming something
+	// that does not exist fails Run. (Cases that need a capability the
+	// transport lacks, such as several processes, skip by themselves.)
+	Skip map[string]string
+
+	// Watchdog bounds each case. Zero means DefaultWatchdog.
+	Watchdog time.Duration
+
+	// IgnoreGoroutines lists goroutines the transport keeps for the life
+	// of the process (kcp-go's scheduler, say), which the close/no-goroutine-left
+	// case must not count as leaks.
+	IgnoreGoroutines []goleak.Option
+}
+
+func (h *Harness) watchdog() time.Duration {
+	if h.Watchdog > 0 {
+		return h.Watchdog
+	}
+	return DefaultWatchdog
+}
+
+// kit returns the transport kit's harness with the defaults filled in.
+func (h *Harness) kit() transporttest.Harness {
+	k := h.Kit
+	if k.NewTransport == nil {
+		k.NewTransport = h.NewTransport
+	}
+	if k.NewAddr == nil {
+		k.NewAddr = h.NewAddr
+	}
+	if k.Kind == "" {
+		k.Kind = h.Kind
+	}
+	return k
+}
+
+// capability is something a case needs from the transport or the host.
+type capability int
+
+const (
+	// capMultiProcess: the transport's addresses are shared across OS
+	// processes (transport.IsMultiProcess).
+	capMultiProcess capability = 1 << iota
+	// capPeerCred: the transport's conns implement
+	// transport.PeerCredentials.
+	capPeerCred
+)
+
+// caps is what the suite learned about the transport before the cases
+// ran.
+type caps struct {
+	name         string
+	multiProcess bool
+	peerCred     bool
+}
+
+// lacks returns why the transport lacks what need asks for, or "".
+func (c caps) lacks(need capability) string {
+	switch {
+	case need&capMultiProcess != 0 && !c.multiProcess:
+		return c.name + " is not multi-process (transport.IsMultiProcess is false)"
+	case need&capPeerCred != 0 && !c.peerCred:
+		return c.name + " conns do not implement transport.PeerCredentials"
+	}
+	return ""
+}
+
+// probe answers the capability probes: it makes a transport and a conn
+// pair and looks at what they implement.
+func probe(t *testing.T, h *Harness) caps {
+	t.Helper()
+	tr := h.NewTransport(t)
+	c := caps{name: tr.Name(), multiProcess: transport.IsMultiProcess(tr)}
+	ctx, cancel := context.WithTimeout(t.Context(), opTimeout)
+	defer cancel()
+	addr := h.NewAddr(t)
+	l, err := tr.Listen(ctx, addr)
+	if err != nil {
+		t.Fatalf("conformance: capability probe: %s Listen(%q): %v", tr.Name(), addr, err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		s, err := l.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- s
+	}()
+	d, err := tr.Dial(ctx, addr)
+	if err != nil {
+		t.Fatalf("conformance: capability probe: %s Dial(%q): %v", tr.Name(), addr, err)
+	}
+	defer d.Close()
+	select {
+	case s, ok := <-accepted:
+		if !ok {
+			t.Fatalf("conformance: capability probe: %s Accept on %q failed", tr.Name(), addr)
+		}
+		defer s.Close()
+		_, dp := d.(transport.PeerCredentials)
+		_, sp := s.(transport.PeerCredentials)
+		c.peerCred = dp && sp
+	case <-ctx.Done():
+		t.Fatalf("conformance: capability probe: %s Accept on %q: %v", tr.Name(), addr, ctx.Err())
+	}
+	return c
+}
+
+// A subtest is one named group of cases ("invoke").
+type subtest struct {
+	name  string
+	cases []testCase
+	// run replaces the cases when set (the transport kit, which has its
+	// own subtests and watchdog).
+	run func(t *testing.T, h *Harness)
+}
+
+// A testCase is one check ("invoke/panic"), run under its own watchdog.
+type testCase struct {
+	name  string
+	needs capability
+	run   func(e *env)
+}
+
+// suite is every subtest in order. Each file adds its own group; the
+// attack cases of the security work join the robustness group.
+var suite = []subtest{
+	{name: "transport", run: runKit},
+	{name: "register", cases: registerCases},
+	{name: "subscribe", cases: subscribeCases},
+	{name: "publish", cases: publishCases},
+	{name: "invoke", cases: invokeCases},
+	{name: "close", cases: closeCases},
+	{name: "failover", cases: failoverCases},
+	{name: "robustness", cases: robustnessCases},
+}
+
+// Subtests returns the names of Run's subtests and cases, in the order
+// they run ("register", "register/follower", ...): the names Harness.Skip
+// and go test -run accept.
+func Subtests() []string {
+	var names []string
+	for _, st := range suite {
+		names = append(names, st.name)
+		for _, c := range st.cases {
+			names = append(names, st.name+"/"+c.name)
+		}
+	}
+	return names
+}
+
+// Run runs the whole suite against the transport h describes: every
+// subtest of Subtests, each case under a watchdog. Call it from a test
+// function of a package whose TestMain calls Main.
+func Run(t *testing.T, h Harness) {
+	t.Helper()
+	if h.NewTransport == nil || h.NewAddr == nil {
+		t.Fatal("conformance: Harness.NewTransport and Harness.NewAddr are required")
+	}
+	known := Subtests()
+	var unknown []string
+	for name := range h.Skip {
+		if !slices.Contains(known, name) {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		t.Fatalf("conformance: Harness.Skip names unknown subtests %q (known: %q)", unknown, known)
+	}
+	c := probe(t, &h)
+	t.Logf("conformance: %s: multi-process %v, peer credentials %v", c.name, c.multiProcess, c.peerCred)
+	for _, st := range suite {
+		t.Run(st.name, func(t *testing.T) {
+			if reason, ok := h.Skip[st.name]; ok {
+				t.Skipf("skipped by the harness: %s", reason)
+			}
+			if st.run != nil {
+				st.run(t, &h)
+				return
+			}
+			for _, tc := range st.cases {
+				t.Run(tc.name, func(t *testing.T) {
+					if reason, ok := h.Skip[st.name+"/"+tc.name]; ok {
+						t.Skipf("skipped by the harness: %s", reason)
+					}
+					if why := c.lacks(tc.needs); why != "" {
+						t.Skip(why)
+					}
+					runCase(t, &h, c, st.name+"/"+tc.name, tc.run)
+				})
+			}
+		})
+	}
+}
+
+// runKit is the "transport" subtest: the transport kit, which checks the
+// transport contract and runs golang.org/x/net/nettest.TestConn on its
+// conns.
+func runKit(t *testing.T, h *Harness) { transporttest.Run(t, h.kit()) }
+
+// runCase runs one case under the watchdog.
+func runCase(t *testing.T, h *Harness, c caps, name string, fn func(e *env)) {
+	ctx, cancel := context.WithCancel(t.Context())
+	e := &env{t: t, h: h, caps: c, name: name, ctx: ctx, log: newLogBuffer()}
+	e.step.Store("starting")
+	finished := make(chan struct{})
+	d := h.watchdog()
+	watchdog := time.AfterFunc(d, func() {
+		t.Errorf("conformance: %s hung for %v at step %q; tearing down its clients, conns and child processes",
+			name, d, e.step.Load())
+		cancel()
+		e.teardown()
+		select {
+		case <-finished:
+		case <-time.After(hungGrace):
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			fmt.Fprintf(os.Stderr, "conformance: %s still hung %v after teardown, at step %q; goroutines:\n%s\n",
+				name, hungGrace, e.step.Load(), buf)
+			panic(fmt.Sprintf("conformance: case %s still hung %v after teardown", t.Name(), hungGrace))
+		}
+	})
+	defer func() {
+		cancel()
+		e.teardown()
+		e.wg.Wait()
+		watchdog.Stop()
+		close(finished)
+		if t.Failed() {
+			if s := e.log.String(); s != "" {
+				t.Logf("cluster logs of %s:\n%s", name, s)
+			}
+		}
+	}()
+	fn(e)
+}
+
+// env is one case's world: its context, its upstream and everything the
+// suite made for it, so a watchdog can tear it all down.
+type env struct {
+	t    *testing.T
+	h    *Harness
+	caps caps
+	name string
+	ctx  context.Context // ends when the case ends or is declared hung
+	log  *logBuffer
+	step atomic.Value // string: what the case is doing, for the watchdog
+
+	upOnce sync.Once
+
+	mu       sync.Mutex
+	up       *upstream // the in-process real clients' upstream
+	closers  []func()
+	torndown bool
+	wg       sync.WaitGroup
+	procs    int
+}
+
+// stepf records what the case does now; a hung case is reported with its
+// last step.
+func (e *env) stepf(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	e.step.Store(s)
+	e.log.note(s)
+}
+
+// onTeardown registers fn to run when the case ends or hangs (last
+// registered, first run). If the case was already torn down, fn runs at
+// once.
+func (e *env) onTeardown(fn func()) {
+	e.mu.Lock()
+	if e.torndown {
+		e.mu.Unlock()
+		fn()
+		return
+	}
+	e.closers = append(e.closers, fn)
+	e.mu.Unlock()
+}
+
+func (e *env) teardown() {
+	// Held calls first: a leader's Close waits for its running methods.
+	if up := e.heldUpstream(); up != nil {
+		up.releaseHolds()
+	}
+	e.mu.Lock()
+	closers := e.closers
+	e.closers = nil
+	e.torndown = true
+	e.mu.Unlock()
+	for i := len(closers) - 1; i >= 0; i-- {
+		closers[i]()
+	}
+}
+
+// goSafe runs fn in a goroutine the case waits for. fn must not call
+// t.Fatal (t.Error is fine).
+func (e *env) goSafe(fn func()) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		fn()
+	}()
+}
+
+// timeout returns a context that ends after d or with the case.
+func (e *env) timeout(d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(e.ctx, d)
+	e.onTeardown(cancel)
+	return ctx
+}
+
+// upstream returns the upstream shared by the case's in-process real
+// clients.
+func (e *env) upstream() *upstream {
+	e.upOnce.Do(func() {
+		up := newUpstream(fmt.Sprintf("pid %d", os.Getpid()))
+		e.mu.Lock()
+		e.up = up
+		e.mu.Unlock()
+	})
+	return e.heldUpstream()
+}
+
+// heldUpstream returns the case's upstream if it has one.
+func (e *env) heldUpstream() *upstream {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.up
+}
+
+// fatalf fails the case with the step it was at.
+func (e *env) fatalf(format string, args ...any) {
+	e.t.Helper()
+	e.t.Fatalf("%s (at step %q)", fmt.Sprintf(format, args...), e.step.Load())
+}
+
+// errorf reports a failure and lets the case go on.
+func (e *env) errorf(format string, args ...any) {
+	e.t.Helper()
+	e.t.Errorf("%s (at step %q)", fmt.Sprintf(format, args...), e.step.Load())
+}
+
+// opTimeout bounds a wait for something that should happen promptly; it
+// only keeps a broken transport from hanging until the watchdog.
+const opTimeout = 15 * time.Second
+
+// eventually polls f until it is true or opTimeout passes.
+func (e *env) eventually(what string, f func() bool) {
+	e.t.Helper()
+	e.stepf("waiting until %s", what)
+	deadline := time.Now().Add(opTimeout)
+	for !f() {
+		if time.Now().After(deadline) {
+			e.fatalf("not true within %v: %s", opTimeout, what)
+		}
+		select {
+		case <-e.ctx.Done():
+			e.fatalf("case ended while waiting until %s", what)
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// logBuffer keeps the last logBufferSize bytes of a case's cluster logs
+// and steps, printed if the case fails.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+const logBufferSize = 256 << 10
+
+func newLogBuffer() *logBuffer { return &logBuffer{} }
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if over := len(b.buf) - logBufferSize; over > 0 {
+		b.buf = append(b.buf[:0], b.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+func (b *logBuffer) note(step string) {
+	fmt.Fprintf(b, "%s step: %s\n", time.Now().Format("15:04:05.000000"), step)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.TrimRight(string(b.buf), "\n")
+}
