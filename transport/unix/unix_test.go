@@ -14,13 +14,14 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/go-clusterclient/clusterclient/conformance"
 	"github.com/go-clusterclient/clusterclient/transport"
 	"github.com/go-clusterclient/clusterclient/transport/transporttest"
 	"github.com/go-clusterclient/clusterclient/transport/unix"
 )
 
 func TestMain(m *testing.M) {
-	transporttest.MaybeRunChild(func(string) (transport.Transport, error) {
+	conformance.Main(func(string) (transport.Transport, error) {
 		return unix.New(unix.DefaultConfig())
 	})
 	goleak.VerifyTestMain(m)
