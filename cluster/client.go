@@ -25,8 +25,10 @@ import (
 const DefaultMaxQueued = 10000
 
 // Listener receives the values of a subscription. It runs on the Client's
-// callback goroutine, never inside Subscribe, and gets its own copy of
-// each value.
+// callback goroutine, never inside Subscribe (but possibly before
+// Subscribe returned), and gets its own copy of each value. Listeners of a
+// Client run one at a time, in order: a slow listener delays the others,
+// and values wait for it in memory (they are never dropped).
 type Listener func(v Value)
 
 // Client is a cluster client: the object user code calls. Whether this
