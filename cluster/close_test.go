@@ -342,3 +342,30 @@ func TestCloseDuringStartAndBoundedClose(t *testing.T) {
 		}
 	})
 }
+
+// The real client is never closed under a running method: Close waits for
+// the leader's own calls too, and refuses new ones.
+func TestCloseWaitsForRunningCalls(t *testing.T) {
+	w := newWorld()
+	tr, addr := memNet(t)
+	c := newClient(t, "Busy", w, cluster.WithTransport(tr), cluster.WithAddr(addr))
+	ready(t, c)
+	res := make(chan error, 1)
+	go func() {
+		got, err := cluster.Call[string](tctx(t, wait), c, "sleep", 200)
+		if err == nil && got != "woke" {
+			err = errors.New(got)
+		}
+		res <- err
+	}()
+	eventually(t, wait, "call running", func() bool { return c.Stats().InFlight == 1 })
+	if err := c.Close(tctx(t, wait)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-res; err != nil {
+		t.Fatalf("running call: %v", err)
+	}
+	if end, closed := w.sleepEnd.Load(), w.closeAt.Load(); closed < end {
+		t.Fatalf("real client closed %v before the method returned", time.Duration(end-closed))
+	}
+}

@@ -34,6 +34,8 @@ type world struct {
 	closeDelay     time.Duration // the real client's Close takes this long
 	closeErr       error         // and returns this
 	ctxSeen        chan error    // "waitctx" reports its context's end here
+	sleepEnd       atomic.Int64  // unix nanos when the last "sleep" returned
+	closeAt        atomic.Int64  // unix nanos when the last Close ran
 
 	mu       sync.Mutex
 	upSubs   map[string]int
@@ -184,6 +186,7 @@ func (rc *realClient) service() *cluster.Service {
 			// after the caller gave up (CC-013).
 			"sleep": cluster.Method(func(_ context.Context, ms int) (string, error) {
 				time.Sleep(time.Duration(ms) * time.Millisecond)
+				rc.w.sleepEnd.Store(time.Now().UnixNano())
 				return "woke", nil
 			}),
 			"waitctx": func(ctx context.Context, _ cluster.Args) (any, error) {
@@ -204,6 +207,7 @@ func (rc *realClient) service() *cluster.Service {
 			}),
 		},
 		Close: func(context.Context) error {
+			rc.w.closeAt.Store(time.Now().UnixNano())
 			time.Sleep(rc.w.closeDelay)
 			rc.mu.Lock()
 			rc.closed = true

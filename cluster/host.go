@@ -66,6 +66,7 @@ type host struct {
 	opsWake  chan struct{}
 	workDone chan struct{}
 
+	life      sync.RWMutex // held shared by running calls, exclusively by close
 	closeOnce sync.Once
 	closed2   chan struct{} // closed when close finished
 	closeErr  error
@@ -380,6 +381,13 @@ func (h *host) call(ctx context.Context, method string, args Args) (res any, err
 	if h.err != nil {
 		return nil, h.err
 	}
+	// close waits for the calls holding life before it closes the real
+	// client, and calls that come after it began are refused.
+	h.life.RLock()
+	defer h.life.RUnlock()
+	if h.ctx.Err() != nil {
+		return nil, fmt.Errorf("%w: the real client of %q is closing", ErrClosed, h.name)
+	}
 	if err := h.barrier(ctx); err != nil {
 		return nil, err
 	}
@@ -470,6 +478,8 @@ func (h *host) close(ctx context.Context) error {
 		go func() {
 			defer close(h.closed2)
 			<-h.workDone
+			h.life.Lock() // wait for the calls still running
+			h.life.Unlock()
 			if h.svc != nil && h.svc.Close != nil {
 				h.closeErr = safeClose(context.WithoutCancel(ctx), h.svc.Close)
 			}
