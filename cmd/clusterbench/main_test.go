@@ -162,55 +162,81 @@ func testContext(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// TestRunTiny runs the harness for real, briefly: the direct call, the raw
-// baselines and ours over TCP between separate processes (children of the
-// test binary), then writes and checks the three outputs.
-func TestRunTiny(t *testing.T) {
+// tinyConfig is a run short enough for a test.
+func tinyConfig(workloads ...string) Config {
 	cfg := DefaultConfig()
 	cfg.Transports = []string{"tcp"}
-	cfg.Workloads = []string{"raw", "invoke", "publish", "failover", "memory"}
-	cfg.Duration = 50 * time.Millisecond
+	cfg.Workloads = workloads
+	cfg.Duration = 30 * time.Millisecond
 	cfg.Runs = 1
 	cfg.Kills = 1
 	cfg.PublishN = []int{2}
 	cfg.MemFollowers = []int{1, 3}
-	cfg.Timeout = 60 * time.Second
+	cfg.Timeout = time.Minute
+	return cfg
+}
+
+// runTiny runs cfg and fails the test on any error.
+func runTiny(t *testing.T, cfg Config) *Results {
+	t.Helper()
 	var log bytes.Buffer
 	res, err := run(testContext(t, time.Minute), cfg, &log)
 	if err != nil || len(res.Errors) > 0 {
 		t.Fatalf("run: %v %v\n%s", err, res.Errors, log.String())
 	}
-	latencies := []struct{ impl, tr, name string }{
-		{implDirect, transportInProcess, callName(64)},
-		{implRaw, "tcp", pingPongName(64)},
-		{implRaw, "tcp", pingPongName(4096)},
-		{implOurs, "tcp", invokeName(64, "string")},
-		{implOurs, "tcp", invokeName(4096, "bytes")},
-		{implOurs, "tcp", publishName(2)},
-		{implOurs, "tcp", failoverName("auto")},
-		{implOurs, "tcp", failoverName("forced")},
+	return res
+}
+
+// checkLatency checks that a latency measurement is there and sane.
+func checkLatency(t *testing.T, res *Results, impl, tr, name string) *Measurement {
+	t.Helper()
+	m := res.find(impl, tr, name)
+	if m == nil || m.Latency == nil || m.Latency.N == 0 || m.Latency.P50 <= 0 || m.Latency.P50 > m.Latency.P99 {
+		t.Errorf("%s %s %s: %+v", impl, tr, name, m)
 	}
-	for _, l := range latencies {
-		m := res.find(l.impl, l.tr, l.name)
-		if m == nil || m.Latency == nil || m.Latency.N == 0 || m.Latency.P50 <= 0 || m.Latency.P50 > m.Latency.P99 {
-			t.Errorf("%s %s %s: %+v", l.impl, l.tr, l.name, m)
-		}
+	return m
+}
+
+// TestRunTiny runs the harness for real, briefly: the direct call, the raw
+// baselines and ours over TCP between separate processes (children of the
+// test binary), then writes and checks the three outputs.
+func TestRunTiny(t *testing.T) {
+	res := runTiny(t, tinyConfig("raw", "invoke"))
+	checkLatency(t, res, implDirect, transportInProcess, callName(64))
+	for _, size := range []int{64, 4096} {
+		checkLatency(t, res, implRaw, "tcp", pingPongName(size))
 	}
-	for _, name := range []string{echoName(64, 1), echoName(64, 4), echoName(4096, 4)} {
-		if m := res.find(implRaw, "tcp", name); m == nil || m.Rate <= 0 {
-			t.Errorf("raw %s: %+v", name, m)
+	for _, w := range latencyWorkloads {
+		m := checkLatency(t, res, implOurs, "tcp", invokeName(w.size, w.kind))
+		if m != nil && (m.AllocsPerOp <= 0 || m.CodecAllocsPerOp <= 0) {
+			t.Errorf("%s: allocations per invoke not measured: %+v", m.Name, m)
 		}
 	}
 	for _, w := range throughputWorkloads {
-		if m := res.find(implOurs, "tcp", tputName(w.size, w.kind, w.n)); m == nil || m.Rate <= 0 {
+		if m := res.find(implRaw, "tcp", echoName(w.size, w.n)); m == nil || m.Rate <= 0 {
+			t.Errorf("raw %s: %+v", echoName(w.size, w.n), m)
+		}
+		if m := res.find(implOurs, "tcp", tputName(w.size, w.kind, w.n)); m == nil || m.Rate <= 0 || m.Failed != 0 {
 			t.Errorf("ours %s: %+v", tputName(w.size, w.kind, w.n), m)
 		}
 	}
-	if m := res.find(implOurs, "tcp", invokeName(64, "bytes")); m == nil || m.AllocsPerOp <= 0 || m.CodecAllocsPerOp <= 0 {
-		t.Errorf("allocations per invoke not measured: %+v", m)
+	checkOutputs(t, res)
+}
+
+// TestRunClusterWorkloads runs publish, failover (one kill per mode) and
+// the leader memory measurement for real over TCP.
+func TestRunClusterWorkloads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts about twenty processes; skipped with -short")
 	}
-	if m := res.find(implOurs, "tcp", publishName(2)); m != nil && m.Lost != 0 {
+	res := runTiny(t, tinyConfig("publish", "failover", "memory"))
+	if m := checkLatency(t, res, implOurs, "tcp", publishName(2)); m != nil && m.Lost != 0 {
 		t.Errorf("publish lost %d values", m.Lost)
+	}
+	for _, mode := range []string{"auto", "forced"} {
+		if m := checkLatency(t, res, implOurs, "tcp", failoverName(mode)); m != nil && len(m.Samples) != 1 {
+			t.Errorf("failover %s: %d samples for 1 kill", mode, len(m.Samples))
+		}
 	}
 	mem := res.find(implOurs, "tcp", memoryName)
 	if mem == nil || len(mem.Memory) != 3 {

@@ -402,8 +402,9 @@ func codecAllocs(arg any) (float64, error) {
 }
 
 // loadInvoke runs p.InFlight goroutines, each invoking in a loop from
-// p.Start, and counts the invokes that complete within the window, and
-// those that fail (which a saturated leader's response timeout causes).
+// p.Start until the window ends, and counts the invokes that complete
+// (the last ones after the window) and those that fail (which a saturated
+// leader's response timeout causes).
 func loadInvoke(c *cluster.Client, p loadArgs) (loadReply, error) {
 	method, arg, err := benchArg(p.Kind, p.Size)
 	if err != nil {
@@ -426,14 +427,12 @@ func loadInvoke(c *cluster.Client, p loadArgs) (loadReply, error) {
 					failed.Add(1)
 					continue
 				}
-				if monoNow() < end {
-					ops.Add(1)
-				}
+				ops.Add(1)
 			}
 		})
 	}
 	wg.Wait()
-	return loadReply{Ops: ops.Load(), Failed: failed.Load(), Error: first}, nil
+	return loadReply{Ops: ops.Load(), Elapsed: monoNow() - p.Start, Failed: failed.Load(), Error: first}, nil
 }
 
 // subscriber records the latency of each publication it receives.

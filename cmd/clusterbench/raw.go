@@ -109,8 +109,9 @@ type samplesReply struct {
 }
 
 // loadArgs: keep InFlight operations of Size bytes outstanding from
-// Start (monoNow clock) for Duration, counting those that complete in that
-// window. Kind ("string" or "bytes") matters only to cluster members.
+// Start (monoNow clock) until Duration has passed, then let those in
+// flight finish. Kind ("string" or "bytes") matters only to cluster
+// members.
 type loadArgs struct {
 	Size     int    `json:"size"`
 	Kind     string `json:"kind,omitempty"`
@@ -119,8 +120,11 @@ type loadArgs struct {
 	Duration int64  `json:"duration_ns"`
 }
 
+// loadReply: Ops operations completed between the start and Elapsed later,
+// when the last one in flight completed.
 type loadReply struct {
-	Ops int64 `json:"ops"`
+	Ops     int64 `json:"ops"`
+	Elapsed int64 `json:"elapsed_ns"`
 	// Failed counts calls that failed (a response timeout, say); they are
 	// not in Ops. Error is the first failure's message.
 	Failed int64  `json:"failed,omitempty"`
@@ -161,8 +165,7 @@ func rawClientRole(raw json.RawMessage) (any, map[string]command, func(), error)
 			if err := decodeArgs(data, &p); err != nil {
 				return nil, err
 			}
-			n, err := pipelinedEcho(c, p)
-			return loadReply{Ops: n}, err
+			return pipelinedEcho(c, p)
 		},
 	}
 	return struct{}{}, cmds, func() { c.Close() }, nil
@@ -192,19 +195,20 @@ func pingPong(c net.Conn, p pingPongArgs) ([]int64, error) {
 		if binary.LittleEndian.Uint64(back) != seq {
 			return nil, fmt.Errorf("%w: sequence %d came back as %d", errEchoMismatch, seq, binary.LittleEndian.Uint64(back))
 		}
-		if done.After(end) {
-			return samples, nil
-		}
 		if start.After(warmEnd) {
 			samples = append(samples, done.Sub(start).Nanoseconds())
+		}
+		if done.After(end) && len(samples) > 0 {
+			return samples, nil
 		}
 	}
 }
 
-// pipelinedEcho keeps p.InFlight messages outstanding on c: one goroutine
-// writes a message whenever fewer are in flight, the caller reads the
-// echoes. It counts the echoes read within the window.
-func pipelinedEcho(c net.Conn, p loadArgs) (int64, error) {
+// pipelinedEcho keeps p.InFlight messages outstanding on c: a writer
+// goroutine writes one message per credit, the caller reads the echoes
+// and hands a credit back for each until the window ends. Then it stops
+// the writer and reads the echoes still in flight, which count too.
+func pipelinedEcho(c net.Conn, p loadArgs) (loadReply, error) {
 	size, inflight := max(p.Size, 1), max(p.InFlight, 1)
 	msg := make([]byte, size)
 	for i := range msg {
@@ -213,64 +217,70 @@ func pipelinedEcho(c net.Conn, p loadArgs) (int64, error) {
 	waitUntil(p.Start)
 	end := p.Start + p.Duration
 
+	// Invariant until credits closes: credits queued + messages in flight
+	// = inflight, so the reader never waits for an echo nobody will write.
 	credits := make(chan struct{}, inflight)
 	for range inflight {
 		credits <- struct{}{}
 	}
-	var written atomic.Int64
-	stop := make(chan struct{})
-	werr := make(chan error, 1)
+	var written atomic.Int64        // counted before each write: read ≤ written
+	wrote := make(chan struct{}, 1) // a token after each count
+	wdone := make(chan struct{})
+	var werr error
 	go func() {
-		for {
+		defer close(wdone)
+		for range credits {
+			written.Add(1)
 			select {
-			case <-credits:
-			case <-stop:
-				werr <- nil
-				return
+			case wrote <- struct{}{}:
+			default:
 			}
 			if _, err := c.Write(msg); err != nil {
-				werr <- err
+				werr = err
 				return
 			}
-			written.Add(1)
 		}
 	}()
 
 	r := bufio.NewReaderSize(c, 64<<10)
 	back := make([]byte, size)
-	var read, ops int64
-	var rerr error
-	for {
+	var read int64
+	for monoNow() < end {
 		if _, err := io.ReadFull(r, back); err != nil {
-			rerr = err
-			break
+			close(credits)
+			<-wdone
+			return loadReply{}, fmt.Errorf("pipelined echo read: %w", errors.Join(err, werr))
 		}
 		read++
-		if monoNow() >= end {
-			break
-		}
-		ops++
 		credits <- struct{}{}
 	}
-	close(stop)
-	if err := <-werr; err != nil {
-		return 0, fmt.Errorf("pipelined echo write: %w", err)
-	}
-	if rerr != nil {
-		return 0, fmt.Errorf("pipelined echo read: %w", rerr)
-	}
-	// Drain the echoes still in flight so the conn is clean for the next
-	// measurement.
-	for read < written.Load() {
-		if _, err := io.ReadFull(r, back); err != nil {
-			return 0, fmt.Errorf("pipelined echo drain: %w", err)
+	close(credits) // the writer writes the credits still queued, then ends
+	for finished := false; ; {
+		if read < written.Load() {
+			if _, err := io.ReadFull(r, back); err != nil {
+				<-wdone
+				return loadReply{}, fmt.Errorf("pipelined echo drain: %w", errors.Join(err, werr))
+			}
+			read++
+			continue
 		}
-		read++
+		if finished {
+			break
+		}
+		select {
+		case <-wdone:
+			finished = true
+		case <-wrote:
+		}
+	}
+	elapsed := monoNow() - p.Start
+	if werr != nil {
+		return loadReply{}, fmt.Errorf("pipelined echo write: %w", werr)
 	}
 	if r.Buffered() > 0 {
-		return 0, fmt.Errorf("%w: %d bytes beyond the messages sent", errEchoMismatch, r.Buffered())
+		return loadReply{}, fmt.Errorf("%w: %d bytes beyond the messages sent", errEchoMismatch, r.Buffered())
 	}
-	return ops, nil
+	return loadReply{Ops: read, Elapsed: elapsed}, nil
 }
 
 // waitUntil sleeps until the monoNow clock reaches t.

@@ -246,8 +246,9 @@ var latencyWorkloads = []struct {
 }
 
 // load runs cmd ("echo" or "load") on every client at once, Runs times,
-// and returns the total operations per second of each run, and the number
-// of calls that failed over all runs.
+// and returns the operations per second of each run (all clients'
+// operations over the time from the common start to the last completion),
+// and the number of calls that failed over all runs.
 func (r *runner) load(ctx context.Context, clients []*proc, cmd string, a loadArgs) (rates []float64, failed int64, err error) {
 	for range r.cfg.Runs {
 		a.Start = monoNow() + int64(50*time.Millisecond) // every client gets the request first
@@ -257,7 +258,7 @@ func (r *runner) load(ctx context.Context, clients []*proc, cmd string, a loadAr
 				return nil, 0, err
 			}
 		}
-		var total int64
+		var total, elapsed int64
 		var errs []error
 		for _, c := range clients {
 			var rep loadReply
@@ -265,6 +266,7 @@ func (r *runner) load(ctx context.Context, clients []*proc, cmd string, a loadAr
 				errs = append(errs, fmt.Errorf("%s: %w", cmd, err))
 			}
 			total += rep.Ops
+			elapsed = max(elapsed, rep.Elapsed)
 			if rep.Failed > 0 {
 				failed += rep.Failed
 				r.progress("  %s: %d calls failed, the first with: %s", c.name, rep.Failed, rep.Error)
@@ -273,7 +275,12 @@ func (r *runner) load(ctx context.Context, clients []*proc, cmd string, a loadAr
 		if err := errors.Join(errs...); err != nil {
 			return nil, 0, err
 		}
-		rates = append(rates, float64(total)/r.cfg.Duration.Seconds())
+		if total == 0 || elapsed <= 0 {
+			return nil, 0, fmt.Errorf("%s: no call completed (%d failed)", cmd, failed)
+		}
+		// Every client started at a.Start; the last one to finish ends
+		// the span over which all the calls completed.
+		rates = append(rates, float64(total)/time.Duration(elapsed).Seconds())
 	}
 	return rates, failed, nil
 }

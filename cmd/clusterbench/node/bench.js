@@ -131,11 +131,11 @@ const commands = {
           if (error === undefined) error = String(err);
           continue;
         }
-        if (nowNs() < end) ops++;
+        ops++;
       }
     };
     await Promise.all(Array.from({ length: Math.max(inflight, 1) }, worker));
-    return { ops, failed, error };
+    return { ops, elapsed_ns: nowNs() - start_ns, failed, error };
   },
 
   async subscribe({ data_id }) {
