@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 // (the harness re-executes os.Executable, which here is the test binary),
 // and the tests otherwise.
 func TestMain(m *testing.M) {
+	roles["spawner"] = spawnerRole
 	if code, ok := childMain(); ok {
 		os.Exit(code)
 	}
@@ -504,6 +506,63 @@ func TestChildLifetime(t *testing.T) {
 	}
 	if _, err := ps.goChild(ctx, "bad", "no-such-role", nil, nil); !errors.Is(err, ErrChildFailed) {
 		t.Errorf("unknown role: %v, want ErrChildFailed", err)
+	}
+}
+
+// spawnerRole (tests only) starts an echo server as its own child and
+// answers with its pid.
+func spawnerRole(raw json.RawMessage) (any, map[string]command, func(), error) {
+	var a endpointArgs
+	if err := decodeArgs(raw, &a); err != nil {
+		return nil, nil, nil, err
+	}
+	ps := &procSet{}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p, err := ps.goChild(ctx, "grandchild", "echo-server", a, nil)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return map[string]int{"pid": p.pid()}, nil, ps.close, nil
+}
+
+// TestChildDiesWithParent SIGKILLs a child that has a child of its own (an
+// echo server) and checks that the grandchild goes away too (Pdeathsig on
+// Linux, and the EOF on its stdin everywhere).
+func TestChildDiesWithParent(t *testing.T) {
+	ctx := testContext(t, 30*time.Second)
+	ps := &procSet{}
+	defer ps.close()
+	addr, err := freePort("tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		PID int `json:"pid"`
+	}
+	spawner, err := ps.goChild(ctx, "spawner", "spawner", endpointArgs{Transport: "tcp", Addr: addr}, &info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("the grandchild (pid %d) does not listen on %s: %v", info.PID, addr, err)
+	}
+	c.Close()
+	spawner.kill()
+	if err := spawner.wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break // refused: nobody listens any more
+		}
+		c.Close()
+		if ctx.Err() != nil {
+			t.Fatalf("the grandchild (pid %d) still listens on %s after its parent's SIGKILL", info.PID, addr)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
