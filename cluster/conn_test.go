@@ -441,3 +441,66 @@ func TestHandshakeSeam(t *testing.T) {
 		t.Fatalf("admits %d followers %d", hs.admits.Load(), l.Stats().Followers)
 	}
 }
+
+// A connection that does not register in time (silent, or a valid header
+// and then nothing) is dropped by the leader; registered followers are not
+// affected.
+func TestRegisterDeadlineDropsSilentConnections(t *testing.T) {
+	l, tr, addr := startLeader(t, "Deadline", cluster.WithRegisterDeadline(100*time.Millisecond))
+	silent := dialRaw(t, tr, addr)
+	partial := dialRaw(t, tr, addr)
+	hdr := protocol.AppendPacket(nil, &protocol.Packet{ID: 1, Timeout: 1000, Conn: []byte(`{"type":"register_channel","channelName":"Deadline"}`)})
+	partial.conn.Write(hdr[:30]) // the header and part of the conn object
+	for name, p := range map[string]*rawPeer{"silent": silent, "partial": partial} {
+		p.conn.SetReadDeadline(time.Now().Add(wait))
+		start := time.Now()
+		if _, err := io.ReadAll(p.conn); err != nil && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "closed") {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if el := time.Since(start); el >= wait {
+			t.Fatalf("%s connection kept for %v", name, el)
+		}
+	}
+	f := newClient(t, "Deadline", newWorld(), cluster.WithTransport(tr), cluster.WithAddr(addr))
+	ready(t, f)
+	if got := mustInvoke[string](t, f, "echo", "ok"); got != "ok" || l.Stats().Followers != 1 {
+		t.Fatalf("echo %q, followers %d", got, l.Stats().Followers)
+	}
+}
+
+// A follower that stops reading cannot make the leader buffer without
+// bound: past the write-buffer limit the leader drops it (ErrOverloaded)
+// and keeps serving the others.
+func TestSlowFollowerDroppedAtWriteBufferLimit(t *testing.T) {
+	rec := newRecorder()
+	tr, addr := memNet(t)
+	l, err := cluster.New("DataClient", nodeDataClient, append(fastOpts(), cluster.WithTransport(tr), cluster.WithAddr(addr),
+		cluster.WithMaxWriteBuffer(64<<10), cluster.WithResponseTimeout(10*time.Second), rec.opt())...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(context.Background())
+	ready(t, l)
+	p := dialRaw(t, tr, addr)
+	p.register("DataClient")
+	raw := json.RawMessage(`{"dataId":"big"}`)
+	p.send(false, 2, 3000, protocol.ConnObject{Type: protocol.KindSubscribe, Key: protocol.SubscriptionKey(raw), Reg: raw}, nil)
+	time.Sleep(50 * time.Millisecond)
+	blob := strings.Repeat("x", 8<<10)
+	for i := 0; i < 400 && rec.count(isErr(cluster.ErrOverloaded)) == 0; i++ {
+		if err := l.Publish(map[string]any{"dataId": "big", "i": i, "blob": blob}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev := rec.wait(t, wait, "overloaded follower dropped", isErr(cluster.ErrOverloaded))
+	if !strings.Contains(ev.Err.Error(), "does not read") {
+		t.Fatalf("event %v", ev.Err)
+	}
+	eventually(t, wait, "follower gone", func() bool { return l.Stats().Followers == 0 })
+	if n := rec.count(isErr(cluster.ErrOverloaded)); n != 1 {
+		t.Fatalf("%d overload events, want 1", n)
+	}
+	if got := mustInvoke[[]byte](t, l, "echo", []byte("still serving")); string(got) != "still serving" {
+		t.Fatalf("echo %q", got)
+	}
+}

@@ -425,12 +425,13 @@ func (lt *leaderTerm) idleLoop(iv time.Duration) {
 
 // peer is the leader's side of one follower connection.
 type peer struct {
-	lt       *leaderTerm
-	w        *wire
-	r        *protocol.Reader
-	acks     *pending
-	oneways  serial
-	admitted atomic.Bool
+	lt         *leaderTerm
+	w          *wire
+	r          *protocol.Reader
+	acks       *pending
+	oneways    serial
+	admitted   atomic.Bool
+	overloaded atomic.Bool // reported and dropped once
 
 	mu     sync.Mutex
 	keys   map[string]struct{}
@@ -450,9 +451,14 @@ func (p *peer) deliver(key string, data []byte) {
 	if err != nil {
 		p.acks.remove(c)
 		putCall(c)
-		if errors.Is(err, ErrOverloaded) {
-			go p.close(&Error{Op: "push", Channel: p.lt.c.name, Addr: p.lt.addr, Role: RoleLeader, Key: key,
-				Kind: ErrOverloaded, Err: fmt.Errorf("follower %s does not read", p.w.conn.RemoteAddr())})
+		if errors.Is(err, ErrOverloaded) && p.overloaded.CompareAndSwap(false, true) {
+			lt := p.lt
+			err := &Error{Op: "push", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader, Key: key, Kind: ErrOverloaded,
+				Err: fmt.Errorf("follower %s does not read: more than %d bytes queued", p.w.conn.RemoteAddr(), lt.c.cfg.maxWriteBuffer)}
+			go func() { // deliver runs under the host's lock; close takes it
+				lt.c.report(lt.num, RoleLeader, err)
+				p.close(err)
+			}()
 		}
 		return
 	}

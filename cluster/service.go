@@ -45,6 +45,8 @@ type Service struct {
 	// Node). The real client calls push with each new value for reg, from
 	// any goroutine, also from inside Subscribe; push encodes the value at
 	// once (it may be reused after push returns) and never blocks.
+	// Subscribe and Unsubscribe must not call the Client (a call would wait
+	// for them to return).
 	Subscribe func(reg Reg, push func(value any)) error
 	// Unsubscribe ends the upstream subscription of reg when its last
 	// subscriber on the host left (Node never does this: SRC-05). Values
