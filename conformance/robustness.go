@@ -14,7 +14,7 @@ import (
 // strangerRegisterDeadline is the leaders' register deadline in the
 // robustness cases: how long a connection may stay silent before
 // registering.
-const strangerRegisterDeadline = 500 * time.Millisecond
+const strangerRegisterDeadline = time.Second
 
 // An attack is what a stranger does on a connection to the leader: it
 // writes payload (nothing if nil) and then waits.

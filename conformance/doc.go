@@ -1,0 +1,117 @@
+// Package conformance is the suite every clusterclient transport passes:
+// it runs whole clusters (package cluster) over the transport, with leaders,
+// followers, child processes and misbehaving strangers, and checks that
+// registration, subscriptions, publications, calls, close, failover and bad
+// input behave as they do on every other transport. It also runs the
+// transport kit (package transport/transporttest), so one call checks a
+// transport from its conns up.
+//
+// # Using it
+//
+// A transport's test package says how to make a fresh transport and a fresh,
+// unused address, and calls Run; its TestMain calls Main, so the suite can
+// re-execute the test binary as child processes:
+//
+//	func TestMain(m *testing.M) {
+//		conformance.Main(func(kind string) (transport.Transport, error) {
+//			return quic.New(quic.DefaultConfig())
+//		})
+//		goleak.VerifyTestMain(m)
+//	}
+//
+//	func TestConformance(t *testing.T) {
+//		conformance.Run(t, conformance.Harness{
+//			NewTransport: func(testing.TB) transport.Transport { return quic.New(quic.DefaultConfig()) },
+//			NewAddr:      func(tb testing.TB) string { return freeAddr(tb) },
+//		})
+//	}
+//
+// A package with several configurations (yamux over TCP and over unix
+// sockets) gives each harness a Kind, which the factory receives in the
+// child, to rebuild the matching transport there.
+//
+// # Subtests
+//
+// Subtests lists the names. Each case runs under a watchdog (Harness.Watchdog,
+// DefaultWatchdog by default): if it hangs, the watchdog fails it, naming the
+// case and the step it was at ("waiting for process 2's Register client to be
+// ready"), closes every Client, conn and child process the case made, and
+// panics with every goroutine's stack if that does not free the case.
+//
+//   - transport: the transport kit (transporttest.Run with Harness.Kit):
+//     golang.org/x/net/nettest.TestConn on the transport's conns, exclusive
+//     Listen, dial errors and deadlines, listener close, half-close, peer
+//     credentials, and the multi-process checks. A harness declares the kit
+//     subtests its medium cannot pass in Harness.Kit.Skip.
+//   - register: follower (a follower registers and reaches the leader's real
+//     client); second-channel (two channels share one address and one
+//     listener); unknown-channel (a follower of a channel nobody leads gets
+//     cluster.ErrNoChannel naming it, long before its response timeout, and
+//     joins once the channel gets a leader); peer-credentials (when conns
+//     implement transport.PeerCredentials: the session layer's Handshake sees
+//     this process on both ends).
+//   - subscribe: fan-out (one value reaches the leader's own listener,
+//     every follower's, and two listeners of one Client, with one upstream
+//     subscription for the host); late-subscriber-cached (a late subscriber
+//     gets the cached push, with no new upstream subscription or push);
+//     broadcast-off (each value reaches exactly one subscriber, and every
+//     value arrives); unsubscribe (delivery stops for that subscriber only,
+//     and the real client's Unsubscribe runs once, when the last one leaves).
+//   - publish: every-subscriber (a follower's and the leader's publications
+//     reach the real client and every subscriber); child-processes (the same
+//     across OS processes; multi-process transports only).
+//   - invoke: result, typed-error (name, code and message cross the wire),
+//     unknown-method (cluster.ErrUnknownMethod naming it; the leader serves
+//     on), panic (cluster.ErrPanic with the stack; the leader survives),
+//     oneway, response-timeout (cluster.ErrTimeout without waiting for the
+//     method; the late answer is dropped and the connection serves on),
+//     1MiB-argument, concurrent-1000 (1,000 concurrent calls from 4 follower
+//     processes, each answer checked).
+//   - close: idempotent (concurrent and repeated Close; operations after it
+//     fail with cluster.ErrClosed); real-client-once; address-freed-after-
+//     last-channel; no-goroutine-left (after every Client closed and the
+//     transports were released; Harness.IgnoreGoroutines lists goroutines a
+//     medium keeps for the life of the process).
+//   - failover: leader-closes and leader-sigkill (multi-process transports
+//     only: the leader is a child process, killed with SIGKILL): calls in
+//     flight fail with cluster.ErrLeaderLost, exactly one survivor leads with
+//     a new real client, subscriptions and publications reach it through
+//     replay, and calls made after the loss succeed there, also from another
+//     child process.
+//   - robustness: a stranger connects to the leader and sends garbage, an
+//     HTTP request, a header announcing 2 GB, a negative length, a valid
+//     header then nothing, or nothing at all; the leader drops that
+//     connection (a silent one after its register deadline) and serves its
+//     follower as before.
+//
+// A case that needs a capability the transport lacks (several processes,
+// peer credentials) skips by itself, saying why. Harness.Skip declares the
+// rest: only a real, documented limitation of the medium belongs there.
+//
+// # The clusters it builds
+//
+// A case runs Clients in simulated processes: each has its own
+// election.Registry (cluster.WithRegistry) and its own transport, so its
+// Clients reach the others only through real connections, as separate
+// processes would. Where the medium is multi-process, cases also start child
+// processes (StartProcess): the test binary, re-executed, runs one Client and
+// reports its role, readiness, the real clients it built and the values it
+// received, and subscribes, publishes, invokes and closes on command.
+//
+// Every real client is the suite's own: a registry whose subscriptions
+// receive a Snapshot of every value published under their key, with the ID
+// of the real client that pushed it (so a case can tell a new leader's value
+// from the old one's), and the methods MethodWhoami, MethodEcho, MethodSquare,
+// MethodDigest, MethodFail, MethodPanic, MethodHold, MethodRecord and
+// MethodRecords. Each real client keeps its own data, as a registry forgets
+// a dead client's publications: after a failover, the new one knows them only
+// through replay.
+//
+// # Adding cases
+//
+// Each subtest is a table of cases, each with the capabilities it needs.
+// The robustness subtest is built from a table of attacks (what a stranger
+// sends); attacks on authentication and limits join it there, and cases that
+// need more of the host (a second user id, say) add a capability that the
+// probe answers before the cases run.
+package conformance
