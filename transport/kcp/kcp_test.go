@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/net/nettest"
 
+	"github.com/go-clusterclient/clusterclient/conformance"
 	"github.com/go-clusterclient/clusterclient/transport"
 	"github.com/go-clusterclient/clusterclient/transport/kcp"
 	"github.com/go-clusterclient/clusterclient/transport/transporttest"
@@ -30,7 +31,7 @@ var kcpGoroutines = []goleak.Option{
 }
 
 func TestMain(m *testing.M) {
-	transporttest.MaybeRunChild(func(string) (transport.Transport, error) {
+	conformance.Main(func(string) (transport.Transport, error) {
 		return kcp.New(kcp.DefaultConfig()), nil
 	})
 	goleak.VerifyTestMain(m, kcpGoroutines...)

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/net/nettest"
 
+	"github.com/go-clusterclient/clusterclient/conformance"
 	"github.com/go-clusterclient/clusterclient/transport"
 	"github.com/go-clusterclient/clusterclient/transport/mem"
 	"github.com/go-clusterclient/clusterclient/transport/tcp"
@@ -28,7 +29,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	transporttest.MaybeRunChild(func(kind string) (transport.Transport, error) {
+	conformance.Main(func(kind string) (transport.Transport, error) {
 		u, err := underlying(kind)
 		if err != nil {
 			return nil, err
