@@ -40,6 +40,63 @@ func (e *env) expectLeaderLost(m *member, done <-chan error) {
 	}
 }
 
+// callOutcomes counts the results of calls made back to back across a
+// failover.
+type callOutcomes struct {
+	ok, lost, toNew int
+	other           []string
+}
+
+// callAcross makes calls from m back to back until stop closes; the
+// channel receives their outcomes. A call succeeds or, if it was in flight
+// when the leader went, fails with ErrLeaderLost: anything else is wrong.
+// toNew counts the calls answered by another real client than oldID.
+func (e *env) callAcross(m *member, oldID string, stop <-chan struct{}) <-chan callOutcomes {
+	out := make(chan callOutcomes, 1)
+	e.goSafe(func() {
+		var o callOutcomes
+		defer func() { out <- o }()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-e.ctx.Done():
+				return
+			default:
+			}
+			id, err := cluster.Call[string](e.timeout(opTimeout), m.c, MethodWhoami)
+			switch {
+			case err == nil:
+				o.ok++
+				if id != oldID {
+					o.toNew++
+				}
+			case errors.Is(err, cluster.ErrLeaderLost):
+				o.lost++
+			case len(o.other) < 5:
+				o.other = append(o.other, err.Error())
+			}
+		}
+	})
+	return out
+}
+
+// checkCallsAcross stops the calls of callAcross and checks their
+// outcomes.
+func (e *env) checkCallsAcross(m *member, stop chan struct{}, out <-chan callOutcomes) {
+	e.t.Helper()
+	close(stop)
+	e.stepf("waiting for %s's calls across the failover to stop", m.label)
+	o := <-out
+	e.t.Logf("%s's calls across the failover: %d answered (%d by the new leader), %d lost with the leader", m.label, o.ok, o.toNew, o.lost)
+	if len(o.other) > 0 {
+		e.errorf("%s's calls across the failover failed otherwise than with cluster.ErrLeaderLost: %q", m.label, o.other)
+	}
+	if o.toNew == 0 {
+		e.errorf("none of %s's calls across the failover reached the new leader", m.label)
+	}
+}
+
 // newLeaderAmong waits until every member is ready and exactly one of them
 // leads, and returns it.
 func (e *env) newLeaderAmong(ms ...*member) *member {
@@ -93,7 +150,9 @@ func (e *env) checkReplayed(channel, oldID string, publisher, subscriber *member
 
 // The leader closes: its in-flight calls fail with ErrLeaderLost, one
 // survivor leads with a new real client, subscriptions and publications
-// are replayed to it, and calls made meanwhile succeed there.
+// are replayed to it, and calls made meanwhile succeed there (another
+// follower calls back to back throughout: each call succeeds or, if it was
+// in flight on the old leader, fails with ErrLeaderLost).
 func testFailoverLeaderCloses(e *env) {
 	l, f1, f2 := e.cluster3(e.addr(), "Failover")
 	oldID := l.whoami()
@@ -104,6 +163,8 @@ func testFailoverLeaderCloses(e *env) {
 	call := e.inFlight(f1)
 	old := e.upstream().latest("Failover")
 	e.eventually("the call is in flight on the leader", func() bool { return old.state().holding == 1 })
+	stop := make(chan struct{})
+	across := e.callAcross(f2, oldID, stop)
 	e.stepf("the leader closes with a call in flight")
 	closed := make(chan error, 1)
 	e.goSafe(func() { closed <- l.close() })
@@ -119,6 +180,7 @@ func testFailoverLeaderCloses(e *env) {
 	if got := f2.whoami(); got != rc.id {
 		e.errorf("%s reaches %q, the new leader %s owns %q", f2.label, got, leader.label, rc.id)
 	}
+	e.checkCallsAcross(f2, stop, across)
 	e.stepf("waiting for the old leader's Close")
 	if err := <-closed; err != nil {
 		e.errorf("the old leader's Close: %v", err)
@@ -170,6 +232,8 @@ func testFailoverLeaderSIGKILL(e *env) {
 	if _, err := leader.WaitState(e.timeout(opTimeout), "a held call", func(s ProcessState) bool { return s.Holding == 1 }); err != nil {
 		e.fatalf("%v", err)
 	}
+	stop := make(chan struct{})
+	across := e.callAcross(f2, oldID, stop)
 	e.stepf("SIGKILL of the leader process %d", leader.Pid())
 	if err := leader.Kill(); err != nil {
 		e.fatalf("%v", err)
@@ -181,6 +245,7 @@ func testFailoverLeaderSIGKILL(e *env) {
 	}
 	e.newLeaderAmong(f1, f2)
 	rc := e.checkReplayed(channel, oldID, f2, f1, "v1")
+	e.checkCallsAcross(f2, stop, across)
 	e.stepf("waiting for member process %d to receive the new real client's value", other.Pid())
 	if _, err := other.WaitSnapshot(e.timeout(opTimeout), "k", func(s Snapshot) bool { return s.By == rc.id && s.Has("v1") }); err != nil {
 		e.fatalf("%v", err)
