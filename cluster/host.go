@@ -478,8 +478,10 @@ func (h *host) close(ctx context.Context) error {
 		go func() {
 			defer close(h.closed2)
 			<-h.workDone
-			h.life.Lock() // wait for the calls still running
-			h.life.Unlock()
+			// Wait for the calls still running; calls arriving meanwhile
+			// wait too and are then refused.
+			h.life.Lock()
+			defer h.life.Unlock()
 			if h.svc != nil && h.svc.Close != nil {
 				h.closeErr = safeClose(context.WithoutCancel(ctx), h.svc.Close)
 			}
