@@ -6,16 +6,16 @@
 # TARGET is a fuzz function name (FuzzHandshakeFields), a package pattern
 # (./auth/...), or "all". DURATION is a go test -fuzztime value ("10m",
 # "30s", or "100000x" for a count of executions). FUZZ_PARALLEL sets
-# go test -parallel (default: GOMAXPROCS). Logs go to
-# ${FUZZ_LOGS:-$TMPDIR/clusterclient-fuzz-logs}/<package>.<target>.log; a markdown table of the
-# runs is printed at the end. The exit status is non-zero if any target
+# go test -parallel (default: GOMAXPROCS). Logs go to $FUZZ_LOGS (default
+# $TMPDIR/clusterclient-fuzz-logs)/<package>.<target>.log; a markdown
+# table of the runs is printed at the end. The exit status is non-zero if any target
 # failed (its crasher is then in the package's testdata/fuzz/).
 #
 # CI needs none of this: plain `go test` runs every target's seed corpus.
 set -euo pipefail
 
 if [ $# -ne 2 ]; then
-	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 fi
 target=$1
