@@ -15,7 +15,7 @@
 set -euo pipefail
 
 if [ $# -ne 2 ]; then
-	sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 fi
 target=$1
