@@ -32,3 +32,21 @@ func residentBytes() int64 {
 	}
 	return 0
 }
+
+// loadAverage returns the host's one-minute load average (/proc/loadavg),
+// or 0 if it cannot be read.
+func loadAverage() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := bytes.Fields(data)
+	if len(f) == 0 {
+		return 0
+	}
+	v, err := strconv.ParseFloat(string(f[0]), 64)
+	if err != nil {
+		return 0
+	}
+	return v
+}

@@ -57,8 +57,12 @@ func writeMarkdown(w io.Writer, r *Results, svgPath string) error {
 	if r.Config.Quick {
 		mode = "--quick run"
 	}
-	p(" (%s: %d run(s) of %v per measurement, medians shown; %d kills per failover mode; wall time %v).\n\n",
+	p(" (%s: %d run(s) of %v per measurement, medians shown; %d kills per failover mode; wall time %v)",
 		mode, r.Config.Runs, r.Config.Duration, r.Config.Kills, r.Wall)
+	if r.Host.LoadStart > 0 || r.Host.LoadEnd > 0 {
+		p("; one-minute load average %.2f at the start and %.2f at the end", r.Host.LoadStart, r.Host.LoadEnd)
+	}
+	p(".\n\n")
 	p("Latencies are p50 / p99 / p999 of per-call samples (lower is better); ratios are ours ÷ baseline for p50 / p99. ")
 	p("Throughputs are calls per second (higher is better); ratios are ours ÷ baseline. ")
 	p("Raw baselines run between two processes over the same transport, without clusterclient; Node runs on TCP only.\n\n")

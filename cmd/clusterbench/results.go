@@ -42,6 +42,11 @@ type Host struct {
 	Go            string `json:"go"`
 	Node          string `json:"node,omitempty"`
 	ClusterClient string `json:"cluster_client,omitempty"`
+	// LoadStart and LoadEnd are the one-minute load averages when the run
+	// started and ended (0 if unknown): other work on the host skews
+	// every figure.
+	LoadStart float64 `json:"load_start,omitempty"`
+	LoadEnd   float64 `json:"load_end,omitempty"`
 }
 
 // Note is a skipped or failed item with the reason.

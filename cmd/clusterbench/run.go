@@ -46,7 +46,8 @@ func run(ctx context.Context, cfg Config, log io.Writer) (*Results, error) {
 		res: &Results{
 			Started: time.Now().UTC().Truncate(time.Second),
 			Config:  cfg,
-			Host:    Host{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), Go: runtime.Version()},
+			Host: Host{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), Go: runtime.Version(),
+				LoadStart: loadAverage()},
 		},
 	}
 	defer r.procs.close()
@@ -82,6 +83,7 @@ func run(ctx context.Context, cfg Config, log io.Writer) (*Results, error) {
 		r.fail("run", err)
 	}
 	r.res.Wall = time.Since(begin).Round(time.Millisecond)
+	r.res.Host.LoadEnd = loadAverage()
 	return r.res, context.Cause(ctx)
 }
 

@@ -129,6 +129,9 @@ func writeSVG(w io.Writer, r *Results) error {
 	if r.Host.Node != "" {
 		foot += ", Node " + r.Host.Node + " cluster-client " + r.Host.ClusterClient
 	}
+	if r.Host.LoadStart > 0 {
+		foot += fmt.Sprintf(", load average %.1f → %.1f", r.Host.LoadStart, r.Host.LoadEnd)
+	}
 	b.text(plotLeft, float64(height-10), "start", "#666666", 11, foot)
 	b.printf("</svg>\n")
 	if b.err != nil {
