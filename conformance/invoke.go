@@ -214,9 +214,15 @@ func testInvokeResponseTimeout(e *env) {
 		e.errorf("the timeout error %q does not name the method", err)
 	}
 	rc := e.upstream().latest("Timeout")
-	if h := rc.state().holding; h != 1 {
-		e.errorf("the real method started %d times, want once", h)
+	st := rc.state()
+	if st.holding != 1 {
+		e.fatalf("the real method started %d times, want once", st.holding)
 	}
+	// The leader times the call from when it received it, which can be
+	// later than when the follower sent it: answer only once its clock
+	// too says the call is late.
+	e.stepf("waiting until the call is late by the leader's clock")
+	time.Sleep(time.Until(st.heldAt.Add(timeout + 50*time.Millisecond)))
 	e.upstream().releaseHolds() // the method answers, too late
 	l.waitEvent("the late reply dropped (ErrLeaderTimeout)", isErrorEvent(cluster.ErrLeaderTimeout))
 	if got := invoke[int64](f, MethodSquare, 7); got != 49 {

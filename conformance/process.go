@@ -202,11 +202,13 @@ func runProcess(f ChildFactory, args []string) int {
 				childproc.Emit(evError, se)
 			}
 		}))
+	// Started comes first: the parent waits for it before it reads the
+	// Client's events.
+	childproc.Emit(evStarted, os.Getpid())
 	c, err := cluster.New(a.Channel, up.factory(a.Channel), opts...)
 	if err != nil {
 		childproc.Fatalf("conformance: member process: cluster.New(%q): %v", a.Channel, err)
 	}
-	childproc.Emit(evStarted, os.Getpid())
 	var calls sync.WaitGroup
 	for {
 		ev := childproc.Receive()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/go-clusterclient/clusterclient/cluster"
 	"github.com/go-clusterclient/clusterclient/protocol"
@@ -195,6 +196,7 @@ type realClient struct {
 	published []Reg
 	records   []string
 	holding   int
+	heldAt    time.Time // when the last MethodHold call started
 	closes    int
 }
 
@@ -288,6 +290,7 @@ func (rc *realClient) service() *cluster.Service {
 			MethodHold: func(context.Context, cluster.Args) (any, error) {
 				rc.mu.Lock()
 				rc.holding++
+				rc.heldAt = time.Now()
 				rc.mu.Unlock()
 				if rc.up.onHold != nil {
 					rc.up.onHold(rc)
@@ -329,6 +332,7 @@ func (rc *realClient) state() realState {
 		published: slices.Clone(rc.published),
 		records:   slices.Clone(rc.records),
 		holding:   rc.holding,
+		heldAt:    rc.heldAt,
 		closes:    rc.closes,
 		pushes:    rc.seq,
 	}
@@ -346,6 +350,7 @@ type realState struct {
 	published      []Reg
 	records        []string
 	holding        int
+	heldAt         time.Time
 	closes         int
 	pushes         int
 }
