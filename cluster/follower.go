@@ -43,6 +43,8 @@ type session struct {
 	regIDs []int64
 	regCh  chan regAnswer
 	wg     sync.WaitGroup
+
+	reply *protocol.ConnObject // the register reply that answer checked (nil before one arrived)
 }
 
 type regAnswer struct {
@@ -120,7 +122,7 @@ func (s *session) readLoop() {
 		}
 		if pk.Response {
 			switch co.Type {
-			case protocol.KindInvokeResult:
+			case protocol.KindInvokeResult, kindStatusRes:
 				var data []byte
 				if len(pk.App) > 0 {
 					data = append([]byte(nil), pk.App...)
@@ -255,6 +257,7 @@ func (s *session) regErr(kind, err error) error {
 // answer checks the leader's register reply.
 func (s *session) answer(ctx context.Context, info PeerInfo, ans regAnswer) (readyErr, err error) {
 	cfg := &s.c.cfg
+	s.reply = &ans.co
 	if raw, ok := ans.co.Ext[extKey]; ok {
 		var li extInfo
 		if json.Unmarshal(raw, &li) == nil && li.Codec != "" && li.Codec != cfg.codec.Name() {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-clusterclient/clusterclient/protocol"
 )
@@ -81,7 +82,8 @@ type topic struct {
 	subs   []subscriber
 	cache  []byte
 	cached bool
-	dead   bool // unsubscribed upstream, or the host closed
+	at     time.Time // when cache was set (status reports its age)
+	dead   bool      // unsubscribed upstream, or the host closed
 }
 
 type upOp struct {
@@ -355,7 +357,7 @@ func (h *host) push(t *topic, v any) {
 	if t.dead || h.closed {
 		return
 	}
-	t.cache, t.cached = data, true
+	t.cache, t.cached, t.at = data, true, time.Now()
 	if len(t.subs) == 0 {
 		return
 	}

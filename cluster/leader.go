@@ -246,6 +246,9 @@ func (s *server) route(w *wire) {
 		case protocol.KindHeartbeat:
 			w.send(true, p.ID, p.Timeout, &protocol.ConnObject{Type: protocol.KindHeartbeatRes}, nil)
 			continue
+		case kindStatus:
+			s.listing(w, p.ID, p.Timeout)
+			continue
 		case protocol.KindRegisterChannel:
 		default:
 			s.log.Debug("dropping connection that did not register first", slog.String("type", co.Type))
@@ -566,6 +569,8 @@ func (p *peer) handle(pk protocol.Packet, co *protocol.ConnObject) {
 		} else {
 			lt.host.unsubscribe(key, p)
 		}
+	case kindStatus:
+		p.status(pk.ID, pk.Timeout)
 	case protocol.KindInvoke:
 		app := append([]byte(nil), pk.App...)
 		id, timeout, method, argc := pk.ID, pk.Timeout, co.Method, co.ArgLength
