@@ -3,15 +3,10 @@ package interop
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,165 +18,7 @@ import (
 // invokes, subscribes, publishes, heartbeats, and checks that Node ignores
 // the extension members and rejects the unknown kinds the way spec.md says.
 
-const (
-	channel     = "DataClient"
-	ioTimeout   = 15 * time.Second // per read or write; generous for a loaded machine
-	readyWithin = 60 * time.Second // node start-up
-	stopWithin  = 10 * time.Second
-)
-
-// nodeLeader is the node/leader.js child process and the JSON events it
-// prints on stdout.
-type nodeLeader struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	events *eventLog
-	stderr *lockedBuffer
-	exited chan error
-}
-
-// eventLog collects the child's stdout lines; it is the child's Stdout, so
-// exec's copying goroutine ends with the process.
-type eventLog struct {
-	mu      sync.Mutex
-	partial []byte
-	events  []map[string]any
-	raw     []string
-	changed chan struct{}
-}
-
-func (l *eventLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.partial = append(l.partial, p...)
-	for {
-		i := bytes.IndexByte(l.partial, '\n')
-		if i < 0 {
-			break
-		}
-		line := string(l.partial[:i])
-		l.partial = l.partial[i+1:]
-		l.raw = append(l.raw, line)
-		var ev map[string]any
-		if json.Unmarshal([]byte(line), &ev) == nil {
-			l.events = append(l.events, ev)
-		}
-	}
-	select {
-	case l.changed <- struct{}{}:
-	default:
-	}
-	return len(p), nil
-}
-
-// waitEvent waits until an event satisfies match and returns it.
-func (l *eventLog) waitEvent(t *testing.T, what string, within time.Duration, match func(map[string]any) bool) map[string]any {
-	t.Helper()
-	deadline := time.NewTimer(within)
-	defer deadline.Stop()
-	for {
-		l.mu.Lock()
-		for _, ev := range l.events {
-			if match(ev) {
-				l.mu.Unlock()
-				return ev
-			}
-		}
-		l.mu.Unlock()
-		select {
-		case <-l.changed:
-		case <-deadline.C:
-			t.Fatalf("node leader: no %s event within %v; stdout so far:\n%s", what, within, l.dump())
-		}
-	}
-}
-
-func (l *eventLog) dump() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.raw, "\n")
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// startNodeLeader starts node/leader.js on port, or skips the test when
-// Node or the npm packages are not there.
-func startNodeLeader(t *testing.T, port int) *nodeLeader {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("INTEROP TEST SKIPPED: `node` is not on PATH; install Node.js (>= 18) to run clusterclient against the real cluster-client 3.7.0")
-	}
-	if _, err := os.Stat(filepath.Join("node_modules", "cluster-client", "package.json")); err != nil {
-		t.Skip("INTEROP TEST SKIPPED: interop/node_modules is missing; run `npm ci` in interop/ (CI does) to install the pinned cluster-client 3.7.0")
-	}
-	l := &nodeLeader{
-		events: &eventLog{changed: make(chan struct{}, 1)},
-		stderr: &lockedBuffer{},
-		exited: make(chan error, 1),
-	}
-	l.cmd = exec.Command(node, filepath.Join("node", "leader.js"), strconv.Itoa(port), channel)
-	l.cmd.Stdout = l.events
-	l.cmd.Stderr = l.stderr
-	setPdeathsig(l.cmd)
-	if l.stdin, err = l.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.cmd.Start(); err != nil {
-		t.Fatalf("start node leader: %v", err)
-	}
-	go func() { l.exited <- l.cmd.Wait() }()
-	t.Cleanup(func() { l.stop(t) })
-
-	ready := l.events.waitEvent(t, "ready", readyWithin, func(ev map[string]any) bool {
-		return ev["event"] == "ready" || ev["event"] == "fatal"
-	})
-	if ready["event"] != "ready" || ready["leader"] != true {
-		t.Fatalf("node leader did not become leader: %v\nstderr: %s", ready, l.stderr.String())
-	}
-	return l
-}
-
-// stop closes the child's stdin (it exits at EOF) and kills it if it does
-// not exit in time.
-func (l *nodeLeader) stop(t *testing.T) {
-	_ = l.stdin.Close()
-	select {
-	case <-l.exited:
-	case <-time.After(stopWithin):
-		t.Errorf("node leader did not exit within %v of stdin closing; killing it", stopWithin)
-		_ = l.cmd.Process.Kill()
-		<-l.exited
-	}
-	if t.Failed() {
-		t.Logf("node leader stdout:\n%s\nstderr:\n%s", l.events.dump(), l.stderr.String())
-	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+const wireChannel = "DataClient"
 
 // peer is a hand-written follower: packets in, packets out.
 type peer struct {
@@ -339,20 +176,15 @@ type echoValue struct {
 	Absent *string        `json:"absent"`
 }
 
-type dataValue struct {
-	DataID string   `json:"dataId"`
-	Values []string `json:"values"`
-}
-
-func TestNodeLeader(t *testing.T) {
+func TestNodeLeaderByHand(t *testing.T) {
 	port := freePort(t)
-	leader := startNodeLeader(t, port)
+	leader := startNode(t, "node leader", port, "leader", wireChannel, nodeOptions{})
 	p := dialPeer(t, port)
 
 	t.Run("register", func(t *testing.T) {
 		p.t = t
 		// An extension member, which Node must ignore.
-		id := p.request(&protocol.ConnObject{Type: protocol.KindRegisterChannel, ChannelName: channel,
+		id := p.request(&protocol.ConnObject{Type: protocol.KindRegisterChannel, ChannelName: wireChannel,
 			Ext: map[string]json.RawMessage{"goClusterId": json.RawMessage(`"interop-test"`)}}, nil)
 		res := p.response(id)
 		if res.conn.Type != protocol.KindRegisterChannelRes {
@@ -394,9 +226,6 @@ func TestNodeLeader(t *testing.T) {
 		if !reflect.DeepEqual(in, out) {
 			t.Errorf("echo changed the value:\nsent %+v\ngot  %+v", in, out)
 		}
-		leader.events.waitEvent(t, "invoke echo", ioTimeout, func(ev map[string]any) bool {
-			return ev["event"] == "invoke" && ev["method"] == "echo"
-		})
 	})
 
 	t.Run("invoke add", func(t *testing.T) {
@@ -414,7 +243,7 @@ func TestNodeLeader(t *testing.T) {
 
 	t.Run("invoke fail", func(t *testing.T) {
 		p.t = t
-		res, ok := p.invoke("fail", false, "boom")
+		res, ok := p.invoke("fail", false, "Error", "boom", "E_FAIL")
 		if ok {
 			t.Fatalf("fail succeeded: %q", res.App)
 		}
@@ -441,7 +270,7 @@ func TestNodeLeader(t *testing.T) {
 		}
 		var v dataValue
 		decode(t, ps.app, &v)
-		if v.DataID != "demo" || len(v.Values) != 0 {
+		if v.DataID != "demo" || v.N != 0 || v.Last != nil {
 			t.Errorf("first push %+v", v)
 		}
 	})
@@ -452,7 +281,7 @@ func TestNodeLeader(t *testing.T) {
 		ps := p.nextPush()
 		var v dataValue
 		decode(t, ps.app, &v)
-		if ps.key != key || v.DataID != "demo" || !reflect.DeepEqual(v.Values, []string{"x"}) {
+		if ps.key != key || v.DataID != "demo" || v.N != 1 || v.Last == nil || *v.Last != "x" {
 			t.Errorf("push after publish: key %q, value %+v", ps.key, v)
 		}
 	})
@@ -470,9 +299,8 @@ func TestNodeLeader(t *testing.T) {
 		// spec.md: a Node leader reports an unknown kind as an error event
 		// and does not answer; the connection stays usable.
 		p.request(&protocol.ConnObject{Type: "goHello", Ext: map[string]json.RawMessage{"version": json.RawMessage(`2`)}}, nil)
-		leader.events.waitEvent(t, "ClusterRequestTypeError", ioTimeout, func(ev map[string]any) bool {
-			return ev["event"] == "error" && ev["name"] == "ClusterRequestTypeError" &&
-				ev["message"] == "unsupport data type: goHello"
+		leader.log.waitFor(t, "ClusterRequestTypeError", 0, ioTimeout, func(ev event) bool {
+			return nodeError("ClusterRequestTypeError")(ev) && ev.str("message") == "unsupport data type: goHello"
 		})
 		id := p.request(&protocol.ConnObject{Type: protocol.KindHeartbeat}, nil)
 		if res := p.response(id); res.conn.Type != protocol.KindHeartbeatRes {
@@ -484,9 +312,12 @@ func TestNodeLeader(t *testing.T) {
 		p.t = t
 		p.request(&protocol.ConnObject{Type: protocol.KindUnsubscribe, Key: key, Reg: reg}, nil)
 		p.invoke("publish", true, map[string]any{"dataId": "demo", "value": "y"})
-		leader.events.waitEvent(t, "publish y", ioTimeout, func(ev map[string]any) bool {
-			r, _ := ev["reg"].(map[string]any)
-			return ev["event"] == "publish" && r["value"] == "y"
+		leader.log.waitFor(t, "publish y", 0, ioTimeout, func(ev event) bool {
+			var d struct {
+				Op  string `json:"op"`
+				Reg pubReg `json:"reg"`
+			}
+			return ev.Name == "rc" && ev.decode(&d) == nil && d.Op == "publish" && d.Reg.Value == "y"
 		})
 		// The leader handles one connection's packets in order: a push
 		// for "y" would come before this heartbeat's answer.
@@ -499,10 +330,9 @@ func TestNodeLeader(t *testing.T) {
 
 	// Nothing went wrong on the Node side except the errors we provoked
 	// (the leader also reports a failed invoke as an error event).
-	for _, line := range strings.Split(leader.events.dump(), "\n") {
-		if strings.Contains(line, `"event":"error"`) && !strings.Contains(line, "goHello") &&
-			line != `{"event":"error","name":"Error","message":"boom"}` {
-			t.Errorf("node leader reported: %s", line)
+	for _, ev := range leader.log.all(0, named("error")) {
+		if ev.str("message") != "unsupport data type: goHello" && ev.str("message") != "boom" {
+			t.Errorf("node leader reported: %s", ev)
 		}
 	}
 }
