@@ -44,7 +44,10 @@ type Config struct {
 	// PublishN are the subscriber counts of the publish measurement (Node:
 	// only those ≤ 4). Default 4, 32.
 	PublishN []int `json:"publish_n"`
-	// PublishInterval paces the publisher. Default 2 ms.
+	// PublishInterval paces the publisher (open loop: a slow delivery does
+	// not delay the next publish, so a rate beyond what the cluster
+	// delivers shows as queueing). Default 5 ms: 200 values a second,
+	// 6,400 deliveries a second with 32 subscribers.
 	PublishInterval time.Duration `json:"publish_interval_ns"`
 	// Node is the node executable. Default "node" (from PATH).
 	Node string `json:"node"`
@@ -85,7 +88,7 @@ func DefaultConfig() Config {
 		NodeForcedKills: 5,
 		MemFollowers:    []int{1, 100, 1000},
 		PublishN:        []int{4, 32},
-		PublishInterval: 2 * time.Millisecond,
+		PublishInterval: 5 * time.Millisecond,
 		Node:            "node",
 		Timeout:         10 * time.Minute,
 	}
