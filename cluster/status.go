@@ -263,7 +263,7 @@ func QueryStatus(ctx context.Context, channel string, opts ...Option) (*Status, 
 			// No Go peer: a Node cluster-client leader (it would report
 			// a status request as an unsupported type). Say what
 			// registration showed.
-			const node = "the leader is a Node cluster-client leader (its register reply has no clusterclient extension), which reports no status"
+			const node = "a Node cluster-client leader answered (its register reply has no clusterclient extension)"
 			switch {
 			case err != nil:
 				return nil, o.err(ErrNoStatus, fmt.Errorf("%s; registering failed: %w", node, err))
