@@ -14,6 +14,7 @@
 // Events:
 //   ready    {leader}             the client is ready (again, after a failover)
 //   lost     {}                   the leader or the follower connection closed
+//   notready {name, message, code} ready() rejected after a lost (see below)
 //   data     {sub, value}         a subscription delivered value (JSON-safe)
 //   result   {id, ok, value|error} the answer to an invoke (value is a tag)
 //   info     {id, leader, ready}  the answer to info
@@ -218,9 +219,23 @@ client.on('error', err => emit('error', errorFields(err)));
 // The wrapper re-emits its inner client's close: the connection to the
 // leader (or the leader's listener) is gone and cluster-client elects
 // again; ready follows when it has a new role.
+//
+// cluster-client may fail a re-election attempt (its new follower reached
+// the dead leader's listener before the kernel closed it, and was reset)
+// and succeed with the next. The failed attempt leaves ready() rejecting
+// with that attempt's error until the next one succeeds, so the error is
+// reported (notready) and ready() asked again until it resolves.
+function awaitReady(reported) {
+  client.ready().then(
+    () => emit('ready', { leader: !!client.isClusterClientLeader }),
+    err => {
+      if (!reported) emit('notready', errorFields(err));
+      setTimeout(() => awaitReady(true), 50);
+    });
+}
 client.on('close', () => {
   emit('lost', {});
-  client.ready().then(() => emit('ready', { leader: !!client.isClusterClientLeader }), () => {});
+  awaitReady(false);
 });
 
 async function main() {
