@@ -416,7 +416,7 @@ func TestWritersSynthetic(t *testing.T) {
 		"| invoke p50 via a follower ≤ 1.5× raw ping-pong p50, tcp (64 B string / []byte) | 1.40× / 1.40× (14.0 µs, 14.0 µs vs 10.0 µs) | yes |",
 		"| throughput 64 B, N = 4, tcp ≥ 50% of raw pipelined echo | 67% (200k/s vs 300k/s) | yes |",
 		"| 4 KiB []byte throughput ≥ 100× Node (tcp, N = 4) | 5.00× (200k/s vs 40.0k/s) | **no** |",
-		"| leader memory per idle follower ≤ 32 KiB (RSS), tcp | 20.5 KiB RSS (Go memory 20.5 KiB) | yes |",
+		"| leader memory per idle follower ≤ 32 KiB (Go heap + stacks in use), tcp | 20.5 KiB (RSS 20.5 KiB) | yes |",
 		"| ≤ 4 allocations per invoke on the follower beyond the codec's own, unix (worst workload) | 3.0 (64 B string: 9.0 − codec 6.0) | yes |",
 		"- yamux raw: something broke | badly",
 	} {

@@ -376,11 +376,16 @@ func targets(r *Results) []target {
 		out = append(out, tg)
 	}
 	for _, t := range r.transports() {
-		tg := target{what: "leader memory per idle follower ≤ 32 KiB (RSS), " + t}
+		// Judged on the Go memory in use: RSS counts only the pages touched
+		// so far, and an idle follower's buffers are not touched yet.
+		tg := target{what: "leader memory per idle follower ≤ 32 KiB (Go heap + stacks in use), " + t}
 		if m := r.find(implOurs, t, memoryName); m != nil {
-			if rss, goMem, ok := perFollower(m); ok && rss != 0 {
-				tg.known, tg.met = true, rss <= 32<<10
-				tg.measured = fmt.Sprintf("%s RSS (Go memory %s)", fmtBytes(rss), fmtBytes(goMem))
+			if rss, goMem, ok := perFollower(m); ok {
+				tg.known, tg.met = true, goMem <= 32<<10
+				tg.measured = fmtBytes(goMem)
+				if rss != 0 {
+					tg.measured += fmt.Sprintf(" (RSS %s)", fmtBytes(rss))
+				}
 			}
 		}
 		out = append(out, tg)
