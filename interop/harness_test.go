@@ -302,15 +302,24 @@ func (n *nodeProc) waitReady(t testing.TB, from int) bool {
 // send writes one command to the process.
 func (n *nodeProc) send(t testing.TB, command string, data any) {
 	t.Helper()
+	if err := n.trySend(command, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// trySend is send for goroutines other than the test's: it returns the
+// error instead of failing the test.
+func (n *nodeProc) trySend(command string, data any) error {
 	b, err := json.Marshal(map[string]any{"event": command, "data": data})
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	n.stdinMu.Lock()
 	defer n.stdinMu.Unlock()
 	if _, err := n.stdin.Write(append(b, '\n')); err != nil {
-		t.Fatalf("%s: send %s: %v\nstderr: %s", n.name, command, err, n.stderr.String())
+		return fmt.Errorf("%s: send %s: %w\nstderr: %s", n.name, command, err, n.stderr.String())
 	}
+	return nil
 }
 
 // nodeResult is the answer to an invoke.
@@ -334,19 +343,30 @@ func (n *nodeProc) invoke(t testing.TB, method string, args ...json.RawMessage) 
 // call sends an invoke command (fields besides id) and waits for its result.
 func (n *nodeProc) call(t testing.TB, fields map[string]any) nodeResult {
 	t.Helper()
-	id := n.ids.Add(1)
-	fields["id"] = id
-	from := n.log.mark()
-	n.send(t, "invoke", fields)
-	ev, _ := n.log.waitFor(t, fmt.Sprintf("result of invoke %v", fields["method"]), from, ioTimeout, func(ev event) bool {
-		var r nodeResult
-		return ev.Name == "result" && ev.decode(&r) == nil && r.ID == id
-	})
-	var r nodeResult
-	if err := ev.decode(&r); err != nil {
+	r, err := n.tryCall(fields)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// tryCall is call for goroutines other than the test's.
+func (n *nodeProc) tryCall(fields map[string]any) (nodeResult, error) {
+	id := n.ids.Add(1)
+	fields["id"] = id
+	from := n.log.mark()
+	if err := n.trySend("invoke", fields); err != nil {
+		return nodeResult{}, err
+	}
+	ev, _, ok := n.log.await(from, ioTimeout, func(ev event) bool {
+		var r nodeResult
+		return ev.Name == "result" && ev.decode(&r) == nil && r.ID == id
+	})
+	if !ok {
+		return nodeResult{}, fmt.Errorf("%s: no result of invoke %v (id %d) within %v", n.name, fields["method"], id, ioTimeout)
+	}
+	var r nodeResult
+	return r, ev.decode(&r)
 }
 
 func nonNil(args []json.RawMessage) []json.RawMessage {
@@ -390,6 +410,34 @@ func (n *nodeProc) unsubscribe(t testing.TB, sub string, reg dataReg) {
 func (n *nodeProc) publish(t testing.TB, reg pubReg) {
 	t.Helper()
 	n.send(t, "publish", map[string]any{"reg": reg})
+}
+
+// report returns the last value of every delivery to the quiet
+// subscription sub, in order.
+func (n *nodeProc) report(t testing.TB, sub string) []string {
+	t.Helper()
+	id := n.ids.Add(1)
+	from := n.log.mark()
+	n.send(t, "report", map[string]any{"id": id, "sub": sub})
+	ev, _ := n.log.waitFor(t, "report", from, ioTimeout, func(ev event) bool {
+		var d struct {
+			ID int64 `json:"id"`
+		}
+		return ev.Name == "report" && ev.decode(&d) == nil && d.ID == id
+	})
+	var d struct {
+		Values []*string `json:"values"`
+	}
+	if err := ev.decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, v := range d.Values {
+		if v != nil {
+			out = append(out, *v)
+		}
+	}
+	return out
 }
 
 // kill sends SIGKILL and waits until the process is gone.
