@@ -319,11 +319,12 @@ func (r *runner) failover(ctx context.Context, ci clusterImpl, mode string, kill
 	if err != nil {
 		return err
 	}
-	var samples []int64
+	var samples, lost, ready []int64
 	for k := range kills {
 		dead := leader
 		leader = nil
-		took, newPID, next, err := r.killLeader(ctx, ci, addr, mode, dead, followers, k+2)
+		kl, next, err := r.killLeader(ctx, ci, addr, mode, dead, followers, k+2)
+		newPID := kl.newPID
 		r.procs.stopAll(dead)
 		if next != nil {
 			leader = next
@@ -331,7 +332,10 @@ func (r *runner) failover(ctx context.Context, ci clusterImpl, mode string, kill
 		if err != nil {
 			return fmt.Errorf("kill %d: %w", k+1, err)
 		}
-		samples = append(samples, took)
+		samples = append(samples, kl.took)
+		if kl.lost > 0 && kl.ready > 0 {
+			lost, ready = append(lost, kl.lost), append(ready, kl.ready)
+		}
 		if mode == "auto" {
 			i := slices.IndexFunc(followers, func(p *proc) bool { return p.pid() == newPID })
 			if i < 0 {
@@ -348,15 +352,20 @@ func (r *runner) failover(ctx context.Context, ci clusterImpl, mode string, kill
 	}
 	m := r.addLatency(ci.impl, ci.transport, failoverName(mode), []Summary{summarize(slices.Clone(samples))})
 	m.Samples = samples
+	if len(lost) == len(samples) {
+		m.LostSamples, m.ReadySamples = lost, ready
+		l, rd := summarize(slices.Clone(lost)), summarize(slices.Clone(ready))
+		r.progress("  every survivor saw the leader lost: p50 %s, p99 %s; ready again: p50 %s, p99 %s",
+			fmtDur(l.P50), fmtDur(l.P99), fmtDur(rd.P50), fmtDur(rd.P99))
+	}
 	return nil
 }
 
-// killLeader SIGKILLs dead, the leader, and returns how long it took
-// until every survivor had an invoke answered by a new leader, and that
-// leader's pid. In forced mode it also starts the new forced leader once
+// killLeader SIGKILLs dead, the leader, and measures how long it took
+// until every survivor had an invoke answered by a new leader. In forced mode it also starts the new forced leader once
 // dead is reaped, and returns it (even with an error, so that the caller
 // stops it).
-func (r *runner) killLeader(ctx context.Context, ci clusterImpl, addr, mode string, dead *proc, survivors []*proc, term int) (took int64, newPID int, next *proc, err error) {
+func (r *runner) killLeader(ctx context.Context, ci clusterImpl, addr, mode string, dead *proc, survivors []*proc, term int) (k kill, next *proc, err error) {
 	type spawned struct {
 		p    *proc
 		info memberReady
@@ -367,7 +376,7 @@ func (r *runner) killLeader(ctx context.Context, ci clusterImpl, addr, mode stri
 	dead.kill()
 	if mode == "forced" {
 		if err := dead.wait(ctx); err != nil {
-			return 0, 0, nil, err
+			return k, nil, err
 		}
 		go func() {
 			p, info, err := ci.spawn(ctx, fmt.Sprintf("leader %d", term), addr, "leader")
@@ -375,10 +384,11 @@ func (r *runner) killLeader(ctx context.Context, ci clusterImpl, addr, mode stri
 		}()
 	}
 	var errs []error
-	last := t0
+	last, lost, ready := t0, t0, t0
+	phased := true
 	sent := make([]bool, len(survivors))
 	for i, f := range survivors {
-		err := f.send("probe", probeArgs{DeadPID: dead.pid(), Timeout: int64(20 * time.Second)})
+		err := f.send("probe", probeArgs{DeadPID: dead.pid(), Timeout: int64(20 * time.Second), KilledAt: t0})
 		sent[i] = err == nil
 		errs = append(errs, err)
 	}
@@ -391,22 +401,38 @@ func (r *runner) killLeader(ctx context.Context, ci clusterImpl, addr, mode stri
 			errs = append(errs, fmt.Errorf("probe: %w", err))
 			continue
 		}
-		if newPID != 0 && p.PID != newPID {
-			errs = append(errs, fmt.Errorf("survivors disagree on the new leader: pid %d and %d", newPID, p.PID))
+		if k.newPID != 0 && p.PID != k.newPID {
+			errs = append(errs, fmt.Errorf("survivors disagree on the new leader: pid %d and %d", k.newPID, p.PID))
 		}
-		newPID, last = p.PID, max(last, p.At)
+		k.newPID, last = p.PID, max(last, p.At)
+		if p.LostAt == 0 || p.ReadyAt == 0 {
+			phased = false // a Node member, or events not seen for this kill
+		}
+		lost, ready = max(lost, p.LostAt), max(ready, p.ReadyAt)
 	}
 	if mode == "forced" {
 		s := <-nextCh
 		switch {
 		case s.err != nil:
 			errs = append(errs, fmt.Errorf("new forced leader: %w", s.err))
-		case !s.info.Leader || s.p.pid() != newPID:
-			errs = append(errs, fmt.Errorf("new forced leader pid %d (leads: %v), but survivors were answered by pid %d", s.p.pid(), s.info.Leader, newPID))
+		case !s.info.Leader || s.p.pid() != k.newPID:
+			errs = append(errs, fmt.Errorf("new forced leader pid %d (leads: %v), but survivors were answered by pid %d", s.p.pid(), s.info.Leader, k.newPID))
 		}
 		next = s.p
 	}
-	return last - t0, newPID, next, errors.Join(errs...)
+	k.took = last - t0
+	if phased {
+		k.lost, k.ready = lost-t0, ready-t0
+	}
+	return k, next, errors.Join(errs...)
+}
+
+// kill is one failover: the time until every survivor had an answer from
+// the new leader (took), and when available the times until every
+// survivor's event handler had seen the leader lost and a new term ready.
+type kill struct {
+	took, lost, ready int64
+	newPID            int
 }
 
 // memory reads the leader's memory (after a forced GC) with 0 and then

@@ -35,7 +35,7 @@ func crowdRole(raw json.RawMessage) (any, map[string]command, func(), error) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			clients[i], errs[i] = newMember(a.memberArgs, election.NewRegistry())
+			clients[i], errs[i] = newMember(a.memberArgs, election.NewRegistry(), nil)
 		})
 	}
 	wg.Wait()

@@ -112,9 +112,46 @@ func parseMode(s string) (cluster.Mode, error) {
 	return 0, fmt.Errorf("clusterbench: unknown member mode %q", s)
 }
 
+// phases records when this member last lost its leader and last became
+// ready (monoNow; 0 before the first), to split a failover into its
+// phases. Events reach the handler asynchronously; the time an event
+// happened is taken from Event.Time, not from the handler's call.
+type phases struct {
+	lost, ready atomic.Int64
+}
+
+func (ph *phases) handle(e cluster.Event) {
+	at := monoNow() - time.Since(e.Time).Nanoseconds()
+	switch {
+	case e.Kind == cluster.EventLeaderLost:
+		ph.lost.Store(at)
+	case e.Kind == cluster.EventReady && e.Err == nil:
+		ph.ready.Store(at)
+	}
+}
+
+// await waits up to a second until both events have been seen at or after
+// t, and returns their times (0 for one not seen).
+func (ph *phases) await(t int64) (lost, ready int64) {
+	deadline := time.Now().Add(time.Second)
+	for {
+		lost, ready = ph.lost.Load(), ph.ready.Load()
+		if (lost >= t && ready >= t) || time.Now().After(deadline) {
+			if lost < t {
+				lost = 0
+			}
+			if ready < t {
+				ready = 0
+			}
+			return lost, ready
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // newMember creates a Client of the bench channel and waits until it is
-// ready. registry may be nil (the process-wide default).
-func newMember(a memberArgs, registry *election.Registry) (*cluster.Client, error) {
+// ready. registry may be nil (the process-wide default); ph may be nil.
+func newMember(a memberArgs, registry *election.Registry, ph *phases) (*cluster.Client, error) {
 	tr, err := newTransport(a.Transport)
 	if err != nil {
 		return nil, err
@@ -131,6 +168,9 @@ func newMember(a memberArgs, registry *election.Registry) (*cluster.Client, erro
 	}
 	if registry != nil {
 		opts = append(opts, cluster.WithRegistry(registry))
+	}
+	if ph != nil {
+		opts = append(opts, cluster.WithEventHandler(ph.handle))
 	}
 	svc := newBenchService()
 	c, err := cluster.New(a.Channel, func(context.Context, cluster.Emit) (*cluster.Service, error) { return svc, nil }, opts...)
@@ -184,15 +224,22 @@ type deliveries struct {
 }
 
 // probeArgs: invoke ping until a leader other than DeadPID answers.
+// KilledAt (monoNow) is when the old leader was killed.
 type probeArgs struct {
-	DeadPID int   `json:"dead_pid"`
-	Timeout int64 `json:"timeout_ns"`
+	DeadPID  int   `json:"dead_pid"`
+	Timeout  int64 `json:"timeout_ns"`
+	KilledAt int64 `json:"killed_at_ns,omitempty"`
 }
 
 type probeReply struct {
 	At       int64 `json:"at_ns"` // monoNow when the answer arrived
 	PID      int   `json:"pid"`   // the leader that answered
 	Attempts int   `json:"attempts"`
+	// LostAt and ReadyAt: when this member lost the old leader and became
+	// ready again after KilledAt (monoNow; 0 if not seen; Go members
+	// only).
+	LostAt  int64 `json:"lost_at_ns,omitempty"`
+	ReadyAt int64 `json:"ready_at_ns,omitempty"`
 }
 
 // statsReply is a member's view of its cluster.
@@ -215,7 +262,8 @@ func memberRole(raw json.RawMessage) (any, map[string]command, func(), error) {
 	if err := decodeArgs(raw, &a); err != nil {
 		return nil, nil, nil, err
 	}
-	c, err := newMember(a, nil)
+	ph := &phases{}
+	c, err := newMember(a, nil, ph)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -267,7 +315,11 @@ func memberRole(raw json.RawMessage) (any, map[string]command, func(), error) {
 			if err := decodeArgs(data, &p); err != nil {
 				return nil, err
 			}
-			return probeLeader(c, p)
+			r, err := probeLeader(c, p)
+			if err == nil && p.KilledAt > 0 {
+				r.LostAt, r.ReadyAt = ph.await(p.KilledAt)
+			}
+			return r, err
 		},
 		"stats": func(json.RawMessage) (any, error) {
 			st := c.Stats()

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -117,6 +118,7 @@ func writeMarkdown(w io.Writer, r *Results, svgPath string) error {
 	}
 
 	writeAllocs(p, r)
+	writePhases(p, r)
 	writeMemory(p, r)
 	writeTargets(p, r)
 
@@ -215,6 +217,35 @@ func writeAllocs(p func(string, ...any), r *Results) {
 	p("Heap allocations of the whole follower process per sequential invoke (client, codec, runtime, from runtime.MemStats), ")
 	p("and in parentheses the codec's own share, estimated by encoding the argument and decoding the result alone.\n\n")
 	p("| transport | 64 B string | 64 B []byte | 4 KiB string | 4 KiB []byte |\n|---|---|---|---|---|\n")
+	for _, row := range rows {
+		p("%s", row)
+	}
+	p("\n")
+}
+
+// writePhases splits ours' failovers: the time until every survivor had
+// lost the old leader, had a new term ready, and had a call answered.
+func writePhases(p func(string, ...any), r *Results) {
+	var rows []string
+	for _, t := range r.transports() {
+		for _, mode := range []string{"auto", "forced"} {
+			m := r.find(implOurs, t, failoverName(mode))
+			if m == nil || len(m.LostSamples) == 0 || m.Latency == nil {
+				continue
+			}
+			l, rd := summarize(slices.Clone(m.LostSamples)), summarize(slices.Clone(m.ReadySamples))
+			rows = append(rows, fmt.Sprintf("| %s | %s | %s / %s | %s / %s | %s / %s |\n", t, mode,
+				fmtDur(l.P50), fmtDur(l.P99), fmtDur(rd.P50), fmtDur(rd.P99), fmtDur(m.Latency.P50), fmtDur(m.Latency.P99)))
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	p("### Where failover time goes\n\n")
+	p("From the SIGKILL until every survivor had lost the old leader (its connection failed), had a new term ready ")
+	p("(elected, registered, subscriptions replayed), and had a call answered by the new leader; p50 / p99 over the kills, ")
+	p("from the survivors' EventLeaderLost and EventReady times.\n\n")
+	p("| transport | mode | leader lost | ready again | call answered |\n|---|---|---|---|---|\n")
 	for _, row := range rows {
 		p("%s", row)
 	}

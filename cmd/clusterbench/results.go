@@ -69,6 +69,11 @@ type Measurement struct {
 	// Samples are the raw samples (ns) where there are few: one per kill
 	// for failover.
 	Samples []int64 `json:"samples_ns,omitempty"`
+	// LostSamples and ReadySamples split each failover sample: the time
+	// until every survivor's event handler had seen the leader lost, and a
+	// new term ready (ours only).
+	LostSamples  []int64 `json:"lost_samples_ns,omitempty"`
+	ReadySamples []int64 `json:"ready_samples_ns,omitempty"`
 	// Rate is the median of the runs' operations per second.
 	Rate     float64   `json:"ops_per_sec,omitempty"`
 	RateRuns []float64 `json:"rate_runs,omitempty"`
