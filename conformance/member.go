@@ -16,10 +16,14 @@ import (
 
 // Timing the suite gives every Client. They keep cases short on every
 // medium without racing a loaded machine: nothing here is a speed
-// requirement.
+// requirement. The heartbeat must stay well above the time a 1 MiB frame
+// can take on a loaded machine: a follower that receives nothing for two
+// intervals (while its own big request is still crossing, say) drops its
+// leader. No case needs heartbeats to notice a dead leader: every medium
+// reports a dead peer by itself.
 const (
 	suiteResponseTimeout = 5 * time.Second
-	suiteHeartbeat       = time.Second
+	suiteHeartbeat       = 5 * time.Second
 	suiteRegisterRetry   = 50 * time.Millisecond
 	suiteConnectTimeout  = 5 * time.Second
 	suiteCloseTimeout    = 10 * time.Second
