@@ -74,6 +74,9 @@ func startGo(t testing.TB, name string, port int, channel string, o goOptions) *
 	if err := g.c.Ready(ctx); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
+	// Events reach the log after Ready returns: wait for this one, so
+	// that marks taken from now on come after it.
+	g.waitReady(t, 0)
 	return g
 }
 
