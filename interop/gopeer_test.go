@@ -13,15 +13,13 @@ import (
 )
 
 // member is a process of a mixed cluster, Go or Node, as the scenarios
-// drive it: subscriptions, publications, its role, and its event log
-// (ready, lost, data, rc, error events in the same shapes).
+// drive it alike: subscriptions, publications and its event log (ready,
+// lost, data, rc, error events in the same shapes).
 type member interface {
 	String() string
 	events() *eventLog
 	subscribe(t testing.TB, sub string, reg dataReg)
-	unsubscribe(t testing.TB, sub string, reg dataReg)
 	publish(t testing.TB, reg pubReg)
-	isLeader(t testing.TB) bool
 }
 
 var (
@@ -145,8 +143,6 @@ func recordEvent(add func(string, any), ev cluster.Event) {
 func (g *goPeer) String() string { return g.name }
 
 func (g *goPeer) events() *eventLog { return g.log }
-
-func (g *goPeer) isLeader(testing.TB) bool { return g.c.IsLeader() }
 
 func (g *goPeer) subscribe(t testing.TB, sub string, reg dataReg) {
 	t.Helper()

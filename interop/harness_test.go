@@ -201,15 +201,24 @@ func (b *lockedBuffer) String() string {
 
 // requireNode skips the test, loudly, when Node or the pinned npm package
 // is missing, and returns the node binary otherwise. These are the only
-// reasons an interop test skips.
+// reasons an interop test skips, and only outside CI: where the CI
+// environment variable is set (CI services set CI=true), they must run, so
+// a missing Node fails the test instead.
 func requireNode(t testing.TB) string {
 	t.Helper()
+	missing := func(reason string) {
+		t.Helper()
+		if ci := os.Getenv("CI"); ci != "" {
+			t.Fatalf("INTEROP TEST CANNOT RUN, and must in CI (CI=%q): %s", ci, reason)
+		}
+		t.Skip("INTEROP TEST SKIPPED: " + reason)
+	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("INTEROP TEST SKIPPED: `node` is not on PATH; install Node.js (>= 18) to run clusterclient against the real cluster-client 3.7.0")
+		missing("`node` is not on PATH; install Node.js (>= 18) to run clusterclient against the real cluster-client 3.7.0")
 	}
 	if _, err := os.Stat(filepath.Join("node_modules", "cluster-client", "package.json")); err != nil {
-		t.Skip("INTEROP TEST SKIPPED: interop/node_modules is missing; run `npm ci` in interop/ (CI does) to install the pinned cluster-client 3.7.0")
+		missing("interop/node_modules is missing; run `npm ci` in interop/ (CI does) to install the pinned cluster-client 3.7.0")
 	}
 	return node
 }

@@ -18,13 +18,18 @@ import (
 // port of their own. Every member runs with short heartbeats and response
 // timeouts (the same on both sides), so the heartbeat and timeout
 // scenarios take seconds, not minutes.
+//
+// A Node follower sends no heartbeat while a call is pending (see
+// TestNodeMisbehaviour), so a call that runs into the response timeout
+// leaves it silent for up to responseTimeout + heartbeat: that must stay
+// well below the leaders' limit of three heartbeat intervals.
 const (
-	heartbeat       = 700 * time.Millisecond
-	responseTimeout = 800 * time.Millisecond
+	heartbeat       = 1200 * time.Millisecond
+	responseTimeout = 1500 * time.Millisecond
 	// idleFor is how long the heartbeat scenario stays silent: more than
 	// three heartbeat intervals, after which both leaders drop a follower
 	// that sent nothing.
-	idleFor = 5 * heartbeat
+	idleFor = 4 * heartbeat
 )
 
 func nodeOpts() nodeOptions {
