@@ -5,8 +5,8 @@
 //
 // Usage:
 //
-//	go run ./cmd/clusterbench --quick              # under a minute
-//	go run ./cmd/clusterbench --vs-node            # the full run, under ten minutes
+//	go run ./cmd/clusterbench --quick              # about 30 s on an idle 2-core host
+//	go run ./cmd/clusterbench --vs-node            # the full run, about 5 minutes
 //	go run ./cmd/clusterbench --transports tcp,unix --workloads invoke,failover
 //
 // The results go to --out (default ./clusterbench-out): results.md (also
