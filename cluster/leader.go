@@ -674,6 +674,13 @@ func (p *peer) serve(id int64, timeout int32, method string, argc int, app []byt
 		res, err = lt.host.call(ctx, method, Args{codec: lt.host.codec, enc: args})
 	}
 	lt.c.stats.served.Add(1)
+	if lt.ctx.Err() != nil {
+		// The term ended while the method ran: its connection is closing,
+		// and the caller must see ErrLeaderLost (the effect is unknown, a
+		// retry is safe), not the context cancellation the term's end
+		// caused inside the method.
+		return
+	}
 	if oneway {
 		if err != nil {
 			lt.c.report(lt.num, RoleLeader, &Error{Op: "invoke", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader,
