@@ -18,6 +18,7 @@ import (
 	"github.com/go-clusterclient/clusterclient/conformance"
 	"github.com/go-clusterclient/clusterclient/transport"
 	"github.com/go-clusterclient/clusterclient/transport/mem"
+	"github.com/go-clusterclient/clusterclient/transport/tcp"
 )
 
 // The suite's own tests run it against deliberately broken transports in a
@@ -25,7 +26,12 @@ import (
 // (The working transports run it in their own packages.)
 
 func TestMain(m *testing.M) {
-	conformance.Main(func(string) (transport.Transport, error) { return mem.New(mem.DefaultConfig()) })
+	conformance.Main(func(kind string) (transport.Transport, error) {
+		if kind == "tcp" {
+			return tcp.New(tcp.DefaultConfig()), nil
+		}
+		return mem.New(mem.DefaultConfig())
+	})
 	goleak.VerifyTestMain(m)
 }
 

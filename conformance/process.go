@@ -553,7 +553,8 @@ func (p *Process) WaitSnapshot(ctx context.Context, key string, f func(Snapshot)
 	return snap, nil
 }
 
-// Close makes the child close its Client, end its held calls and exit.
+// Close makes the child end its held calls, close its Client and exit,
+// and waits until it did.
 func (p *Process) Close(ctx context.Context) error {
 	r, err := p.do(ctx, cmdClose, request{})
 	if err != nil {
@@ -563,7 +564,7 @@ func (p *Process) Close(ctx context.Context) error {
 		return r.Err
 	}
 	select {
-	case <-p.ch.Exited():
+	case <-p.done: // the child exited and State says so
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("conformance: member process %d closed but did not exit: %w", p.Pid(), ctx.Err())

@@ -157,18 +157,6 @@ func (u *upstream) latest(channel string) *realClient {
 	return b[len(b)-1]
 }
 
-// byID returns the real client with the given ID, or nil.
-func (u *upstream) byID(id string) *realClient {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	for _, rc := range u.clients {
-		if rc.id == id {
-			return rc
-		}
-	}
-	return nil
-}
-
 // releaseHolds ends every MethodHold call, now and later.
 func (u *upstream) releaseHolds() {
 	u.mu.Lock()
