@@ -2,10 +2,11 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
+	"strings"
 
 	"github.com/go-clusterclient/clusterclient/cluster"
 	"github.com/go-clusterclient/clusterclient/protocol"
@@ -47,40 +48,39 @@ func ExampleWithTransport() {
 	// hello, yamux <nil> follower
 }
 
-// Node-compatible mode: Go and Node processes (cluster-client 3.7.0) can
-// share one channel when the Go side speaks Node's serialize-json codec on
-// Node's port, without a Handshake (Node speaks none). JavaScript types keep
-// their meaning: a Date is a time.Time, a Buffer a []byte.
+// The codec is per channel and every process of the channel must use the
+// same one (protocol.SerializeJSON is what WithNodeCompat selects for
+// clusters shared with Node). A Go leader refuses a follower that
+// announces another codec, before anything else is exchanged.
 func ExampleWithCodec() {
-	type entry struct {
-		At   time.Time `json:"at"`
-		Data []byte    `json:"data"`
-	}
-	factory := func(ctx context.Context, emit cluster.Emit) (*cluster.Service, error) {
-		return &cluster.Service{Methods: map[string]cluster.Handler{
-			"latest": cluster.Method(func(_ context.Context, id string) (entry, error) {
-				return entry{At: time.UnixMilli(1700000000000).UTC(), Data: []byte(id)}, nil
-			}),
-		}}, nil
-	}
 	tr, _ := mem.New(mem.Config{})
-	opts := []cluster.Option{cluster.WithTransport(tr), cluster.WithAddr("example-node"),
-		cluster.WithCodec(protocol.SerializeJSON), quiet}
+	opts := []cluster.Option{cluster.WithTransport(tr), cluster.WithAddr("example-codec"), quiet}
 	ctx := context.Background()
-	leader, _ := cluster.New("DataClient", factory, opts...)
+	leader, _ := cluster.New("Greeter", greeter, append(opts, cluster.WithCodec(protocol.SerializeJSON))...)
 	defer leader.Close(ctx)
 	leader.Ready(ctx)
-	follower, _ := cluster.New("DataClient", factory, opts...)
-	defer follower.Close(ctx)
 
-	e, err := cluster.Call[entry](ctx, follower, "latest", "abc")
-	fmt.Println(e.At.Format(time.RFC3339), string(e.Data), err)
-	res, _ := follower.Invoke(ctx, "latest", "abc")
-	raw, _ := res.Raw()
-	fmt.Println(string(raw)) // the bytes a Node follower would decode
+	refused := make(chan error, 1)
+	mismatched, _ := cluster.New("Greeter", greeter, append(opts, cluster.WithCodec(protocol.JSON),
+		cluster.WithEventHandler(func(ev cluster.Event) {
+			if ev.Kind == cluster.EventError {
+				select {
+				case refused <- ev.Err:
+				default:
+				}
+			}
+		}))...)
+	defer mismatched.Close(ctx)
+	err := <-refused
+	fmt.Println(errors.Is(err, cluster.ErrProtocol), strings.Contains(err.Error(), `codec mismatch: leader speaks "serialize-json"`))
+
+	follower, _ := cluster.New("Greeter", greeter, append(opts, cluster.WithCodec(protocol.SerializeJSON))...)
+	defer follower.Close(ctx)
+	s, err := cluster.Call[string](ctx, follower, "greet", "serialize-json")
+	fmt.Println(s, err)
 	// Output:
-	// 2023-11-14T22:13:20Z abc <nil>
-	// at|data^2P|2Q|2R^^LOYW3V28^$0|5|1|*2|3|4]]
+	// true true
+	// hello, serialize-json <nil>
 }
 
 // clusterctl status uses QueryStatus: it registers on the channel like a
