@@ -379,7 +379,8 @@ func TestStatusOfNodeLeader(t *testing.T) {
 	t.Logf("clusterctl status against a Node leader:\n%s", out)
 	code, out, _ = ctl(t, "status", "--port", port, "--channel", "DataClient", "--json")
 	var rep report
-	if code != exitOK || json.Unmarshal([]byte(out), &rep) != nil || rep.Leader != leaderNode || len(rep.Channels) != 1 {
+	if code != exitOK || json.Unmarshal([]byte(out), &rep) != nil || rep.Leader != leaderNode || len(rep.Channels) != 1 ||
+		!strings.Contains(rep.Channels[0].Error, "add --codec serialize-json") {
 		t.Fatalf("--json (JSON codec, cannot read Node's reply but knows it is Node): exit %d\n%s", code, out)
 	}
 	mu.Lock()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-clusterclient/clusterclient/cluster"
+	"github.com/go-clusterclient/clusterclient/protocol"
 )
 
 // Leader kinds in a report.
@@ -79,6 +80,9 @@ func status(ctx context.Context, cfg *statusConfig) *report {
 		case errors.Is(err, cluster.ErrNoStatus):
 			// A Node leader: what registration showed is the report.
 			rep.Leader, cr.Error = leaderNode, err.Error()
+			if errors.Is(err, cluster.ErrProtocol) && cfg.codec != protocol.SerializeJSON {
+				cr.Error += " (Node speaks serialize-json: add --codec serialize-json to register)"
+			}
 			rep.addrOf(err)
 			reported++
 		default:
