@@ -24,9 +24,8 @@ import (
 const DefaultWatchdog = 60 * time.Second
 
 // hungGrace is how long a hung case has to return after the watchdog tore
-// it down, before the suite panics with every goroutine's stack. (A
-// variable for the suite's own tests.)
-var hungGrace = 10 * time.Second
+// it down, before the suite panics with every goroutine's stack.
+const hungGrace = 10 * time.Second
 
 // Harness tells the suite how to test one transport configuration.
 //

@@ -15,16 +15,16 @@ import (
 	"github.com/go-clusterclient/clusterclient/election"
 )
 
-// A cluster bug the suite found (its failover/leader-closes case works
-// around it; see there): when a leader closes, calls in flight on it must
-// fail on their followers with the retryable cluster.ErrLeaderLost. The
-// leader's term ends by cancelling its methods' contexts first and closing
-// the followers' connections second (leaderTerm.end), so a method that
-// honours its context (or a call still waiting behind a subscribe, in
-// host.barrier) returns context.Canceled in between, and that reply often
-// reaches the follower before its connection closes: the call fails with a
-// bare remote "Error: context canceled" that matches no sentinel, and the
-// caller cannot tell that retrying is safe.
+// A regression test for a cluster bug the suite's failover/leader-closes
+// case found: when a leader closes, calls in flight on it must fail on
+// their followers with the retryable cluster.ErrLeaderLost. The leader's
+// term ended by cancelling its methods' contexts first and closing the
+// followers' connections second, so a method that honours its context (or
+// a call still waiting behind a subscribe) returned context.Canceled in
+// between, and that reply often reached the follower before its connection
+// closed: the call failed with a bare remote "Error: context canceled" that
+// matched no sentinel, and the caller could not tell that retrying was
+// safe. The bug shows in a fraction of the calls, so many are made.
 func TestLeaderCloseFailsInFlightCallsWithLeaderLost(t *testing.T) {
 	const rounds, followers, calls = 20, 16, 4
 	var wrong []string
