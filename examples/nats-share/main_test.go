@@ -69,7 +69,7 @@ func TestThreeWorkersOneConnectionAndFailover(t *testing.T) {
 		"NATS client connections back to 1",
 		"reached 2/2 survivors",
 		"NATS client conns 1 |",
-		"NATS client connections: at most 1 at a time",
+		"NATS client connections of live processes: at most 1 at a time",
 		"OK: 3 processes shared 1 NATS connection and survived 1 leader kill(s)",
 	} {
 		if !strings.Contains(out.String(), want) {
