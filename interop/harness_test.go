@@ -422,8 +422,8 @@ func (n *nodeProc) publish(t testing.TB, reg pubReg) {
 }
 
 // report returns the last value of every delivery to the quiet
-// subscription sub, in order.
-func (n *nodeProc) report(t testing.TB, sub string) []string {
+// subscription sub, in order (null for a key with no value yet).
+func (n *nodeProc) report(t testing.TB, sub string) []*string {
 	t.Helper()
 	id := n.ids.Add(1)
 	from := n.log.mark()
@@ -440,13 +440,7 @@ func (n *nodeProc) report(t testing.TB, sub string) []string {
 	if err := ev.decode(&d); err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	for _, v := range d.Values {
-		if v != nil {
-			out = append(out, *v)
-		}
-	}
-	return out
+	return d.Values
 }
 
 // kill sends SIGKILL and waits until the process is gone.

@@ -65,7 +65,20 @@ func TestMixedCluster(t *testing.T) {
 	}
 	for _, g := range gos {
 		g.subscribe(t, "M", reg)
+	}
+	// Traffic starts once every subscription delivered its first value:
+	// the Node subscribes are one-way and may still be on their way.
+	for _, g := range gos {
 		waitData(t, g, "M", 0, "first", anyValue)
+	}
+	for _, n := range append([]*nodeProc{leader}, nodes...) {
+		deadline := time.Now().Add(ioTimeout)
+		for len(n.report(t, "M")) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no first value within %v", n, ioTimeout)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 
 	var (
@@ -213,7 +226,9 @@ func TestMixedCluster(t *testing.T) {
 		for len(missing) > 0 && time.Now().Before(deadline) {
 			got := map[string]bool{}
 			for _, v := range n.report(t, "M") {
-				got[v] = true
+				if v != nil {
+					got[*v] = true
+				}
 			}
 			missing = slices.DeleteFunc(missing, func(v string) bool { return got[v] })
 			if len(missing) > 0 {
