@@ -217,6 +217,9 @@ func (s *session) register(ctx context.Context) (readyErr, err error) {
 		}
 		wait.Stop()
 		if !got {
+			ans, got = s.answered()
+		}
+		if !got {
 			select {
 			case <-s.dead:
 				return nil, s.err()
@@ -236,6 +239,9 @@ func (s *session) register(ctx context.Context) (readyErr, err error) {
 			}
 			retry.Stop()
 			if !got {
+				ans, got = s.answered()
+			}
+			if !got {
 				select {
 				case <-s.dead:
 					return nil, s.err()
@@ -247,6 +253,18 @@ func (s *session) register(ctx context.Context) (readyErr, err error) {
 			}
 		}
 		return s.answer(ctx, info, ans)
+	}
+}
+
+// answered returns a register reply already delivered, if any: a leader
+// that refuses answers and then hangs up, and a select that sees both
+// ready may pick the hang-up.
+func (s *session) answered() (regAnswer, bool) {
+	select {
+	case a := <-s.regCh:
+		return a, true
+	default:
+		return regAnswer{}, false
 	}
 }
 
