@@ -200,9 +200,14 @@ func TestDefaultSecretPath(t *testing.T) {
 		t.Setenv("XDG_CONFIG_HOME", cfg)
 		t.Setenv("APPDATA", cfg)
 		t.Setenv("HOME", cfg)
+		d, err := os.UserConfigDir() // under cfg on every OS
+		if err != nil {
+			t.Fatal(err)
+		}
+		must(t, os.MkdirAll(d, 0o700))
 		p, err := DefaultSecretPath()
-		if err != nil || !strings.HasPrefix(p, cfg) || filepath.Base(p) != "secret" {
-			t.Fatalf("%q %v", p, err)
+		if err != nil || filepath.Dir(filepath.Dir(p)) != d || filepath.Base(p) != "secret" {
+			t.Fatalf("%q %v, want a file under %s", p, err, d)
 		}
 	})
 	t.Run("temp dir", func(t *testing.T) {
@@ -217,4 +222,11 @@ func TestDefaultSecretPath(t *testing.T) {
 			t.Fatalf("%q %v", p, err)
 		}
 	})
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }

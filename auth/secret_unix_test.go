@@ -75,10 +75,3 @@ func TestSecretWrongPermissions(t *testing.T) {
 }
 
 func chmod(t *testing.T, p string, m os.FileMode) { t.Helper(); must(t, os.Chmod(p, m)) }
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
