@@ -177,8 +177,9 @@ func assertNoTemp(t *testing.T, dir string) {
 
 func TestDefaultSecretPath(t *testing.T) {
 	t.Run("env", func(t *testing.T) {
-		t.Setenv(EnvSecretFile, "/etc/x/secret")
-		if p, err := DefaultSecretPath(); err != nil || p != "/etc/x/secret" {
+		abs := filepath.Join(t.TempDir(), "secret")
+		t.Setenv(EnvSecretFile, abs)
+		if p, err := DefaultSecretPath(); err != nil || p != abs {
 			t.Fatalf("%q %v", p, err)
 		}
 		t.Setenv(EnvSecretFile, "relative/secret")
@@ -188,8 +189,9 @@ func TestDefaultSecretPath(t *testing.T) {
 	})
 	t.Run("xdg runtime", func(t *testing.T) {
 		t.Setenv(EnvSecretFile, "")
-		t.Setenv("XDG_RUNTIME_DIR", "/run/user/1000")
-		if p, err := DefaultSecretPath(); err != nil || p != filepath.FromSlash("/run/user/1000/clusterclient/secret") {
+		run := t.TempDir() // absolute on every OS
+		t.Setenv("XDG_RUNTIME_DIR", run)
+		if p, err := DefaultSecretPath(); err != nil || p != filepath.Join(run, "clusterclient", "secret") {
 			t.Fatalf("%q %v", p, err)
 		}
 	})
