@@ -70,13 +70,8 @@ type Config struct {
 // allWorkloads are the groups of measurements, in run order.
 var allWorkloads = []string{"raw", "invoke", "publish", "failover", "memory"}
 
-// Errors of the configuration.
-var (
-	// ErrInvalidConfig: a flag or Config field is out of range.
-	ErrInvalidConfig = errors.New("clusterbench: invalid config")
-	// errHelp: -h was given; the usage was printed.
-	errHelp = flag.ErrHelp
-)
+// ErrInvalidConfig: a flag or Config field is out of range.
+var ErrInvalidConfig = errors.New("clusterbench: invalid config")
 
 // DefaultConfig returns the full run's settings.
 func DefaultConfig() Config {
