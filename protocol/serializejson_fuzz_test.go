@@ -171,7 +171,7 @@ func FuzzSerializeJSONRoundTrip(f *testing.F) {
 	f.Add("a b", "k", int64(-1), uint64(1), 1.5, []byte{0, 255}, int64(0))
 	f.Add("%2B|^", "", int64(math.MinInt64), uint64(math.MaxUint64), 1e21, []byte{}, int64(-8.64e15))
 	f.Add("\xff\x00", "7", int64(1<<53), uint64(0), math.NaN(), []byte(nil), int64(1704164645678))
-	f.Add("", "4294967295", int64(0), uint64(36), -0.0, []byte("x"), int64(math.MaxInt64))
+	f.Add("", "4294967295", int64(0), uint64(36), math.Copysign(0, -1), []byte("x"), int64(math.MaxInt64))
 	type value struct {
 		S  string         `json:"s"`
 		I  int64          `json:"i,omitempty"`
