@@ -19,6 +19,10 @@
 // its result, so the child never runs the tests. (Should a package forget
 // to call Main, the child gets -test.run=^$ and runs no test.)
 //
+// A program that is not a test starts its children with StartCmd, which
+// runs any command (this executable again, or another program such as
+// node) that speaks the same events, and ends them with Child.Stop.
+//
 // The two sides talk in line-based JSON events, {"event":name,"data":...}:
 // the child writes them to stdout with Emit, the parent reads them with
 // Next or Expect; the parent writes them to the child's stdin with Send and
@@ -29,7 +33,7 @@
 // # Lifetime
 //
 // A child never outlives its test: t.Cleanup kills it with SIGKILL and reaps
-// it; on Linux it also gets SIGKILL from the kernel when the parent dies
+// it (StartCmd's caller does the same with Stop); on Linux it also gets SIGKILL from the kernel when the parent dies
 // (Pdeathsig), and on every OS it exits when its stdin reaches EOF, which
 // happens when the parent dies.
 package childproc

@@ -1,12 +1,15 @@
 package childproc
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -44,6 +47,11 @@ func TestMain(m *testing.M) {
 			Emit("grandchild", gc.Process.Pid)
 			return hangMode(nil)
 		},
+		"long": func(args []string) int {
+			n, _ := strconv.Atoi(args[0])
+			Emit("long", strings.Repeat("x", n))
+			return hangMode(nil)
+		},
 		"noise": func([]string) int {
 			fmt.Println("not an event")
 			Emit("done", nil)
@@ -74,7 +82,7 @@ func hangMode([]string) int {
 
 // spawnMode starts a grandchild in hang mode and reports its pid.
 func spawnMode([]string) int {
-	gc, err := start(func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }, "hang", nil)
+	gc, err := StartCmd(Command("hang"), Options{Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
 	if err != nil {
 		Fatalf("start grandchild: %v", err)
 	}
@@ -214,5 +222,101 @@ func TestNextHonoursContext(t *testing.T) {
 	defer cancel()
 	if _, err := c.Next(short); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Next: %v, want DeadlineExceeded", err)
+	}
+}
+
+// A child started with StartCmd and stopped with a grace period exits by
+// itself on its stdin's EOF; its name is in the errors.
+func TestStartCmdStopGrace(t *testing.T) {
+	ctx := testCtx(t)
+	c, err := StartCmd(Command("echo", "x"), Options{Name: "echoer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop(0)
+	if c.Mode() != "echoer" {
+		t.Errorf("Mode() = %q, want the Options.Name", c.Mode())
+	}
+	if _, err := c.Expect(ctx, "ready"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stop(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var ee *exec.ExitError
+	if err := c.Wait(ctx); !errors.As(err, &ee) || ee.ExitCode() != ExitParentGone {
+		t.Fatalf("Wait after Stop: %v, want exit code %d (stdin EOF, not a kill)", err, ExitParentGone)
+	}
+	_, err = c.Next(ctx)
+	if !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "(echoer)") {
+		t.Fatalf("Next after Stop: %v, want ErrExited naming echoer", err)
+	}
+	if err := c.Stop(0); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+}
+
+func TestStartCmdDefaultName(t *testing.T) {
+	cmd := Command("exit", "3")
+	c, err := StartCmd(cmd, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop(0)
+	if want := filepath.Base(cmd.Path); c.Mode() != want {
+		t.Errorf("Mode() = %q, want %q", c.Mode(), want)
+	}
+	_, err = c.Next(testCtx(t))
+	if !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "exit status 3") {
+		t.Fatalf("Next: %v, want ErrExited with exit status 3", err)
+	}
+}
+
+func TestStartCmdFailsToStart(t *testing.T) {
+	cmd := exec.Command(filepath.Join(t.TempDir(), "no-such-program"))
+	if _, err := StartCmd(cmd, Options{Name: "ghost"}); err == nil || !strings.Contains(err.Error(), "ghost") {
+		t.Fatalf("StartCmd: %v, want an error naming ghost", err)
+	}
+}
+
+// A line longer than Options.MaxLine is an error, not a silent EOF.
+func TestMaxLine(t *testing.T) {
+	ctx := testCtx(t)
+	short, err := StartCmd(Command("long", "4096"), Options{MaxLine: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer short.Stop(0)
+	if _, err := short.Next(ctx); !errors.Is(err, bufio.ErrTooLong) {
+		t.Fatalf("Next of a 4 KiB line with MaxLine 1 KiB: %v, want bufio.ErrTooLong", err)
+	}
+	long, err := StartCmd(Command("long", "4096"), Options{MaxLine: 8192})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer long.Stop(0)
+	ev, err := long.Expect(ctx, "long")
+	var got string
+	if err == nil {
+		err = ev.Decode(&got)
+	}
+	if err != nil || len(got) != 4096 {
+		t.Fatalf("Expect of a 4 KiB line with MaxLine 8 KiB: %d bytes, %v", len(got), err)
+	}
+}
+
+func TestEnvWithout(t *testing.T) {
+	t.Setenv("CHILDPROC_TEST_A", "1")
+	t.Setenv("CHILDPROC_TEST_AB", "2")
+	t.Setenv("CHILDPROC_TEST_C", "3")
+	env := EnvWithout("CHILDPROC_TEST_A", "CHILDPROC_TEST_C")
+	if slices.Contains(env, "CHILDPROC_TEST_A=1") || slices.Contains(env, "CHILDPROC_TEST_C=3") {
+		t.Errorf("EnvWithout kept a variable it was to drop: %q", env)
+	}
+	if !slices.Contains(env, "CHILDPROC_TEST_AB=2") {
+		t.Errorf("EnvWithout dropped CHILDPROC_TEST_AB, which only shares a prefix")
+	}
+	if len(env) != len(os.Environ())-2 {
+		t.Errorf("EnvWithout returned %d variables, want %d", len(env), len(os.Environ())-2)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -107,4 +109,39 @@ func TestGrandchildDiesWithParent(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitGone(t, gpid)
+}
+
+// StartCmd runs programs other than this one: here sh speaks one event,
+// then ignores its stdin's EOF, so Stop must kill it once grace is over.
+func TestStartCmdOtherProgram(t *testing.T) {
+	ctx := testCtx(t)
+	cmd := exec.Command("sh", "-c", `echo 'not an event'; echo '{"event":"hi","data":[1,2]}'; exec sleep 60 </dev/null`)
+	var logged []string
+	c, err := StartCmd(cmd, Options{Logf: func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop(0)
+	ev, err := c.Next(ctx)
+	var data []int
+	if err == nil {
+		err = ev.Decode(&data)
+	}
+	if err != nil || ev.Name != "hi" || !slices.Equal(data, []int{1, 2}) {
+		t.Fatalf("Next: %+v %v, want hi [1 2]", ev, err)
+	}
+	if len(logged) != 1 || !strings.Contains(logged[0], "(sh) stdout: not an event") {
+		t.Errorf("logged %q, want the one non-event line, naming sh", logged)
+	}
+	start := time.Now()
+	if err := c.Stop(100 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < 100*time.Millisecond {
+		t.Errorf("Stop returned after %v, before its grace", waited)
+	}
+	var ee *exec.ExitError
+	if err := c.Wait(ctx); !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("Wait after Stop: %v, want killed by SIGKILL", err)
+	}
 }

@@ -8,9 +8,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -30,28 +31,62 @@ func Fatalf(format string, args ...any) {
 // stderrTail is how much of a child's stderr is kept for error messages.
 const stderrTail = 16 << 10
 
-// pipeGrace is how long stop waits, once the child is reaped, for its
+// DefaultMaxLine is the default of Options.MaxLine.
+const DefaultMaxLine = 16 << 20
+
+// reapTimeout is how long Stop waits for a child to be reaped after
+// SIGKILL.
+const reapTimeout = 30 * time.Second
+
+// pipeGrace is how long Stop waits, once the child is reaped, for its
 // stdout and stderr to reach EOF.
 var pipeGrace = 5 * time.Second
 
-// Child is a running child process started by Start.
+// TB is the part of testing.TB that Start uses (*testing.T, *testing.B
+// and *testing.F have it). Taking this rather than testing.TB keeps the
+// testing package out of programs that use StartCmd.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Error(args ...any)
+	Fatalf(format string, args ...any)
+	Failed() bool
+	Logf(format string, args ...any)
+}
+
+// Options configure StartCmd. The zero value is ready to use.
+type Options struct {
+	// Name names the child in errors and log lines. Default: the base
+	// name of the command's path.
+	Name string
+	// Logf receives the lines of the child's stdout that are not events.
+	// Default: they are dropped.
+	Logf func(format string, args ...any)
+	// MaxLine bounds one line of the child's stdout, in bytes. A longer
+	// line ends the reading: Next then fails with bufio.ErrTooLong.
+	// Default: DefaultMaxLine.
+	MaxLine int
+}
+
+// Child is a running child process started by Start or StartCmd.
 //
-// Concurrency: Send, Kill, Pid, Exited and Stderr are safe for concurrent
-// use. Next and Expect consume one shared event queue, so call them from
-// one goroutine at a time.
+// Concurrency: Send, CloseStdin, Kill, Wait, Stop, Pid, Exited and Stderr
+// are safe for concurrent use. Next and Expect consume one shared event
+// queue, so call them from one goroutine at a time.
 type Child struct {
 	logf func(format string, args ...any)
-	mode string
+	name string
 	cmd  *exec.Cmd
 
 	sendMu sync.Mutex
 	stdin  *os.File // write end of the child's stdin
 	stdout *os.File // read end of the child's stdout
 
-	mu     sync.Mutex
-	events []Event
-	eof    bool          // stdout reached EOF
-	notify chan struct{} // one token: events or eof changed
+	mu      sync.Mutex
+	events  []Event
+	eof     bool          // reading stdout ended
+	readErr error         // why reading ended early, if it did
+	notify  chan struct{} // one token: events or eof changed
 
 	exited  chan struct{} // closed once the child is reaped
 	waitErr error         // cmd.Wait's result, set before exited closes
@@ -63,42 +98,68 @@ type Child struct {
 // mode, with args for the mode's function (see Main). It fails tb if the
 // process cannot start. The child is killed (SIGKILL) and reaped by
 // tb.Cleanup.
-func Start(tb testing.TB, mode string, args ...string) *Child {
+func Start(tb TB, mode string, args ...string) *Child {
 	tb.Helper()
-	c, err := start(tb.Logf, mode, args)
+	c, err := StartCmd(Command(mode, args...), Options{Name: mode, Logf: tb.Logf})
 	if err != nil {
-		tb.Fatalf("childproc: start mode %q: %v", mode, err)
+		tb.Fatalf("%v", err) // names the mode
 	}
 	tb.Cleanup(func() {
-		if err := c.stop(); err != nil {
+		if err := c.Stop(0); err != nil {
 			tb.Error(err)
 		}
 		if tb.Failed() {
 			if s := c.Stderr(); s != "" {
-				tb.Logf("childproc: child %d (%s) stderr:\n%s", c.Pid(), c.mode, s)
+				tb.Logf("childproc: child %d (%s) stderr:\n%s", c.Pid(), c.name, s)
 			}
 		}
 	})
 	return c
 }
 
-// start starts a child; logf receives stdout lines that are not events.
-func start(logf func(string, ...any), mode string, args []string) (*Child, error) {
+// Command returns the command Start runs: the current executable again,
+// told to run no test, with the mode and its arguments in its environment
+// (EnvMode, EnvArgs) for Main.
+func Command(mode string, args ...string) *exec.Cmd {
 	exe, err := os.Executable()
 	if err != nil {
 		exe = os.Args[0]
 	}
-	rawArgs, err := json.Marshal(args)
-	if err != nil {
-		return nil, err
-	}
+	rawArgs, _ := json.Marshal(args) // a []string always marshals
 	cmd := exec.Command(exe, "-test.run=^$", "-test.count=1")
+	cmd.Env = append(EnvWithout(EnvMode, EnvArgs), EnvMode+"="+mode, EnvArgs+"="+string(rawArgs))
+	return cmd
+}
+
+// EnvWithout returns this process's environment without the variables
+// named, for a child that must not inherit them.
+func EnvWithout(names ...string) []string {
+	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, EnvMode+"=") && !strings.HasPrefix(kv, EnvArgs+"=") {
-			cmd.Env = append(cmd.Env, kv)
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(names, name) {
+			env = append(env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, EnvMode+"="+mode, EnvArgs+"="+string(rawArgs))
+	return env
+}
+
+// StartCmd starts cmd as a child process that speaks events (see the
+// package doc) on its stdin and stdout; it need not be a Go program. It
+// sets cmd's Stdin, Stdout and Stderr, keeps the end of the child's
+// stderr for Stderr and error messages, and on Linux has the kernel
+// SIGKILL the child when this process dies. The caller must end the
+// child with Stop.
+func StartCmd(cmd *exec.Cmd, opts Options) (*Child, error) {
+	if opts.Name == "" {
+		opts.Name = filepath.Base(cmd.Path)
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	if opts.MaxLine <= 0 {
+		opts.MaxLine = DefaultMaxLine
+	}
 	setParentDeathSignal(cmd)
 
 	stdinR, stdinW, err := os.Pipe()
@@ -112,8 +173,8 @@ func start(logf func(string, ...any), mode string, args []string) (*Child, error
 		return nil, err
 	}
 	c := &Child{
-		logf:   logf,
-		mode:   mode,
+		logf:   opts.Logf,
+		name:   opts.Name,
 		cmd:    cmd,
 		stdin:  stdinW,
 		stdout: stdoutR,
@@ -133,10 +194,10 @@ func start(logf func(string, ...any), mode string, args []string) (*Child, error
 	if err != nil {
 		stdinW.Close()
 		stdoutR.Close()
-		return nil, err
+		return nil, fmt.Errorf("childproc: start %s: %w", opts.Name, err)
 	}
 	c.readers.Add(2)
-	go c.readEvents()
+	go c.readEvents(opts.MaxLine)
 	go func() {
 		defer c.readers.Done()
 		c.waitErr = cmd.Wait()
@@ -145,14 +206,14 @@ func start(logf func(string, ...any), mode string, args []string) (*Child, error
 	return c, nil
 }
 
-func (c *Child) readEvents() {
+func (c *Child) readEvents(maxLine int) {
 	defer c.readers.Done()
 	sc := bufio.NewScanner(c.stdout)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	sc.Buffer(make([]byte, 0, min(64<<10, maxLine)), maxLine)
 	for sc.Scan() {
 		var ev Event
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil || ev.Name == "" {
-			c.logf("childproc: child %d (%s) stdout: %s", c.Pid(), c.mode, sc.Text())
+			c.logf("childproc: child %d (%s) stdout: %s", c.Pid(), c.name, sc.Text())
 			continue
 		}
 		c.mu.Lock()
@@ -162,20 +223,31 @@ func (c *Child) readEvents() {
 	}
 	c.mu.Lock()
 	c.eof = true
+	c.readErr = sc.Err()
 	c.mu.Unlock()
 	poke(c.notify)
 }
 
-// stop kills and reaps the child and waits for the goroutines reading it.
-func (c *Child) stop() error {
-	c.Kill()
+// Stop ends the child: it closes the child's stdin, gives the child up
+// to grace to exit by itself, then kills it (SIGKILL) and reaps it, and
+// waits (up to a few seconds) for the reading of its stdout to end. It
+// fails only if the child is not reaped 30 s after SIGKILL. Stopping a
+// stopped child does nothing.
+func (c *Child) Stop(grace time.Duration) error {
 	c.CloseStdin()
+	if grace > 0 {
+		select {
+		case <-c.exited:
+		case <-time.After(grace):
+		}
+	}
+	c.Kill()
 	select {
 	case <-c.exited:
-	case <-time.After(30 * time.Second):
+	case <-time.After(reapTimeout):
 		// SIGKILL cannot be ignored; only an unkillable (D-state) process
-		// gets here. Report it rather than hang the test binary.
-		return fmt.Errorf("childproc: child %d (%s) not reaped 30s after SIGKILL", c.Pid(), c.mode)
+		// gets here. Report it rather than hang.
+		return fmt.Errorf("childproc: child %d (%s) not reaped %v after SIGKILL", c.Pid(), c.name, reapTimeout)
 	}
 	read := make(chan struct{})
 	go func() {
@@ -203,8 +275,9 @@ func (c *Child) CloseStdin() {
 // Pid returns the child's process id.
 func (c *Child) Pid() int { return c.cmd.Process.Pid }
 
-// Mode returns the mode the child runs.
-func (c *Child) Mode() string { return c.mode }
+// Mode returns the child's name in messages: its mode when Start started
+// it, Options.Name when StartCmd did.
+func (c *Child) Mode() string { return c.name }
 
 // Send writes an event to the child's stdin, for Receive.
 func (c *Child) Send(name string, data any) error {
@@ -215,7 +288,7 @@ func (c *Child) Send(name string, data any) error {
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
 	if _, err := c.stdin.Write(line); err != nil {
-		return fmt.Errorf("childproc: send %q to child %d (%s): %w", name, c.Pid(), c.mode, err)
+		return fmt.Errorf("childproc: send %q to child %d (%s): %w", name, c.Pid(), c.name, err)
 	}
 	return nil
 }
@@ -233,24 +306,27 @@ func (c *Child) Next(ctx context.Context) (Event, error) {
 			if ev.Name == FatalEvent {
 				var msg string
 				_ = json.Unmarshal(ev.Data, &msg)
-				return ev, fmt.Errorf("childproc: child %d (%s) failed: %s", c.Pid(), c.mode, msg)
+				return ev, fmt.Errorf("childproc: child %d (%s) failed: %s", c.Pid(), c.name, msg)
 			}
 			return ev, nil
 		}
-		eof := c.eof
+		eof, readErr := c.eof, c.readErr
 		c.mu.Unlock()
+		if readErr != nil {
+			return Event{}, fmt.Errorf("childproc: child %d (%s): reading its stdout: %w", c.Pid(), c.name, readErr)
+		}
 		if eof {
 			select {
 			case <-c.exited:
 				return Event{}, c.exitError()
 			case <-ctx.Done():
-				return Event{}, fmt.Errorf("childproc: child %d (%s) closed stdout but was not reaped: %w", c.Pid(), c.mode, ctx.Err())
+				return Event{}, fmt.Errorf("childproc: child %d (%s) closed stdout but was not reaped: %w", c.Pid(), c.name, ctx.Err())
 			}
 		}
 		select {
 		case <-c.notify:
 		case <-ctx.Done():
-			return Event{}, fmt.Errorf("childproc: child %d (%s): waiting for an event: %w", c.Pid(), c.mode, ctx.Err())
+			return Event{}, fmt.Errorf("childproc: child %d (%s): waiting for an event: %w", c.Pid(), c.name, ctx.Err())
 		}
 	}
 }
@@ -266,14 +342,14 @@ func (c *Child) Expect(ctx context.Context, name string) (Event, error) {
 		if ev.Name == name {
 			return ev, nil
 		}
-		c.logf("childproc: child %d (%s): dropped event %q while expecting %q", c.Pid(), c.mode, ev.Name, name)
+		c.logf("childproc: child %d (%s): dropped event %q while expecting %q", c.Pid(), c.name, ev.Name, name)
 	}
 }
 
 func (c *Child) exitError() error {
-	err := fmt.Errorf("%w: pid %d (%s): %v", ErrExited, c.Pid(), c.mode, c.waitErr)
+	err := fmt.Errorf("%w: pid %d (%s): %v", ErrExited, c.Pid(), c.name, c.waitErr)
 	if c.waitErr == nil {
-		err = fmt.Errorf("%w: pid %d (%s): exit status 0", ErrExited, c.Pid(), c.mode)
+		err = fmt.Errorf("%w: pid %d (%s): exit status 0", ErrExited, c.Pid(), c.name)
 	}
 	if s := c.Stderr(); s != "" {
 		err = fmt.Errorf("%w; stderr:\n%s", err, s)
@@ -289,7 +365,7 @@ func (c *Child) Kill() error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("childproc: kill child %d (%s): %w", c.Pid(), c.mode, err)
+		return fmt.Errorf("childproc: kill child %d (%s): %w", c.Pid(), c.name, err)
 	}
 	return nil
 }
@@ -304,7 +380,7 @@ func (c *Child) Wait(ctx context.Context) error {
 	case <-c.exited:
 		return c.waitErr
 	case <-ctx.Done():
-		return fmt.Errorf("childproc: waiting for child %d (%s) to exit: %w", c.Pid(), c.mode, ctx.Err())
+		return fmt.Errorf("childproc: waiting for child %d (%s) to exit: %w", c.Pid(), c.name, ctx.Err())
 	}
 }
 
