@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+
+	"github.com/go-clusterclient/clusterclient/internal/childproc"
 )
 
 // A role is what a Go child process does. setup runs once with the role's
@@ -42,26 +44,23 @@ func childMain() (code int, ok bool) {
 // serveChild runs a role on stdin and stdout.
 func serveChild(r role, args json.RawMessage) int {
 	out := bufio.NewWriterSize(os.Stdout, 64<<10)
-	write := func(rep reply) {
-		line, err := json.Marshal(rep)
+	write := func(name string, v any) {
+		data, err := json.Marshal(v)
 		if err != nil {
-			line, _ = json.Marshal(reply{Error: "encode reply: " + err.Error()})
+			name = replyError
+			data, _ = json.Marshal("encode reply data: " + err.Error())
 		}
+		line, _ := json.Marshal(childproc.Event{Name: name, Data: data}) // data is valid JSON
 		out.Write(line)
 		out.WriteByte('\n')
 		out.Flush()
 	}
 	answer := func(v any, err error) {
 		if err != nil {
-			write(reply{Error: err.Error()})
+			write(replyError, err.Error())
 			return
 		}
-		data, err := json.Marshal(v)
-		if err != nil {
-			write(reply{Error: "encode reply data: " + err.Error()})
-			return
-		}
-		write(reply{OK: true, Data: data})
+		write(replyOK, v)
 	}
 
 	ready, cmds, closeFn, err := r(args)
@@ -72,17 +71,14 @@ func serveChild(r role, args json.RawMessage) int {
 	sc := bufio.NewScanner(os.Stdin)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
-		var req struct {
-			Cmd  string          `json:"cmd"`
-			Data json.RawMessage `json:"data"`
-		}
+		var req childproc.Event
 		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
 			answer(nil, fmt.Errorf("bad request %q: %v", sc.Text(), err))
 			continue
 		}
-		cmd, found := cmds[req.Cmd]
+		cmd, found := cmds[req.Name]
 		if !found {
-			answer(nil, fmt.Errorf("unknown command %q", req.Cmd))
+			answer(nil, fmt.Errorf("unknown command %q", req.Name))
 			continue
 		}
 		answer(cmd(req.Data))
@@ -102,4 +98,11 @@ func decodeArgs(data json.RawMessage, v any) error {
 		return fmt.Errorf("arguments %s: %w", truncate(data, 200), err)
 	}
 	return nil
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "..."
+	}
+	return string(b)
 }

@@ -337,7 +337,7 @@ func (r *runner) failover(ctx context.Context, ci clusterImpl, mode string, kill
 			lost, ready = append(lost, kl.lost), append(ready, kl.ready)
 		}
 		if mode == "auto" {
-			i := slices.IndexFunc(followers, func(p *proc) bool { return p.pid() == newPID })
+			i := slices.IndexFunc(followers, func(p *proc) bool { return p.Pid() == newPID })
 			if i < 0 {
 				return fmt.Errorf("kill %d: the new leader pid %d is none of the survivors", k+1, newPID)
 			}
@@ -373,7 +373,7 @@ func (r *runner) killLeader(ctx context.Context, ci clusterImpl, addr, mode stri
 	}
 	nextCh := make(chan spawned, 1)
 	t0 := monoNow()
-	dead.kill()
+	dead.Kill()
 	if mode == "forced" {
 		if err := dead.wait(ctx); err != nil {
 			return k, nil, err
@@ -388,7 +388,7 @@ func (r *runner) killLeader(ctx context.Context, ci clusterImpl, addr, mode stri
 	phased := true
 	sent := make([]bool, len(survivors))
 	for i, f := range survivors {
-		err := f.send("probe", probeArgs{DeadPID: dead.pid(), Timeout: int64(20 * time.Second), KilledAt: t0})
+		err := f.Send("probe", probeArgs{DeadPID: dead.Pid(), Timeout: int64(20 * time.Second), KilledAt: t0})
 		sent[i] = err == nil
 		errs = append(errs, err)
 	}
@@ -415,8 +415,8 @@ func (r *runner) killLeader(ctx context.Context, ci clusterImpl, addr, mode stri
 		switch {
 		case s.err != nil:
 			errs = append(errs, fmt.Errorf("new forced leader: %w", s.err))
-		case !s.info.Leader || s.p.pid() != k.newPID:
-			errs = append(errs, fmt.Errorf("new forced leader pid %d (leads: %v), but survivors were answered by pid %d", s.p.pid(), s.info.Leader, k.newPID))
+		case !s.info.Leader || s.p.Pid() != k.newPID:
+			errs = append(errs, fmt.Errorf("new forced leader pid %d (leads: %v), but survivors were answered by pid %d", s.p.Pid(), s.info.Leader, k.newPID))
 		}
 		next = s.p
 	}

@@ -501,20 +501,24 @@ func TestChildLifetime(t *testing.T) {
 		t.Errorf("unknown command: %v", err)
 	}
 	// A long command: the child cannot read its stdin's EOF until it ends.
-	if err := client.send("pingpong", pingPongArgs{Size: 64, Duration: int64(time.Minute)}); err != nil {
+	if err := client.Send("pingpong", pingPongArgs{Size: 64, Duration: int64(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	client.stop(100 * time.Millisecond)
+	if err := client.Stop(100 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("stop took %v", took)
 	}
-	if client.waitErr == nil {
+	if err := client.Wait(ctx); err == nil {
 		t.Errorf("busy child exited cleanly, want killed")
 	}
-	server.stop(10 * time.Second)
-	if server.waitErr != nil {
-		t.Errorf("idle child did not exit cleanly on stdin EOF: %v; stderr: %s", server.waitErr, server.stderr.String())
+	if err := server.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.Wait(ctx); err != nil {
+		t.Errorf("idle child did not exit cleanly on stdin EOF: %v; stderr: %s", err, server.Stderr())
 	}
 	if _, err := ps.goChild(ctx, "bad", "no-such-role", nil, nil); !errors.Is(err, ErrChildFailed) {
 		t.Errorf("unknown role: %v, want ErrChildFailed", err)
@@ -535,7 +539,7 @@ func spawnerRole(raw json.RawMessage) (any, map[string]command, func(), error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return map[string]int{"pid": p.pid()}, nil, ps.close, nil
+	return map[string]int{"pid": p.Pid()}, nil, ps.close, nil
 }
 
 // TestChildDiesWithParent SIGKILLs a child that has a child of its own (an
@@ -561,7 +565,7 @@ func TestChildDiesWithParent(t *testing.T) {
 		t.Fatalf("the grandchild (pid %d) does not listen on %s: %v", info.PID, addr, err)
 	}
 	c.Close()
-	spawner.kill()
+	spawner.Kill()
 	if err := spawner.wait(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -621,12 +625,12 @@ func TestNodeMember(t *testing.T) {
 		}
 	}
 	var st statsReply
-	if err := leader.call(ctx, "stats", nil, &st); err != nil || !st.Leader || st.PID != leader.pid() {
+	if err := leader.call(ctx, "stats", nil, &st); err != nil || !st.Leader || st.PID != leader.Pid() {
 		t.Errorf("leader stats %+v, %v", st, err)
 	}
 	var p probeReply
-	if err := f.call(ctx, "probe", probeArgs{DeadPID: -1, Timeout: int64(5 * time.Second)}, &p); err != nil || p.PID != leader.pid() {
-		t.Errorf("probe: %+v, %v (leader pid %d)", p, err, leader.pid())
+	if err := f.call(ctx, "probe", probeArgs{DeadPID: -1, Timeout: int64(5 * time.Second)}, &p); err != nil || p.PID != leader.Pid() {
+		t.Errorf("probe: %+v, %v (leader pid %d)", p, err, leader.Pid())
 	}
 	r.procs.stopAll(leader, f)
 }

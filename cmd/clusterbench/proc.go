@@ -1,29 +1,30 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"slices"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/go-clusterclient/clusterclient/internal/childproc"
 )
 
 // The line protocol between the parent and its children (Go and Node
-// alike): the parent writes one request per line on the child's stdin,
-// {"cmd":name,"data":...}, and the child answers each, in order, with one
-// reply line on its stdout, {"ok":true,"data":...} or
-// {"ok":false,"error":"..."}. Right after it starts, a child writes one
-// reply for its setup (listening, dialed, elected, ...). A child exits when
-// its stdin reaches EOF, which is also what happens when the parent dies;
-// on Linux the kernel SIGKILLs it as well (Pdeathsig). Children write
-// nothing else on stdout; stderr is free text, kept for error messages.
+// alike) is internal/childproc's: one JSON event per line,
+// {"event":name,"data":...}. The parent writes one request per line on the
+// child's stdin, an event named after the command; the child answers
+// each, in order, with one reply on its stdout: {"event":"ok","data":...}
+// or {"event":"error","data":"message"}. Right after it starts, a child
+// writes one reply for its setup (listening, dialed, elected, ...). A
+// child exits when its stdin reaches EOF, which is also what happens when
+// the parent dies; on Linux the kernel SIGKILLs it as well (Pdeathsig).
+// Children write nothing else on stdout (other lines are logged, not
+// parsed); stderr is free text, kept for error messages.
 
 // Environment of a Go child: its role and the role's JSON arguments.
 const (
@@ -31,49 +32,38 @@ const (
 	envArgs = "CLUSTERBENCH_ARGS"
 )
 
+// Names of the reply events.
+const (
+	replyOK    = "ok"
+	replyError = "error"
+)
+
 // ErrChildFailed matches every error reply of a child, and a child that
 // exited while the parent waited for a reply.
 var ErrChildFailed = errors.New("clusterbench: child process failed")
 
-type request struct {
-	Cmd  string `json:"cmd"`
-	Data any    `json:"data,omitempty"`
-}
-
-type reply struct {
-	OK    bool            `json:"ok"`
-	Error string          `json:"error,omitempty"`
-	Data  json.RawMessage `json:"data,omitempty"`
-}
-
 // maxLine bounds one reply line (raw latency samples travel in them).
 const maxLine = 256 << 20
 
-// stderrTail is how much of a child's stderr is kept for error messages.
-const stderrTail = 8 << 10
-
-// proc is a running child process.
+// proc is a running child process; Send, Pid, Kill and Stop are
+// childproc.Child's.
 //
 // Concurrency: send and recv may run concurrently with each other and with
-// kill and stop, but recv must not be called from two goroutines at once
+// Kill and Stop, but recv must not be called from two goroutines at once
 // (replies come in order).
 type proc struct {
+	*childproc.Child
 	name string // for messages: "tcp leader", "node follower 3", ...
-	cmd  *exec.Cmd
-
-	sendMu sync.Mutex
-	stdin  io.WriteCloser
-
-	replies chan []byte   // reply lines, closed at stdout EOF
-	exited  chan struct{} // closed once the child is reaped
-	waitErr error         // set before exited closes
-	stderr  tailBuffer
 }
 
 // procSet owns every child of a run so that none outlives it.
 //
 // Concurrency: safe for concurrent use.
 type procSet struct {
+	// logf, when set, receives the lines children write on stdout that
+	// are not events; it is called from the goroutines reading them.
+	logf func(format string, args ...any)
+
 	mu     sync.Mutex
 	all    []*proc
 	closed bool
@@ -96,64 +86,25 @@ func (s *procSet) goChild(ctx context.Context, name, role string, args, ready an
 }
 
 // childEnv is the parent's environment without the child variables.
-func childEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, envRole+"=") && !strings.HasPrefix(kv, envArgs+"=") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
+func childEnv() []string { return childproc.EnvWithout(envRole, envArgs) }
 
 // start starts cmd as a child speaking the line protocol and waits for its
 // setup reply.
 func (s *procSet) start(ctx context.Context, name string, cmd *exec.Cmd, ready any) (*proc, error) {
-	p := &proc{
-		name:    name,
-		cmd:     cmd,
-		replies: make(chan []byte, 16),
-		exited:  make(chan struct{}),
-	}
-	setParentDeathSignal(cmd)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stderr = &p.stderr
-	p.stdin = stdin
-
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("start %s: %w", name, context.Canceled)
 	}
-	if err := cmd.Start(); err != nil {
+	c, err := childproc.StartCmd(cmd, childproc.Options{Name: name, Logf: s.logf, MaxLine: maxLine})
+	if err != nil {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("start %s: %w", name, err)
+		return nil, err
 	}
+	p := &proc{Child: c, name: name}
 	s.all = append(s.all, p)
 	s.mu.Unlock()
 
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		defer close(p.replies)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), maxLine)
-		for sc.Scan() {
-			p.replies <- append([]byte(nil), sc.Bytes()...)
-		}
-	}()
-	go func() {
-		<-readDone // Wait closes stdout: read it to the end first
-		p.waitErr = cmd.Wait()
-		close(p.exited)
-	}()
 	if err := p.recv(ctx, ready); err != nil {
 		s.stopAll(p)
 		return nil, err
@@ -161,61 +112,39 @@ func (s *procSet) start(ctx context.Context, name string, cmd *exec.Cmd, ready a
 	return p, nil
 }
 
-// pid returns the child's process id.
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-// send writes a request without waiting for its reply.
-func (p *proc) send(cmd string, data any) error {
-	line, err := json.Marshal(request{Cmd: cmd, Data: data})
-	if err != nil {
-		return err
-	}
-	p.sendMu.Lock()
-	defer p.sendMu.Unlock()
-	if _, err := p.stdin.Write(append(line, '\n')); err != nil {
-		return fmt.Errorf("%s (pid %d): send %q: %w", p.name, p.pid(), cmd, err)
-	}
-	return nil
-}
-
 // recv waits for the next reply and decodes its data into out (unless out
 // is nil). An error reply, or the child's exit, matches ErrChildFailed.
 func (p *proc) recv(ctx context.Context, out any) error {
-	var line []byte
-	select {
-	case l, ok := <-p.replies:
-		if !ok {
-			status := "closed its stdout"
-			select {
-			case <-p.exited:
-				status = fmt.Sprintf("exited (%v)", p.waitErr)
-			case <-time.After(5 * time.Second):
-			}
-			return fmt.Errorf("%w: %s (pid %d) %s; stderr: %s", ErrChildFailed, p.name, p.pid(), status, p.stderr.String())
+	ev, err := p.Next(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: waiting for a reply: %w", p.name, err)
 		}
-		line = l
-	case <-ctx.Done():
-		return fmt.Errorf("%s (pid %d): waiting for a reply: %w", p.name, p.pid(), ctx.Err())
+		return fmt.Errorf("%w: %w", ErrChildFailed, err)
 	}
-	var r reply
-	if err := json.Unmarshal(line, &r); err != nil {
-		return fmt.Errorf("%w: %s (pid %d) wrote %q: %v", ErrChildFailed, p.name, p.pid(), truncate(line, 200), err)
-	}
-	if !r.OK {
-		return fmt.Errorf("%w: %s (pid %d): %s", ErrChildFailed, p.name, p.pid(), r.Error)
-	}
-	if out == nil {
+	switch ev.Name {
+	case replyOK:
+		if out == nil {
+			return nil
+		}
+		if err := ev.Decode(out); err != nil {
+			return fmt.Errorf("%w: %s (pid %d): %w", ErrChildFailed, p.name, p.Pid(), err)
+		}
 		return nil
+	case replyError:
+		var msg string
+		if err := ev.Decode(&msg); err != nil {
+			return fmt.Errorf("%w: %s (pid %d): %w", ErrChildFailed, p.name, p.Pid(), err)
+		}
+		return fmt.Errorf("%w: %s (pid %d): %s", ErrChildFailed, p.name, p.Pid(), msg)
+	default:
+		return fmt.Errorf("%w: %s (pid %d): unexpected reply %q", ErrChildFailed, p.name, p.Pid(), ev.Name)
 	}
-	if err := json.Unmarshal(r.Data, out); err != nil {
-		return fmt.Errorf("%w: %s (pid %d): reply %q: %v", ErrChildFailed, p.name, p.pid(), truncate(r.Data, 200), err)
-	}
-	return nil
 }
 
 // call sends a request and waits for its reply.
 func (p *proc) call(ctx context.Context, cmd string, data, out any) error {
-	if err := p.send(cmd, data); err != nil {
+	if err := p.Send(cmd, data); err != nil {
 		return err
 	}
 	if err := p.recv(ctx, out); err != nil {
@@ -224,35 +153,19 @@ func (p *proc) call(ctx context.Context, cmd string, data, out any) error {
 	return nil
 }
 
-// kill sends SIGKILL (TerminateProcess on Windows) without waiting.
-func (p *proc) kill() {
-	_ = p.cmd.Process.Kill()
-}
-
 // wait waits until the child is reaped or ctx ends.
 func (p *proc) wait(ctx context.Context) error {
 	select {
-	case <-p.exited:
+	case <-p.Exited():
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("%s (pid %d): not reaped: %w", p.name, p.pid(), ctx.Err())
+		return fmt.Errorf("%s (pid %d): not reaped: %w", p.name, p.Pid(), ctx.Err())
 	}
 }
 
-// stop closes the child's stdin (its cue to exit), waits up to grace, then
-// kills it, and reaps it.
-func (p *proc) stop(grace time.Duration) {
-	p.sendMu.Lock()
-	_ = p.stdin.Close()
-	p.sendMu.Unlock()
-	select {
-	case <-p.exited:
-		return
-	case <-time.After(grace):
-	}
-	p.kill()
-	<-p.exited // SIGKILL cannot be ignored
-}
+// stopGrace is how long a child has to exit by itself once its stdin is
+// closed, before stopAll kills it.
+const stopGrace = 2 * time.Second
 
 // stopAll stops the given children in parallel and forgets them.
 func (s *procSet) stopAll(ps ...*proc) {
@@ -261,14 +174,14 @@ func (s *procSet) stopAll(ps ...*proc) {
 		if p == nil {
 			continue
 		}
-		wg.Go(func() { p.stop(2 * time.Second) })
+		wg.Go(func() { p.Stop(stopGrace) })
 	}
 	wg.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.all = slices.DeleteFunc(s.all, func(q *proc) bool {
 		select {
-		case <-q.exited:
+		case <-q.Exited():
 			return true
 		default:
 			return false
@@ -284,38 +197,9 @@ func (s *procSet) close() {
 	s.all = nil
 	s.mu.Unlock()
 	for _, p := range all {
-		p.kill()
+		p.Kill()
 	}
 	for _, p := range all {
-		<-p.exited
+		p.Stop(0)
 	}
-}
-
-// tailBuffer keeps the last stderrTail bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if over := len(b.buf) - stderrTail; over > 0 {
-		b.buf = append(b.buf[:0], b.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.TrimSpace(string(b.buf))
-}
-
-func truncate(b []byte, n int) string {
-	if len(b) > n {
-		return string(b[:n]) + "..."
-	}
-	return string(b)
 }

@@ -17,14 +17,15 @@ import (
 const channel = "clusterbench"
 
 // runner runs the measurements of one run and collects their results.
-// It is used by one goroutine.
+// It is used by one goroutine (but see progress).
 type runner struct {
 	cfg   Config
 	procs *procSet
 	res   *Results
-	dir   string    // private temporary directory: socket files, node script
-	log   io.Writer // progress lines
-	node  *nodeEnv  // nil unless --vs-node found node and cluster-client
+	dir   string     // private temporary directory: socket files, node script
+	logMu sync.Mutex // serializes progress
+	log   io.Writer  // progress lines, written by progress
+	node  *nodeEnv   // nil unless --vs-node found node and cluster-client
 }
 
 // run measures everything cfg asks for and returns the results, complete
@@ -39,10 +40,9 @@ func run(ctx context.Context, cfg Config, log io.Writer) (*Results, error) {
 	}
 	defer os.RemoveAll(dir)
 	r := &runner{
-		cfg:   cfg,
-		procs: &procSet{},
-		dir:   dir,
-		log:   log,
+		cfg: cfg,
+		dir: dir,
+		log: log,
 		res: &Results{
 			Started: time.Now().UTC().Truncate(time.Second),
 			Config:  cfg,
@@ -50,6 +50,7 @@ func run(ctx context.Context, cfg Config, log io.Writer) (*Results, error) {
 				LoadStart: loadAverage()},
 		},
 	}
+	r.procs = &procSet{logf: r.progress}
 	defer r.procs.close()
 	begin := time.Now()
 
@@ -87,8 +88,12 @@ func run(ctx context.Context, cfg Config, log io.Writer) (*Results, error) {
 	return r.res, context.Cause(ctx)
 }
 
-// progress prints one progress line.
+// progress prints one progress line. Unlike the rest of runner, it is
+// safe for concurrent use: the goroutines reading the children's stdout
+// call it for stray lines.
 func (r *runner) progress(format string, args ...any) {
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
 	fmt.Fprintf(r.log, "clusterbench: "+format+"\n", args...)
 }
 
@@ -255,7 +260,7 @@ func (r *runner) load(ctx context.Context, clients []*proc, cmd string, a loadAr
 		a.Start = monoNow() + int64(50*time.Millisecond) // every client gets the request first
 		a.Duration = int64(r.cfg.Duration)
 		for _, c := range clients {
-			if err := c.send(cmd, a); err != nil {
+			if err := c.Send(cmd, a); err != nil {
 				return nil, 0, err
 			}
 		}

@@ -6,9 +6,11 @@
 // mode is "auto" (compete for the port), "leader" (isLeader: true) or
 // "follower" (isLeader: false). It speaks clusterbench's line protocol and
 // answers the same requests as the Go member (cmd/clusterbench/member.go):
-// one JSON request per stdin line, {"cmd","data"}, one reply per stdout
-// line, {"ok":true,"data"} or {"ok":false,"error"}; the first reply says
-// it is ready. It exits when stdin closes. Nothing else goes to stdout.
+// one JSON event per line, {"event","data"}; a request per stdin line, the
+// event named after the command, and one reply per stdout line,
+// {"event":"ok","data"} or {"event":"error","data":message}; the first
+// reply says it is ready. It exits when stdin closes. Nothing else goes to
+// stdout.
 //
 // Timestamps are process.hrtime.bigint(), CLOCK_MONOTONIC on Linux, the
 // same host-wide clock the Go side reads.
@@ -25,7 +27,7 @@ function write(obj) {
   process.stdout.write(JSON.stringify(obj) + '\n');
 }
 function fail(err) {
-  write({ ok: false, error: String((err && err.stack) || err) });
+  write({ event: 'error', data: String((err && err.stack) || err) });
 }
 
 // The real client: echo, ping (the leader's pid), and subscriptions keyed
@@ -195,7 +197,7 @@ const commands = {
 
 async function main() {
   await client.ready();
-  write({ ok: true, data: { pid: process.pid, leader: client.isClusterClientLeader } });
+  write({ event: 'ok', data: { pid: process.pid, leader: client.isClusterClientLeader } });
   let queue = Promise.resolve();
   const rl = readline.createInterface({ input: process.stdin });
   rl.on('line', line => {
@@ -203,9 +205,9 @@ async function main() {
       let req;
       try {
         req = JSON.parse(line);
-        const cmd = commands[req.cmd];
-        if (!cmd) throw new Error(`unknown command ${req.cmd}`);
-        write({ ok: true, data: await cmd(req.data || {}) });
+        const cmd = commands[req.event];
+        if (!cmd) throw new Error(`unknown command ${req.event}`);
+        write({ event: 'ok', data: await cmd(req.data || {}) });
       } catch (err) {
         fail(err);
       }
