@@ -13,12 +13,8 @@ import (
 	"time"
 
 	"github.com/go-clusterclient/clusterclient/cluster"
+	"github.com/go-clusterclient/clusterclient/internal/transportflag"
 	"github.com/go-clusterclient/clusterclient/protocol"
-	"github.com/go-clusterclient/clusterclient/transport"
-	"github.com/go-clusterclient/clusterclient/transport/kcp"
-	"github.com/go-clusterclient/clusterclient/transport/tcp"
-	"github.com/go-clusterclient/clusterclient/transport/unix"
-	"github.com/go-clusterclient/clusterclient/transport/yamux"
 )
 
 // Exit codes.
@@ -127,38 +123,16 @@ func parseStatusFlags(args []string, stderr io.Writer) (*statusConfig, error) {
 	if cfg.timeout <= 0 {
 		return nil, fmt.Errorf("--timeout %v: want a positive duration", cfg.timeout)
 	}
-	if _, err := newTransport(cfg.transport, cfg.over); err != nil {
+	if _, err := transportflag.New(cfg.transport, cfg.over); err != nil {
 		return nil, err
 	}
 	return cfg, nil
 }
 
-// newTransport builds the named transport with the library's defaults.
-func newTransport(name, over string) (transport.Transport, error) {
-	switch name {
-	case "tcp":
-		return tcp.New(tcp.DefaultConfig()), nil
-	case "unix":
-		return unix.New(unix.DefaultConfig())
-	case "kcp":
-		return kcp.New(kcp.DefaultConfig()), nil
-	case "yamux":
-		if over != "tcp" && over != "unix" {
-			return nil, fmt.Errorf("--over %q: want tcp or unix", over)
-		}
-		under, err := newTransport(over, "")
-		if err != nil {
-			return nil, err
-		}
-		return yamux.New(yamux.DefaultConfig(under)), nil
-	}
-	return nil, fmt.Errorf("--transport %q: want tcp, unix, yamux or kcp", name)
-}
-
 // options are the cluster options of an observer: the same ones a
 // follower of the cluster would be given.
 func (cfg *statusConfig) options() []cluster.Option {
-	tr, _ := newTransport(cfg.transport, cfg.over) // validated by parseStatusFlags
+	tr, _ := transportflag.New(cfg.transport, cfg.over) // validated by parseStatusFlags
 	opts := []cluster.Option{
 		cluster.WithTransport(tr),
 		cluster.WithCodec(cfg.codec),
