@@ -172,6 +172,10 @@ func New(name string, factory Factory, opts ...Option) (*Client, error) {
 		attrs = append(attrs, slog.String("addr", c.addrString()))
 	}
 	c.log = cfg.logger.With(attrs...)
+	if cfg.insecure && !cfg.single {
+		c.log.Warn("authentication is off: any local process that can reach the address can join this cluster, " +
+			"call its methods and read its values, and whoever binds the address first leads (see SECURITY.md)")
+	}
 	c.disp = newDispatcher(cfg.eventBuffer, c.runTask)
 	go c.run()
 	return c, nil

@@ -13,22 +13,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-clusterclient/clusterclient/auth"
 	"github.com/go-clusterclient/clusterclient/cluster"
 	"github.com/go-clusterclient/clusterclient/protocol"
 	"github.com/go-clusterclient/clusterclient/transport"
 )
 
 // rawPeer speaks the protocol by hand, to play a misbehaving follower or
-// leader.
+// leader. It authenticates as the Clients of the tests do (the default
+// auth.Handshake), so only what it does on purpose is misbehaviour.
 type rawPeer struct {
 	t    testing.TB
 	conn net.Conn
 	r    *protocol.Reader
 	mu   sync.Mutex
+	tr   string // transport name and address, for the handshake
+	addr string
 }
 
-func newRawPeer(t testing.TB, conn net.Conn) *rawPeer {
-	return &rawPeer{t: t, conn: conn, r: protocol.NewReader(conn, protocol.Limits{})}
+func newRawPeer(t testing.TB, conn net.Conn, tr transport.Transport, addr string) *rawPeer {
+	return &rawPeer{t: t, conn: conn, r: protocol.NewReader(conn, protocol.Limits{}), tr: tr.Name(), addr: addr}
 }
 
 func dialRaw(t testing.TB, tr transport.Transport, addr string) *rawPeer {
@@ -38,7 +42,21 @@ func dialRaw(t testing.TB, tr transport.Transport, addr string) *rawPeer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return newRawPeer(t, conn)
+	return newRawPeer(t, conn, tr, addr)
+}
+
+// rawAuth is the default authentication, which every Client of the tests
+// uses unless told otherwise.
+var rawAuth = sync.OnceValue(func() *auth.Handshake {
+	h, err := auth.New(auth.Config{})
+	if err != nil {
+		panic(err)
+	}
+	return h
+})
+
+func (p *rawPeer) info(channel string) auth.PeerInfo {
+	return auth.PeerInfo{Channel: channel, Transport: p.tr, Addr: p.addr, Conn: p.conn}
 }
 
 func (p *rawPeer) send(resp bool, id int64, timeout int32, co protocol.ConnObject, app []byte) error {
@@ -76,14 +94,25 @@ func (p *rawPeer) expect(typ string) (protocol.Packet, protocol.ConnObject) {
 	}
 }
 
-// register joins channel as a follower and checks the answer.
+// register joins channel as a follower, authenticating both ways.
 func (p *rawPeer) register(channel string) {
 	p.t.Helper()
-	if err := p.send(false, 1, 3000, protocol.ConnObject{Type: protocol.KindRegisterChannel, ChannelName: channel}, nil); err != nil {
+	ctx := context.Background()
+	hello, err := rawAuth().Hello(ctx, p.info(channel))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := p.send(false, 1, 3000, protocol.ConnObject{Type: protocol.KindRegisterChannel, ChannelName: channel, Ext: hello}, nil); err != nil {
 		p.t.Fatal(err)
 	}
 	_, co := p.expect(protocol.KindRegisterChannelRes)
-	_ = co
+	confirm, err := rawAuth().Confirm(ctx, p.info(channel), hello, co.Ext)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := p.send(false, 2, 3000, protocol.ConnObject{Type: "register_confirm", Ext: confirm}, nil); err != nil {
+		p.t.Fatal(err)
+	}
 }
 
 // fakeLeader holds addr with a hand-written leader: serve runs per
@@ -114,7 +143,7 @@ func fakeLeader(t *testing.T, tr transport.Transport, addr string, serve func(n 
 			go func() {
 				defer wg.Done()
 				defer conn.Close()
-				serve(n, newRawPeer(t, conn))
+				serve(n, newRawPeer(t, conn, tr, addr))
 			}()
 		}
 	}()
@@ -150,7 +179,12 @@ func answerLoop(p *rawPeer, skipRegister func(i int) bool, mute *atomic.Bool) {
 			if skipRegister != nil && skipRegister(regs) {
 				continue
 			}
-			p.send(true, pk.ID, pk.Timeout, protocol.ConnObject{Type: protocol.KindRegisterChannelRes}, okReply)
+			reply, err := rawAuth().Admit(context.Background(), p.info(co.ChannelName), co.Ext)
+			if err != nil {
+				p.t.Errorf("fake leader: %v", err)
+				return
+			}
+			p.send(true, pk.ID, pk.Timeout, protocol.ConnObject{Type: protocol.KindRegisterChannelRes, Ext: reply}, okReply)
 		case protocol.KindHeartbeat:
 			p.send(true, pk.ID, pk.Timeout, protocol.ConnObject{Type: protocol.KindHeartbeatRes}, nil)
 		case protocol.KindInvoke:
@@ -391,10 +425,12 @@ func TestCodecMismatchRefused(t *testing.T) {
 }
 
 // testHandshake is a toy session layer: followers present a token, the
-// leader checks it and answers with its own, the follower checks that.
+// leader checks it and answers with its own, the follower checks that and
+// repeats its token, which the leader checks again.
 type testHandshake struct {
 	token, want string
 	admits      atomic.Int32
+	verifies    atomic.Int32
 }
 
 func (h *testHandshake) Hello(_ context.Context, info cluster.PeerInfo) (cluster.Ext, error) {
@@ -409,9 +445,17 @@ func (h *testHandshake) Admit(_ context.Context, info cluster.PeerInfo, hello cl
 	return cluster.Ext{"leader": json.RawMessage(`"ok"`)}, nil
 }
 
-func (h *testHandshake) Confirm(_ context.Context, _ cluster.PeerInfo, reply cluster.Ext) error {
+func (h *testHandshake) Confirm(_ context.Context, _ cluster.PeerInfo, hello, reply cluster.Ext) (cluster.Ext, error) {
 	if string(reply["leader"]) != `"ok"` {
-		return errors.New("leader did not prove itself")
+		return nil, errors.New("leader did not prove itself")
+	}
+	return cluster.Ext{"confirm": hello["token"]}, nil
+}
+
+func (h *testHandshake) Verify(_ context.Context, _ cluster.PeerInfo, hello, _, confirm cluster.Ext) error {
+	h.verifies.Add(1)
+	if string(confirm["confirm"]) != string(hello["token"]) {
+		return errors.New("the confirmation does not match the hello")
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-clusterclient/clusterclient/protocol"
@@ -42,6 +43,8 @@ type session struct {
 	regMu  sync.Mutex
 	regIDs []int64
 	regCh  chan regAnswer
+	hello  Ext         // the Handshake's hello (register reads and writes it)
+	authed atomic.Bool // the leader proved itself (always, without a Handshake)
 	wg     sync.WaitGroup
 
 	reply *protocol.ConnObject // the register reply that answer checked (nil before one arrived)
@@ -62,6 +65,7 @@ func newSession(c *Client, num uint64, conn net.Conn) *session {
 		dead:  make(chan struct{}),
 		regCh: make(chan regAnswer, 1),
 	}
+	s.authed.Store(c.cfg.handshake == nil)
 	s.log = c.log.With(slog.String("role", RoleFollower.String()), slog.Uint64("term", num))
 	s.pend = newPending(c.cfg.responseTimeout, s.timeoutErr, nil)
 	s.wg.Add(1)
@@ -141,6 +145,12 @@ func (s *session) readLoop() {
 			}
 			continue
 		}
+		if !s.authed.Load() {
+			// Nothing but the register reply may come from a leader that
+			// has not proven itself yet (a stranger on the address).
+			s.die(ErrHandshake, fmt.Errorf("the leader sent %q before proving itself", co.Type))
+			return
+		}
 		switch co.Type {
 		case protocol.KindSubscribeResult:
 			s.w.send(true, pk.ID, 0, &protocol.ConnObject{Type: protocol.KindSubscribeResultRes}, nil)
@@ -192,6 +202,7 @@ func (s *session) register(ctx context.Context) (readyErr, err error) {
 		if err != nil {
 			return nil, s.regErr(ErrHandshake, err)
 		}
+		s.hello = hello
 		for k, v := range hello {
 			ext[k] = v
 		}
@@ -298,20 +309,30 @@ func (s *session) answer(ctx context.Context, info PeerInfo, ans regAnswer) (rea
 		switch kind {
 		case ErrHandshake, ErrProtocol:
 			return nil, s.regErr(kind, re)
+		case ErrNoChannel:
+			// Answered before any handshake; it only makes the Client
+			// try again later.
+			return &Error{Op: "ready", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Kind: kind, Err: re}, nil
 		case nil:
 			kind = ErrNotReady
 		}
-		return &Error{Op: "ready", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Kind: kind, Err: re}, nil
+		readyErr = &Error{Op: "ready", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Kind: kind, Err: re}
 	}
 	if hs := cfg.handshake; hs != nil {
+		// The leader must prove itself before its answer, even a ready
+		// error, is believed; then this follower proves itself, first.
 		hctx, cancel := context.WithTimeout(ctx, cfg.responseTimeout)
-		err := hs.Confirm(hctx, info, ans.co.Ext)
+		confirm, err := hs.Confirm(hctx, info, s.hello, ans.co.Ext)
 		cancel()
 		if err != nil {
 			return nil, s.regErr(ErrHandshake, err)
 		}
+		s.authed.Store(true)
+		if err := s.w.send(false, ids.Next(), cfg.timeoutMS(), &protocol.ConnObject{Type: kindRegisterConfirm, Ext: confirm}, nil); err != nil {
+			return nil, s.regErr(ErrLeaderLost, err)
+		}
 	}
-	return nil, nil
+	return readyErr, nil
 }
 
 // invoke sends one call; oneway calls return once queued.

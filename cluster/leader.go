@@ -24,6 +24,12 @@ var ids protocol.IDs
 // extKey is the register_channel extension field of Go peers.
 const extKey = "clusterclient"
 
+// kindRegisterConfirm is the Go-only request a follower sends right after
+// it checked the leader's register reply with its Handshake (Confirm): its
+// Ext carries the follower's proof for the leader's Verify. It has no
+// response; a leader that refuses it hangs up.
+const kindRegisterConfirm = "register_confirm"
+
 // extInfo is what a Go peer says about itself in register_channel and in
 // the reply. A Node peer sends none and ignores ours.
 type extInfo struct {
@@ -433,12 +439,15 @@ type peer struct {
 	r          *protocol.Reader
 	acks       *pending
 	oneways    serial
-	admitted   atomic.Bool
+	admitted   atomic.Bool // registered, and with a Handshake verified
 	overloaded atomic.Bool // reported and dropped once
 
-	mu     sync.Mutex
-	keys   map[string]struct{}
-	closed bool
+	mu      sync.Mutex
+	keys    map[string]struct{}
+	closed  bool
+	hello   Ext         // with a Handshake: the follower's register_channel fields
+	admit   Ext         // and Admit's answer to them
+	confirm *time.Timer // drops the connection if it does not confirm in time
 }
 
 // deliver pushes a value as subscribe_result (subscriber; host lock held).
@@ -484,6 +493,9 @@ func (p *peer) close(reason error) {
 		return
 	}
 	p.closed = true
+	if p.confirm != nil {
+		p.confirm.Stop()
+	}
 	keys := make([]string, 0, len(p.keys))
 	for k := range p.keys {
 		keys = append(keys, k)
@@ -542,8 +554,16 @@ func (p *peer) handle(pk protocol.Packet, co *protocol.ConnObject) {
 	case protocol.KindRegisterChannel:
 		p.register(pk.ID, pk.Timeout, co)
 		return
+	case kindRegisterConfirm:
+		p.verify(co)
+		return
 	}
 	if !p.admitted.Load() {
+		if lt.c.cfg.handshake != nil {
+			// A follower that authenticates never does this.
+			p.drop(fmt.Errorf("%q request before registration completed", co.Type))
+			return
+		}
 		lt.log.Debug("request before registration ignored", slog.String("type", co.Type))
 		return
 	}
@@ -609,25 +629,40 @@ func (p *peer) register(id int64, timeout int32, co *protocol.ConnObject) {
 		}
 	}
 	if hs := cfg.handshake; hs != nil {
-		ctx, cancel := context.WithTimeout(lt.ctx, cfg.responseTimeout)
-		ext, err := hs.Admit(ctx, PeerInfo{Channel: lt.c.name, Transport: cfg.transport.Name(), Addr: cfg.addr, Conn: p.w.conn}, co.Ext)
-		cancel()
-		if err != nil {
-			lt.log.Warn("follower refused by the handshake", slog.String("remote", p.w.conn.RemoteAddr().String()), slog.Any("error", err))
-			refuse(&Error{Op: "register", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader, Kind: ErrHandshake, Err: err})
-			return
+		// A retried register_channel (CC-045) carries the same hello and
+		// gets the same reply: the follower may answer either.
+		p.mu.Lock()
+		ext, again := p.admit, p.hello != nil && sameExt(p.hello, co.Ext)
+		p.mu.Unlock()
+		if !again {
+			ctx, cancel := context.WithTimeout(lt.ctx, cfg.responseTimeout)
+			var err error
+			ext, err = hs.Admit(ctx, p.info(), co.Ext)
+			cancel()
+			if err != nil {
+				lt.log.Warn("follower refused by the handshake", slog.String("remote", p.w.conn.RemoteAddr().String()), slog.Any("error", err))
+				refuse(&Error{Op: "register", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader, Kind: ErrHandshake, Err: err})
+				return
+			}
+			p.mu.Lock()
+			p.hello, p.admit = co.Ext, ext
+			p.mu.Unlock()
 		}
 		for k, v := range ext {
 			replyExt[k] = v
 		}
+	} else {
+		p.admitted.Store(true)
 	}
-	p.admitted.Store(true)
 	answer := func() {
 		var re *protocol.RemoteError
 		if err := lt.host.err; err != nil {
 			re = toRemote(err)
 		}
 		p.reply(id, timeout, re, replyExt)
+		if cfg.handshake != nil {
+			p.awaitConfirm()
+		}
 	}
 	if lt.host.isReady() {
 		answer()
@@ -642,6 +677,78 @@ func (p *peer) register(id int64, timeout int32, co *protocol.ConnObject) {
 		case <-p.w.closed:
 		}
 	}()
+}
+
+func (p *peer) info() PeerInfo {
+	cfg := &p.lt.c.cfg
+	return PeerInfo{Channel: p.lt.c.name, Transport: cfg.transport.Name(), Addr: cfg.addr, Conn: p.w.conn}
+}
+
+// awaitConfirm gives the follower the register deadline to send
+// register_confirm after the reply it was answered.
+func (p *peer) awaitConfirm() {
+	d := p.lt.c.cfg.registerDeadline
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.confirm != nil || p.closed || p.admitted.Load() {
+		return
+	}
+	p.confirm = time.AfterFunc(d, func() {
+		if !p.admitted.Load() {
+			p.drop(fmt.Errorf("no register_confirm within the register deadline (%v)", d))
+		}
+	})
+}
+
+// verify admits the connection if the Handshake accepts the follower's
+// register_confirm, and drops it otherwise.
+func (p *peer) verify(co *protocol.ConnObject) {
+	lt := p.lt
+	hs := lt.c.cfg.handshake
+	if hs == nil || p.admitted.Load() {
+		return // nothing to confirm: a peer that sends it anyway is ignored
+	}
+	p.mu.Lock()
+	hello, reply := p.hello, p.admit
+	p.mu.Unlock()
+	if hello == nil {
+		p.drop(errors.New("register_confirm before register_channel"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(lt.ctx, lt.c.cfg.responseTimeout)
+	err := hs.Verify(ctx, p.info(), hello, reply, co.Ext)
+	cancel()
+	if err != nil {
+		p.drop(err)
+		return
+	}
+	p.admitted.Store(true)
+	p.mu.Lock()
+	if p.confirm != nil {
+		p.confirm.Stop()
+	}
+	p.mu.Unlock()
+}
+
+// drop hangs up on a connection the Handshake did not admit.
+func (p *peer) drop(cause error) {
+	lt := p.lt
+	lt.log.Warn("follower refused by the handshake", slog.String("remote", p.w.conn.RemoteAddr().String()), slog.Any("error", cause))
+	p.close(&Error{Op: "register", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader, Kind: ErrHandshake, Err: cause})
+}
+
+// sameExt reports whether two extension sets are byte for byte equal.
+func sameExt(a, b Ext) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		w, ok := b[k]
+		if !ok || string(v) != string(w) {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *peer) reply(id int64, timeout int32, re *protocol.RemoteError, ext Ext) {

@@ -28,9 +28,10 @@ import "github.com/go-clusterclient/clusterclient/protocol"
 //     register_channel, and is matched exactly, case and all. Give the Go
 //     Client the Node client's name, as valid UTF-8 text; a name that is
 //     not valid UTF-8 cannot cross JSON unchanged and never matches.
-//   - No authentication: Node speaks no handshake and would be refused by
-//     one, so WithNodeCompat removes a Handshake given before it (give
-//     none after it). Any local process that can connect to the port can
+//   - No authentication (WithInsecure): Node speaks no handshake and would
+//     be refused by one, so WithNodeCompat turns off the default
+//     authentication and removes a Handshake given before it (give none
+//     after it), and New logs a warning. Any local process that can connect to the port can
 //     then register as a follower, call every method the Service declares,
 //     publish, and receive every cached and pushed value; and whoever binds
 //     the port first leads and receives every follower's calls. Use it only
@@ -47,7 +48,7 @@ import "github.com/go-clusterclient/clusterclient/protocol"
 func WithNodeCompat() Option {
 	return func(c *config) error {
 		c.codec = protocol.SerializeJSON
-		c.handshake = nil
+		c.handshake, c.insecure = nil, true
 		return nil
 	}
 }

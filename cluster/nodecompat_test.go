@@ -43,7 +43,12 @@ func (h *ncHandshake) Admit(context.Context, cluster.PeerInfo, cluster.Ext) (clu
 	return nil, errNCHandshake
 }
 
-func (h *ncHandshake) Confirm(context.Context, cluster.PeerInfo, cluster.Ext) error {
+func (h *ncHandshake) Confirm(context.Context, cluster.PeerInfo, cluster.Ext, cluster.Ext) (cluster.Ext, error) {
+	h.calls.Add(1)
+	return nil, errNCHandshake
+}
+
+func (h *ncHandshake) Verify(context.Context, cluster.PeerInfo, cluster.Ext, cluster.Ext, cluster.Ext) error {
 	h.calls.Add(1)
 	return errNCHandshake
 }

@@ -103,7 +103,8 @@ func TestRP04_NodeFollowerCaptureAgainstGoLeader(t *testing.T) {
 	}
 	tr, addr := memNet(t)
 	l, err := cluster.New("DataClient", nodeDataClient, append(fastOpts(), cluster.WithTransport(tr), cluster.WithAddr(addr),
-		cluster.WithCodec(protocol.SerializeJSON), cluster.WithResponseTimeout(3*time.Second))...)
+		cluster.WithCodec(protocol.SerializeJSON), cluster.WithResponseTimeout(3*time.Second),
+		cluster.WithInsecure())...) // a Node follower speaks no handshake
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/go-clusterclient/clusterclient/auth"
 	"github.com/go-clusterclient/clusterclient/election"
 	"github.com/go-clusterclient/clusterclient/protocol"
 	"github.com/go-clusterclient/clusterclient/transport"
@@ -99,7 +100,9 @@ type config struct {
 	onEvent           func(Event)
 	limits            protocol.Limits
 	registry          *election.Registry
-	handshake         Handshake
+	handshake         Handshake // the session layer; built from auth unless insecure
+	auth              auth.Config
+	insecure          bool
 	electionBackoffLo time.Duration
 	electionBackoffHi time.Duration
 }
@@ -373,14 +376,47 @@ func WithRegistry(r *election.Registry) Option {
 	}
 }
 
-// WithHandshake plugs a session layer (authentication) into registration.
-// Default: none, which is what Node peers speak.
+// WithAuth configures the authentication every connection goes through
+// (package auth): by default auth.Config{}, that is the same user only,
+// proven by the kernel on unix sockets and by the per-user secret file on
+// other transports, and no configuration fingerprint. Set
+// auth.Config.Fingerprint to keep clients of one name but different
+// configurations apart (UI-07). New fails if the secret file cannot be
+// used (the error matches auth.ErrSecretFile). Single mode authenticates
+// nothing. WithAuth, WithHandshake, WithInsecure and WithNodeCompat
+// replace each other: the last one given counts.
+func WithAuth(cfg auth.Config) Option {
+	return func(c *config) error {
+		if err := cfg.Validate(); err != nil {
+			return optErr("WithAuth: %v", err)
+		}
+		c.auth, c.handshake, c.insecure = cfg, nil, false
+		return nil
+	}
+}
+
+// WithHandshake replaces the default authentication (WithAuth) with
+// another session layer.
 func WithHandshake(h Handshake) Option {
 	return func(c *config) error {
 		if h == nil {
 			return optErr("nil handshake")
 		}
-		c.handshake = h
+		c.handshake, c.insecure = h, false
+		return nil
+	}
+}
+
+// WithInsecure turns authentication off: registration carries no
+// handshake, as with Node. Any local process that can reach the address
+// can then join the cluster, call every declared method, publish and read
+// every value, and whoever binds the address first leads and receives
+// every follower's calls (SECURITY.md). New logs a warning saying so.
+// Only a cluster whose every member turns it off works; WithNodeCompat
+// implies it.
+func WithInsecure() Option {
+	return func(c *config) error {
+		c.handshake, c.insecure = nil, true
 		return nil
 	}
 }
@@ -437,6 +473,13 @@ func (c *config) resolve(getenv func(string) string) error {
 	}
 	if c.heartbeat > 0 && c.heartbeat < time.Millisecond {
 		return optErr("heartbeat interval %v is below 1ms", c.heartbeat)
+	}
+	if c.handshake == nil && !c.insecure && !c.single {
+		h, err := auth.New(c.auth)
+		if err != nil {
+			return fmt.Errorf("authentication: %w", err)
+		}
+		c.handshake = h
 	}
 	return nil
 }

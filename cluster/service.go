@@ -2,11 +2,10 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
 	"reflect"
 
+	"github.com/go-clusterclient/clusterclient/auth"
 	"github.com/go-clusterclient/clusterclient/protocol"
 )
 
@@ -234,31 +233,42 @@ func (r Result) Raw() (protocol.Raw, error) {
 	return raw, r.Decode(&raw)
 }
 
-// Ext holds extension fields of register_channel and its reply (JSON
-// values keyed by name). A Node peer ignores them.
-type Ext = map[string]json.RawMessage
+// Ext holds extension fields of register_channel, of its reply and of
+// register_confirm (JSON values keyed by name). A Node peer ignores them.
+type Ext = auth.Ext
 
-// PeerInfo describes the two ends of a registration for a Handshake.
-type PeerInfo struct {
-	Channel   string
-	Transport string
-	Addr      string
-	// Conn is the connection being registered; it may implement
-	// transport.PeerCredentials (unix sockets).
-	Conn net.Conn
-}
+// PeerInfo describes one end of a registration for a Handshake: the
+// channel, the transport's name, the address (as configured) and the
+// connection, which may implement transport.PeerCredentials (unix
+// sockets).
+type PeerInfo = auth.PeerInfo
 
 // Handshake is the session layer that authenticates registration in both
-// directions. A follower adds Hello's fields to its register_channel; the
-// leader's Admit checks them before anything else of the connection is
-// served, and returns the fields of its reply (or refuses with an error
-// sent back as ErrHandshake); the follower's Confirm checks the reply
-// before it trusts the leader. All three run once per connection.
+// directions, before anything else of the connection is served or sent.
+// It runs once per connection, in four steps:
 //
-// Node peers speak no handshake: with a Handshake set, a Node follower is
-// refused and a Node leader fails Confirm.
+//  1. the follower adds Hello's fields to its register_channel;
+//  2. the leader's Admit checks them and returns the fields of its reply,
+//     or refuses (the follower gets ErrHandshake with Admit's message);
+//  3. the follower's Confirm checks the reply before it trusts the leader
+//     (on failure it hangs up and elects again: ErrHandshake) and returns
+//     the fields of register_confirm, a Go-only request it sends next,
+//     before anything else;
+//  4. the leader's Verify checks them; only then is the connection
+//     admitted. Before that the leader answers heartbeats and nothing
+//     else, and drops the connection if it asks for anything else or
+//     does not confirm within the register deadline.
+//
+// Each step gets the earlier messages it needs (hello, reply), so an
+// implementation may be stateless. The default is package auth's (see
+// WithAuth); a Node peer speaks no handshake, so a Node follower is
+// refused and a Node leader fails Confirm (see WithInsecure,
+// WithNodeCompat).
 type Handshake interface {
 	Hello(ctx context.Context, info PeerInfo) (Ext, error)
 	Admit(ctx context.Context, info PeerInfo, hello Ext) (Ext, error)
-	Confirm(ctx context.Context, info PeerInfo, reply Ext) error
+	Confirm(ctx context.Context, info PeerInfo, hello, reply Ext) (Ext, error)
+	Verify(ctx context.Context, info PeerInfo, hello, reply, confirm Ext) error
 }
+
+var _ Handshake = (*auth.Handshake)(nil)

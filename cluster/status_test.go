@@ -202,10 +202,11 @@ func TestStatusAuthenticatesLikeAFollower(t *testing.T) {
 // The listing names every channel the process leads on the address; a
 // channel it does not lead is ErrNoChannel for QueryStatus.
 func TestStatusListChannelsAndNoChannel(t *testing.T) {
-	_, tr, addr := startLeader(t, "B")
-	a := newClient(t, "A", newWorld(), cluster.WithTransport(tr), cluster.WithAddr(addr))
+	// Listings are for clusters that authenticate nothing.
+	_, tr, addr := startLeader(t, "B", cluster.WithInsecure())
+	a := newClient(t, "A", newWorld(), cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithInsecure())
 	ready(t, a)
-	ls, err := cluster.ListChannels(tctx(t, wait), statusOpts(tr, addr)...)
+	ls, err := cluster.ListChannels(tctx(t, wait), statusOpts(tr, addr, cluster.WithInsecure())...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,17 +259,18 @@ func TestStatusAgainstNodeLeader(t *testing.T) {
 			}
 		}
 	})
+	// A Node leader speaks no handshake: the observers do not expect one.
 	_, err = cluster.QueryStatus(tctx(t, wait), "DataClient",
-		statusOpts(tr, addr, cluster.WithCodec(protocol.SerializeJSON))...)
+		statusOpts(tr, addr, cluster.WithCodec(protocol.SerializeJSON), cluster.WithInsecure())...)
 	if !errors.Is(err, cluster.ErrNoStatus) || !strings.Contains(err.Error(), "accepted the registration") {
 		t.Fatalf("serialize-json observer: %v", err)
 	}
 	// A JSON observer cannot read Node's reply, but still learns who leads.
-	_, err = cluster.QueryStatus(tctx(t, wait), "DataClient", statusOpts(tr, addr)...)
+	_, err = cluster.QueryStatus(tctx(t, wait), "DataClient", statusOpts(tr, addr, cluster.WithInsecure())...)
 	if !errors.Is(err, cluster.ErrNoStatus) || !errors.Is(err, cluster.ErrProtocol) || !strings.Contains(err.Error(), "Node") {
 		t.Fatalf("json observer: %v", err)
 	}
-	_, err = cluster.ListChannels(tctx(t, wait), statusOpts(tr, addr, cluster.WithResponseTimeout(100*time.Millisecond))...)
+	_, err = cluster.ListChannels(tctx(t, wait), statusOpts(tr, addr, cluster.WithResponseTimeout(100*time.Millisecond), cluster.WithInsecure())...)
 	if !errors.Is(err, cluster.ErrNoStatus) || !strings.Contains(err.Error(), "name a channel") {
 		t.Fatalf("listing: %v", err)
 	}

@@ -133,7 +133,13 @@ func (h *credHandshake) Admit(_ context.Context, info cluster.PeerInfo, _ cluste
 	return nil, nil
 }
 
-func (h *credHandshake) Confirm(context.Context, cluster.PeerInfo, cluster.Ext) error { return nil }
+func (h *credHandshake) Confirm(context.Context, cluster.PeerInfo, cluster.Ext, cluster.Ext) (cluster.Ext, error) {
+	return nil, nil
+}
+
+func (h *credHandshake) Verify(context.Context, cluster.PeerInfo, cluster.Ext, cluster.Ext, cluster.Ext) error {
+	return nil
+}
 
 // The session layer sees the kernel's peer credentials: on both ends of a
 // registration, the conn given to the Handshake reports this process.
