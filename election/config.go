@@ -1,6 +1,7 @@
 package election
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"time"
@@ -140,11 +141,11 @@ func (c *Config) fill() {
 	if c.Addr == "" && c.Transport != nil {
 		c.Addr = c.Transport.DefaultAddr()
 	}
-	c.DialTimeout = orDefault(c.DialTimeout, DefaultDialTimeout)
-	c.MaxWait = orDefault(c.MaxWait, DefaultMaxWait)
+	c.DialTimeout = cmp.Or(c.DialTimeout, DefaultDialTimeout)
+	c.MaxWait = cmp.Or(c.MaxWait, DefaultMaxWait)
 	c.MinBackoff = c.backoffMin()
 	c.MaxBackoff = c.backoffMax()
-	c.Jitter = orDefault(c.Jitter, DefaultJitter)
+	c.Jitter = cmp.Or(c.Jitter, DefaultJitter)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -180,12 +181,5 @@ func (c Config) Validate() error {
 }
 
 // backoffMin and backoffMax are the effective bounds, defaults included.
-func (c Config) backoffMin() time.Duration { return orDefault(c.MinBackoff, DefaultMinBackoff) }
-func (c Config) backoffMax() time.Duration { return orDefault(c.MaxBackoff, DefaultMaxBackoff) }
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
-}
+func (c Config) backoffMin() time.Duration { return cmp.Or(c.MinBackoff, DefaultMinBackoff) }
+func (c Config) backoffMax() time.Duration { return cmp.Or(c.MaxBackoff, DefaultMaxBackoff) }

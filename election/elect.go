@@ -1,6 +1,7 @@
 package election
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -92,7 +93,7 @@ func (r *Registry) Reelect(ctx context.Context, cfg Config) (Outcome, error) {
 	if err := cfg.Validate(); err != nil {
 		return Outcome{}, err
 	}
-	jitter := orDefault(cfg.Jitter, DefaultJitter)
+	jitter := cmp.Or(cfg.Jitter, DefaultJitter)
 	if err := sleep(ctx, rand.N(jitter)); err != nil {
 		c := cfg
 		c.fill()

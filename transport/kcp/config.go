@@ -1,6 +1,7 @@
 package kcp
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -111,27 +112,13 @@ func DefaultConfig() Config {
 // withDefaults returns c with its zero fields set to their defaults.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.PingInterval == 0 {
-		c.PingInterval = d.PingInterval
-	}
-	if c.DeadPeerTimeout == 0 {
-		c.DeadPeerTimeout = d.DeadPeerTimeout
-	}
-	if c.HandshakeTimeout == 0 {
-		c.HandshakeTimeout = d.HandshakeTimeout
-	}
-	if c.Linger == 0 {
-		c.Linger = d.Linger
-	}
-	if c.Window == 0 {
-		c.Window = d.Window
-	}
-	if c.MTU == 0 {
-		c.MTU = d.MTU
-	}
-	if c.AcceptBacklog == 0 {
-		c.AcceptBacklog = d.AcceptBacklog
-	}
+	c.PingInterval = cmp.Or(c.PingInterval, d.PingInterval)
+	c.DeadPeerTimeout = cmp.Or(c.DeadPeerTimeout, d.DeadPeerTimeout)
+	c.HandshakeTimeout = cmp.Or(c.HandshakeTimeout, d.HandshakeTimeout)
+	c.Linger = cmp.Or(c.Linger, d.Linger)
+	c.Window = cmp.Or(c.Window, d.Window)
+	c.MTU = cmp.Or(c.MTU, d.MTU)
+	c.AcceptBacklog = cmp.Or(c.AcceptBacklog, d.AcceptBacklog)
 	return c
 }
 

@@ -35,6 +35,7 @@
 package mem
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -106,12 +107,8 @@ func New(cfg Config) (*Transport, error) {
 		return nil, err
 	}
 	def := DefaultConfig()
-	if cfg.BufferSize == 0 {
-		cfg.BufferSize = def.BufferSize
-	}
-	if cfg.Backlog == 0 {
-		cfg.Backlog = def.Backlog
-	}
+	cfg.BufferSize = cmp.Or(cfg.BufferSize, def.BufferSize)
+	cfg.Backlog = cmp.Or(cfg.Backlog, def.Backlog)
 	return &Transport{cfg: cfg}, nil
 }
 

@@ -1,6 +1,7 @@
 package yamux
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -101,27 +102,13 @@ func DefaultConfig(underlying transport.Transport) Config {
 // withDefaults returns c with its zero fields set to their defaults.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig(c.Underlying)
-	if c.KeepAliveInterval == 0 {
-		c.KeepAliveInterval = d.KeepAliveInterval
-	}
-	if c.ConnectionWriteTimeout == 0 {
-		c.ConnectionWriteTimeout = d.ConnectionWriteTimeout
-	}
-	if c.StreamOpenTimeout == 0 {
-		c.StreamOpenTimeout = d.StreamOpenTimeout
-	}
-	if c.StreamCloseTimeout == 0 {
-		c.StreamCloseTimeout = d.StreamCloseTimeout
-	}
-	if c.MaxStreamWindowSize == 0 {
-		c.MaxStreamWindowSize = d.MaxStreamWindowSize
-	}
-	if c.AcceptBacklog == 0 {
-		c.AcceptBacklog = d.AcceptBacklog
-	}
-	if c.Logger == nil {
-		c.Logger = d.Logger
-	}
+	c.KeepAliveInterval = cmp.Or(c.KeepAliveInterval, d.KeepAliveInterval)
+	c.ConnectionWriteTimeout = cmp.Or(c.ConnectionWriteTimeout, d.ConnectionWriteTimeout)
+	c.StreamOpenTimeout = cmp.Or(c.StreamOpenTimeout, d.StreamOpenTimeout)
+	c.StreamCloseTimeout = cmp.Or(c.StreamCloseTimeout, d.StreamCloseTimeout)
+	c.MaxStreamWindowSize = cmp.Or(c.MaxStreamWindowSize, d.MaxStreamWindowSize)
+	c.AcceptBacklog = cmp.Or(c.AcceptBacklog, d.AcceptBacklog)
+	c.Logger = cmp.Or(c.Logger, d.Logger)
 	return c
 }
 
