@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-clusterclient/clusterclient/election"
 	"github.com/go-clusterclient/clusterclient/internal/childproc"
+	"github.com/go-clusterclient/clusterclient/transport/transporttest"
 )
 
 // childModes are the modes a re-executed test binary can run (see
@@ -296,13 +297,4 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 
 // freeTCPAddr returns a loopback address with a port nobody listened on a
 // moment ago.
-func freeTCPAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+func freeTCPAddr(t testing.TB) string { return transporttest.FreeAddr(t, "tcp", "127.0.0.1") }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-clusterclient/clusterclient/transport/kcp"
+	"github.com/go-clusterclient/clusterclient/transport/transporttest"
 )
 
 // A leader that hangs (SIGSTOP: its socket stays bound, so the kernel
@@ -17,7 +18,7 @@ import (
 func TestHungLeaderTimesOut(t *testing.T) {
 	cfg := kcp.Config{PingInterval: 200 * time.Millisecond, DeadPeerTimeout: time.Second}
 	tr := kcp.New(cfg)
-	leader, c := startLeader(t, tr, freeAddr(t, "127.0.0.1"))
+	leader, c := startLeader(t, tr, transporttest.FreeAddr(t, "udp", "127.0.0.1"))
 	if err := syscall.Kill(leader.Pid(), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}

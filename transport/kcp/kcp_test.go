@@ -37,41 +37,18 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, kcpGoroutines...)
 }
 
-// freeAddr returns host:port with a UDP port the kernel just handed out and
-// took back, so nobody holds it.
-func freeAddr(tb testing.TB, host string) string {
-	tb.Helper()
-	pc, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer pc.Close()
-	return pc.LocalAddr().String()
-}
-
-// holdUDP binds a plain UDP socket on addr that never answers.
-func holdUDP(tb testing.TB, addr string) net.PacketConn {
-	tb.Helper()
-	pc, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { pc.Close() })
-	return pc
-}
-
 func harness(host string) transporttest.Harness {
 	return transporttest.Harness{
 		NewTransport: func(testing.TB) transport.Transport { return kcp.New(kcp.DefaultConfig()) },
-		NewAddr:      func(tb testing.TB) string { return freeAddr(tb, host) },
+		NewAddr:      func(tb testing.TB) string { return transporttest.FreeAddr(tb, "udp", host) },
 		// A plain UDP socket holds the port: the bind fails, and a Dial
 		// gets no hello-ack.
 		HoldAddr: func(tb testing.TB, addr string) bool {
-			holdUDP(tb, addr)
+			transporttest.Hold(tb, "udp", addr)
 			return false
 		},
 		UnansweredAddr: func(tb testing.TB, _ transport.Transport) string {
-			return holdUDP(tb, freeAddr(tb, host)).LocalAddr().String()
+			return transporttest.Hold(tb, "udp", net.JoinHostPort(host, "0"))
 		},
 		Skip: map[string]string{
 			"listener-close-keeps-conns": "the listener's one UDP socket carries every accepted conn; " +
@@ -141,43 +118,7 @@ func patient() kcp.Config {
 }
 
 func TestAddressRules(t *testing.T) {
-	loopbackOnly := kcp.New(kcp.DefaultConfig())
-	anyHost := kcp.New(kcp.Config{AllowNonLoopback: true})
-	for _, tc := range []struct {
-		addr        string
-		anyHostOK   bool // valid with AllowNonLoopback (never dialed here)
-		description string
-	}{
-		{"localhost:7777", false, "a hostname, even localhost"},
-		{"example.invalid:7777", false, "a hostname that does not resolve"},
-		{":7777", false, "no host"},
-		{"127.0.0.1", false, "no port"},
-		{"127.0.0.1:http", false, "a port name"},
-		{"127.0.0.1:65536", false, "a port out of range"},
-		{"127.0.0.1:0", false, "port 0 (dial)"},
-		{"[::ffff:127.0.0.1]:7777", false, "an IPv4-mapped IPv6 address"},
-		{"10.1.2.3:7777", true, "a private address"},
-		{"0.0.0.0:7777", true, "the unspecified address"},
-		{"[::]:7777", true, "the unspecified IPv6 address"},
-	} {
-		// The address is checked before anything is sent, and a
-		// cancelled context stops Dial right after the check.
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		_, err := loopbackOnly.Dial(ctx, tc.addr)
-		if !errors.Is(err, transport.ErrInvalidAddr) {
-			t.Errorf("Dial(%q) (%s), loopback only: %v, want ErrInvalidAddr", tc.addr, tc.description, err)
-		}
-		_, err = anyHost.Dial(ctx, tc.addr)
-		if got := !errors.Is(err, transport.ErrInvalidAddr); got != tc.anyHostOK {
-			t.Errorf("Dial(%q) (%s), AllowNonLoopback: %v; want valid=%v", tc.addr, tc.description, err, tc.anyHostOK)
-		}
-	}
-	for _, addr := range []string{"localhost:0", "0.0.0.0:0", "[::ffff:127.0.0.1]:0"} {
-		if _, err := loopbackOnly.Listen(context.Background(), addr); !errors.Is(err, transport.ErrInvalidAddr) {
-			t.Errorf("Listen(%q): %v, want ErrInvalidAddr", addr, err)
-		}
-	}
+	transporttest.CheckIPAddrRules(t, kcp.New(kcp.DefaultConfig()), kcp.New(kcp.Config{AllowNonLoopback: true}))
 }
 
 func TestDefaults(t *testing.T) {
@@ -252,7 +193,7 @@ func TestExclusiveBind(t *testing.T) {
 // ErrNoListener, long before the handshake timeout.
 func TestDialNobodyRefused(t *testing.T) {
 	tr := kcp.New(kcp.Config{HandshakeTimeout: time.Minute})
-	addr := freeAddr(t, "127.0.0.1")
+	addr := transporttest.FreeAddr(t, "udp", "127.0.0.1")
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	_, err := tr.Dial(ctx, addr)
@@ -266,7 +207,7 @@ func TestDialNobodyRefused(t *testing.T) {
 // HandshakeTimeout ends, without a context deadline.
 func TestDialUnansweredTimesOut(t *testing.T) {
 	tr := kcp.New(kcp.Config{HandshakeTimeout: 300 * time.Millisecond})
-	addr := holdUDP(t, freeAddr(t, "127.0.0.1")).LocalAddr().String()
+	addr := transporttest.Hold(t, "udp", "127.0.0.1:0")
 	start := time.Now()
 	_, err := tr.Dial(context.Background(), addr)
 	if !errors.Is(err, transport.ErrNoListener) || !bytes.Contains([]byte(err.Error()), []byte("no hello-ack")) {
@@ -511,7 +452,7 @@ func newLeaderAccepts(t *testing.T, tr *kcp.Transport, addr string) {
 func TestLeaderSIGKILLWhileFollowerSends(t *testing.T) {
 	cfg := kcp.Config{PingInterval: 200 * time.Millisecond, DeadPeerTimeout: time.Second}
 	tr := kcp.New(cfg)
-	addr := freeAddr(t, "127.0.0.1")
+	addr := transporttest.FreeAddr(t, "udp", "127.0.0.1")
 	leader, c := startLeader(t, tr, addr)
 
 	type result struct {
@@ -569,7 +510,7 @@ func TestLeaderSIGKILLWhileFollowerSends(t *testing.T) {
 // heartbeat timeout.
 func TestFollowerQuietDuringFailover(t *testing.T) {
 	tr := kcp.New(patient()) // no heartbeat while the port changes hands
-	addr := freeAddr(t, "127.0.0.1")
+	addr := transporttest.FreeAddr(t, "udp", "127.0.0.1")
 	leader, c := startLeader(t, tr, addr)
 	if err := leader.Kill(); err != nil {
 		t.Fatal(err)

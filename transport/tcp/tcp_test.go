@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -23,33 +22,17 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// freeAddr returns host:port with a port the kernel just handed out and
-// took back, so nobody listens on it.
-func freeAddr(tb testing.TB, host string) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func harness(host string) transporttest.Harness {
 	return transporttest.Harness{
 		NewTransport: func(testing.TB) transport.Transport { return tcp.New(tcp.DefaultConfig()) },
-		NewAddr:      func(tb testing.TB) string { return freeAddr(tb, host) },
+		NewAddr:      func(tb testing.TB) string { return transporttest.FreeAddr(tb, "tcp", host) },
 		// A plain TCP listener: the kernel completes the handshake even
 		// though nobody calls Accept.
 		HoldAddr: func(tb testing.TB, addr string) bool {
-			l, err := net.Listen("tcp", addr)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			tb.Cleanup(func() { l.Close() })
+			transporttest.Hold(tb, "tcp", addr)
 			return true
 		},
-		UnansweredAddr: unansweredAddr(host),
+		UnansweredAddr: transporttest.UnansweredTCPAddr(host),
 	}
 }
 
@@ -75,41 +58,7 @@ func BenchmarkFailoverListen(b *testing.B) {
 }
 
 func TestAddressRules(t *testing.T) {
-	loopbackOnly := tcp.New(tcp.DefaultConfig())
-	anyHost := tcp.New(tcp.Config{AllowNonLoopback: true})
-	for _, tc := range []struct {
-		addr        string
-		anyHostOK   bool // valid with AllowNonLoopback (never dialed here)
-		description string
-	}{
-		{"localhost:7777", false, "a hostname, even localhost"},
-		{"example.invalid:7777", false, "a hostname"},
-		{":7777", false, "no host"},
-		{"127.0.0.1", false, "no port"},
-		{"127.0.0.1:http", false, "a port name"},
-		{"127.0.0.1:65536", false, "a port out of range"},
-		{"127.0.0.1:0", false, "port 0 (dial)"},
-		{"[::ffff:127.0.0.1]:7777", false, "an IPv4-mapped IPv6 address"},
-		{"10.1.2.3:7777", true, "a private address"},
-		{"0.0.0.0:7777", true, "the unspecified address"},
-		{"[::]:7777", true, "the unspecified IPv6 address"},
-	} {
-		// Dial checks the address before any network traffic, so an
-		// already-cancelled context shows which addresses pass the check.
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		_, err := loopbackOnly.Dial(ctx, tc.addr)
-		if !errors.Is(err, transport.ErrInvalidAddr) {
-			t.Errorf("Dial(%q) (%s), loopback only: %v, want ErrInvalidAddr", tc.addr, tc.description, err)
-		}
-		_, err = anyHost.Dial(ctx, tc.addr)
-		if got := !errors.Is(err, transport.ErrInvalidAddr); got != tc.anyHostOK {
-			t.Errorf("Dial(%q) (%s), AllowNonLoopback: %v; want valid=%v", tc.addr, tc.description, err, tc.anyHostOK)
-		}
-	}
-	if _, err := loopbackOnly.Listen(context.Background(), "localhost:0"); !errors.Is(err, transport.ErrInvalidAddr) {
-		t.Errorf("Listen(localhost:0): %v, want ErrInvalidAddr", err)
-	}
+	transporttest.CheckIPAddrRules(t, tcp.New(tcp.DefaultConfig()), tcp.New(tcp.Config{AllowNonLoopback: true}))
 }
 
 func TestListenPortZero(t *testing.T) {

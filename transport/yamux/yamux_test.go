@@ -62,15 +62,7 @@ func mustUnderlying(tb testing.TB, kind string) transport.Transport {
 }
 
 // freeTCPAddr returns 127.0.0.1:port with a port nobody listens on.
-func freeTCPAddr(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freeTCPAddr(tb testing.TB) string { return transporttest.FreeAddr(tb, "tcp", "127.0.0.1") }
 
 var memAddrs atomic.Int64
 
@@ -84,14 +76,10 @@ func tcpHarness() transporttest.Harness {
 		// A plain TCP listener: the kernel accepts the underlying conn,
 		// but nothing answers the yamux ping Dial waits for.
 		HoldAddr: func(tb testing.TB, addr string) bool {
-			l, err := net.Listen("tcp", addr)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			tb.Cleanup(func() { l.Close() })
+			transporttest.Hold(tb, "tcp", addr)
 			return false
 		},
-		UnansweredAddr: unansweredTCPAddr,
+		UnansweredAddr: transporttest.UnansweredTCPAddr("127.0.0.1"),
 	}
 }
 
@@ -125,11 +113,7 @@ func unixHarness() transporttest.Harness {
 		// A plain unix listener: the connect succeeds, but nothing
 		// answers the yamux ping Dial waits for.
 		HoldAddr: func(tb testing.TB, addr string) bool {
-			l, err := net.Listen("unix", addr)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			tb.Cleanup(func() { l.Close() })
+			transporttest.Hold(tb, "unix", addr)
 			return false
 		},
 		// No UnansweredAddr: a unix-socket connect never waits (with the
