@@ -12,9 +12,6 @@ import (
 	xunix "golang.org/x/sys/unix"
 )
 
-// errLocked wraps EWOULDBLOCK when another process holds a path's lock.
-var errLocked = errors.New("lock held by another listener")
-
 // lockFile opens (creating, 0600) the lock file at path and takes an
 // exclusive flock on it without waiting. Closing the result releases it.
 func lockFile(path string) (io.Closer, error) {
@@ -32,22 +29,9 @@ func lockFile(path string) (io.Closer, error) {
 	return f, nil
 }
 
-// privateDir checks that dir is a directory owned by the effective user
-// and not writable by group or others, creating it (0700) first if create
-// is set. A missing dir without create matches os.ErrNotExist.
-func privateDir(dir string, create bool) error {
-	if create {
-		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("create socket directory: %w", err)
-		}
-	}
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return err
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%w: %s is not a directory (%v)", ErrInsecureDir, dir, fi.Mode().Type())
-	}
+// checkPrivate checks that the directory dir (fi is its Lstat) is owned
+// by the effective user and not writable by group or others.
+func checkPrivate(dir string, fi os.FileInfo) error {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
 		return fmt.Errorf("%w: %s is owned by uid %d, not %d", ErrInsecureDir, dir, st.Uid, os.Geteuid())
 	}

@@ -202,6 +202,29 @@ func (tr *Transport) resolve(addr string) (string, error) {
 	return path, nil
 }
 
+// errLocked wraps EWOULDBLOCK when another process holds a path's lock.
+var errLocked = errors.New("lock held by another listener")
+
+// privateDir checks that dir is a directory and, where the OS tells (see
+// checkPrivate), owned by the effective user and not writable by group or
+// others, creating it (0700) first if create is set. A missing dir without
+// create matches os.ErrNotExist.
+func privateDir(dir string, create bool) error {
+	if create {
+		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("create socket directory: %w", err)
+		}
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%w: %s is not a directory (%v)", ErrInsecureDir, dir, fi.Mode().Type())
+	}
+	return checkPrivate(dir, fi)
+}
+
 // checkDir applies the default directory's rules if path is in it.
 func (tr *Transport) checkDir(path string, create bool) error {
 	if filepath.Dir(path) != tr.defaultDir {
