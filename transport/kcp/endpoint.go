@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/go-clusterclient/clusterclient/transport/internal/sockopt"
 )
 
 // endpoint owns one UDP socket: a listener's bound socket, shared by all the
@@ -132,7 +134,7 @@ func (e *endpoint) readLoop() {
 			if e.closing() {
 				return
 			}
-			if e.peer != nil && isRefused(err) {
+			if e.peer != nil && sockopt.IsPortUnreachable(err) {
 				e.refused(err)
 				continue
 			}
@@ -243,7 +245,7 @@ func (e *endpoint) sendControl(conv uint32, kind byte, value uint64, to *net.UDP
 	} else {
 		_, err = e.pc.WriteToUDP(b, to)
 	}
-	if err != nil && e.peer != nil && isRefused(err) {
+	if err != nil && e.peer != nil && sockopt.IsPortUnreachable(err) {
 		e.refused(err)
 	}
 }
@@ -267,7 +269,7 @@ func (e *endpoint) writeKCP(b []byte, addr net.Addr) (int, error) {
 		return len(b), nil
 	case errors.Is(err, net.ErrClosed):
 		return 0, err
-	case e.peer != nil && isRefused(err):
+	case e.peer != nil && sockopt.IsPortUnreachable(err):
 		e.refused(err)
 		return 0, err
 	default:

@@ -16,6 +16,7 @@ import (
 	kcpgo "github.com/xtaci/kcp-go/v5"
 
 	"github.com/go-clusterclient/clusterclient/transport"
+	"github.com/go-clusterclient/clusterclient/transport/internal/sockopt"
 )
 
 // Errors of this package, returned wrapped; match them with errors.Is.
@@ -121,11 +122,11 @@ func (t *Transport) Listen(ctx context.Context, addr string) (net.Listener, erro
 	if err != nil {
 		return nil, err
 	}
-	lc := net.ListenConfig{Control: exclusiveBind}
+	lc := net.ListenConfig{Control: sockopt.ExclusiveAddr}
 	pc, err := lc.ListenPacket(ctx, udpNetwork(ua), ua.String())
 	if err != nil {
 		var kind error
-		if isAddrInUse(err) {
+		if sockopt.IsAddrInUse(err) {
 			kind = transport.ErrAddrInUse
 		}
 		return nil, t.opErr("listen", addr, kind, err)
@@ -195,7 +196,7 @@ func (t *Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
 		err = ctx.Err()
 	case ctxBound && errors.Is(err, os.ErrDeadlineExceeded):
 		err = context.DeadlineExceeded // the context's timer has not run yet
-	case isRefused(err):
+	case sockopt.IsPortUnreachable(err):
 		kind, err = transport.ErrNoListener, fmt.Errorf("nothing is bound there: %w", osError(err))
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		kind, err = transport.ErrNoListener, fmt.Errorf("no hello-ack within %v (the port may be held by something that is not a kcp listener)", wait.Round(time.Millisecond))

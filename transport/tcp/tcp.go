@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/go-clusterclient/clusterclient/transport"
+	"github.com/go-clusterclient/clusterclient/transport/internal/sockopt"
 )
 
 // DefaultAddr is the address used when the caller gives none (Node's
@@ -130,11 +131,11 @@ func (tr *Transport) Listen(ctx context.Context, addr string) (net.Listener, err
 	if err != nil {
 		return nil, tr.opError("listen", addr, transport.ErrInvalidAddr, err)
 	}
-	lc := net.ListenConfig{KeepAlive: tr.cfg.KeepAlive, Control: exclusiveAddrControl}
+	lc := net.ListenConfig{KeepAlive: tr.cfg.KeepAlive, Control: sockopt.ExclusiveAddr}
 	l, err := lc.Listen(ctx, network, ap.String())
 	if err != nil {
 		var kind error
-		if isAddrInUse(err) {
+		if sockopt.IsAddrInUse(err) {
 			kind = transport.ErrAddrInUse
 		}
 		return nil, tr.opError("listen", addr, kind, err)
@@ -154,7 +155,7 @@ func (tr *Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	c, err := d.DialContext(ctx, network, ap.String())
 	if err != nil {
 		var kind error
-		if isRefused(err) {
+		if sockopt.IsRefused(err) {
 			kind = transport.ErrNoListener
 		}
 		return nil, tr.opError("dial", addr, kind, deadlineError(ctx, err))

@@ -40,7 +40,3 @@ func checkPrivate(dir string, fi os.FileInfo) error {
 	}
 	return nil
 }
-
-func isAddrInUse(err error) bool { return errors.Is(err, syscall.EADDRINUSE) }
-
-func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }

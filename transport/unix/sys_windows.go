@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-
-	"golang.org/x/sys/windows"
 )
 
 // lockFile fails: without flock this package cannot replace dead socket
@@ -18,7 +16,3 @@ func lockFile(path string) (io.Closer, error) {
 // checkPrivate accepts every directory: ownership and ACLs are not
 // inspected here.
 func checkPrivate(string, os.FileInfo) error { return nil }
-
-func isAddrInUse(err error) bool { return errors.Is(err, windows.WSAEADDRINUSE) }
-
-func isRefused(err error) bool { return errors.Is(err, windows.WSAECONNREFUSED) }

@@ -81,6 +81,7 @@ import (
 	"time"
 
 	"github.com/go-clusterclient/clusterclient/transport"
+	"github.com/go-clusterclient/clusterclient/transport/internal/sockopt"
 )
 
 const (
@@ -272,7 +273,7 @@ func (tr *Transport) Listen(ctx context.Context, addr string) (net.Listener, err
 // replacing a dead socket file.
 func (tr *Transport) listenLocked(ctx context.Context, addr, path string) (*listener, error) {
 	ul, err := tr.bind(ctx, path)
-	if isAddrInUse(err) {
+	if sockopt.IsAddrInUse(err) {
 		fi, lerr := os.Lstat(path)
 		switch {
 		case lerr == nil && fi.Mode().Type() != os.ModeSocket:
@@ -312,7 +313,7 @@ func (tr *Transport) bind(ctx context.Context, name string) (*net.UnixListener, 
 }
 
 func listenKind(err error) error {
-	if isAddrInUse(err) {
+	if sockopt.IsAddrInUse(err) {
 		return transport.ErrAddrInUse
 	}
 	return nil
@@ -329,7 +330,7 @@ func (tr *Transport) alive(ctx context.Context, path string) bool {
 		c.Close()
 		return true
 	}
-	return !isRefused(err) && !errors.Is(err, os.ErrNotExist)
+	return !sockopt.IsRefused(err) && !errors.Is(err, os.ErrNotExist)
 }
 
 // Dial connects to the socket at addr, honouring ctx. A missing socket
@@ -349,7 +350,7 @@ func (tr *Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
 		var kind error
-		if isRefused(err) || errors.Is(err, os.ErrNotExist) {
+		if sockopt.IsRefused(err) || errors.Is(err, os.ErrNotExist) {
 			kind = transport.ErrNoListener
 		}
 		return nil, tr.opError("dial", addr, kind, err)
