@@ -11,6 +11,8 @@ import (
 	"time"
 
 	kcpgo "github.com/xtaci/kcp-go/v5"
+
+	"github.com/go-clusterclient/clusterclient/transport/internal/deadline"
 )
 
 // Conn is a KCP conversation returned by Dial and by a listener's Accept.
@@ -45,7 +47,7 @@ type Conn struct {
 	rx atomic.Uint64 // datagrams received from the peer
 
 	readable chan struct{} // cap 1: data may be ready, or a FIN arrived
-	rd, wd   *deadline
+	rd, wd   deadline.Deadline
 
 	readN   atomic.Uint64 // bytes returned by Read
 	written atomic.Uint64 // bytes accepted by Write
@@ -82,8 +84,6 @@ func newConn(ep *endpoint, conv uint32, raddr *net.UDPAddr) *Conn {
 		raddr:    raddr,
 		born:     time.Now(),
 		readable: make(chan struct{}, 1),
-		rd:       newDeadline(),
-		wd:       newDeadline(),
 		closedCh: make(chan struct{}),
 		failedCh: make(chan struct{}),
 	}
@@ -147,7 +147,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 		if isClosed(c.closedCh) {
 			return 0, c.opErr("read", net.ErrClosed)
 		}
-		if c.rd.passed() {
+		if c.rd.Passed() {
 			return 0, c.opErr("read", os.ErrDeadlineExceeded)
 		}
 		if len(b) == 0 {
@@ -173,7 +173,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 		}
 		select {
 		case <-c.readable:
-		case <-c.rd.wait():
+		case <-c.rd.Done():
 		case <-c.closedCh:
 		case <-c.failedCh:
 		}
@@ -209,7 +209,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 	if c.hasPeerFin.Load() {
 		return 0, c.opErr("write", ErrPeerClosed)
 	}
-	if c.wd.passed() {
+	if c.wd.Passed() {
 		return 0, c.opErr("write", os.ErrDeadlineExceeded)
 	}
 	if len(b) == 0 {
@@ -399,7 +399,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 	if isClosed(c.closedCh) {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.rd.set(t)
+	c.rd.Set(t)
 	return nil
 }
 
@@ -410,7 +410,19 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	if c.closed {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.wd.set(t)
+	c.wd.Set(t)
 	c.sess.SetWriteDeadline(t)
 	return nil
+}
+
+// aLongTimeAgo is a deadline in the past, used to abort blocked calls.
+var aLongTimeAgo = time.Unix(1, 0)
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }

@@ -180,12 +180,12 @@ func (t *Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	c.attach(sess)
 	ep.start()
 
-	c.rd.set(time.Now().Add(wait))
-	stop := context.AfterFunc(ctx, func() { c.rd.set(aLongTimeAgo) })
+	c.rd.Set(time.Now().Add(wait))
+	stop := context.AfterFunc(ctx, func() { c.rd.Set(aLongTimeAgo) })
 	err = t.handshake(c, nonce)
 	stop()
 	if err == nil {
-		c.rd.set(time.Time{})
+		c.rd.Set(time.Time{})
 		c.setEstablished()
 		return c, nil
 	}

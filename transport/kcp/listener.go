@@ -118,7 +118,7 @@ func (l *listener) acceptLoop() {
 // handshake reads c's hello, answers it and queues c for Accept.
 func (l *listener) handshake(c *Conn) {
 	defer l.wg.Done()
-	c.rd.set(c.born.Add(l.tr.cfg.HandshakeTimeout))
+	c.rd.Set(c.born.Add(l.tr.cfg.HandshakeTimeout))
 	var hello [helloLen]byte
 	if _, err := io.ReadFull(c, hello[:]); err != nil {
 		c.reject(fmt.Errorf("%w: no hello from %s: %w", ErrHandshake, c.raddr, err))
@@ -133,7 +133,7 @@ func (l *listener) handshake(c *Conn) {
 		c.reject(fmt.Errorf("%w: answer %s: %w", ErrHandshake, c.raddr, err))
 		return
 	}
-	c.rd.set(time.Time{})
+	c.rd.Set(time.Time{})
 	c.setEstablished()
 	select {
 	case l.acceptCh <- c:

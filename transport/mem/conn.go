@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/go-clusterclient/clusterclient/transport/internal/deadline"
 )
 
 // ErrWriteAfterCloseWrite is returned (wrapped in a *net.OpError) by Write
@@ -114,7 +116,7 @@ type conn struct {
 	local, remote Addr
 
 	readMu, writeMu sync.Mutex
-	readDL, writeDL deadline
+	readDL, writeDL deadline.Deadline
 
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
@@ -131,10 +133,6 @@ func newConnPair(local, remote Addr, size int) (client, server *conn) {
 	up, down := newStream(size), newStream(size)
 	client = &conn{rx: down, tx: up, local: local, remote: remote, done: make(chan struct{})}
 	server = &conn{rx: up, tx: down, local: remote, remote: local, done: make(chan struct{})}
-	client.readDL.init()
-	client.writeDL.init()
-	server.readDL.init()
-	server.writeDL.init()
 	return client, server
 }
 
@@ -161,7 +159,7 @@ func (c *conn) Read(p []byte) (int, error) {
 		if c.closed() {
 			return 0, c.opError("read", net.ErrClosed)
 		}
-		if c.readDL.expired() {
+		if c.readDL.Passed() {
 			return 0, c.opError("read", os.ErrDeadlineExceeded)
 		}
 		if len(p) == 0 {
@@ -173,7 +171,7 @@ func (c *conn) Read(p []byte) (int, error) {
 		}
 		select {
 		case <-c.rx.readable:
-		case <-c.readDL.wait():
+		case <-c.readDL.Done():
 		case <-c.done:
 		}
 	}
@@ -190,7 +188,7 @@ func (c *conn) Write(p []byte) (int, error) {
 		if c.closed() {
 			return n, c.opError("write", net.ErrClosed)
 		}
-		if c.writeDL.expired() {
+		if c.writeDL.Passed() {
 			return n, c.opError("write", os.ErrDeadlineExceeded)
 		}
 		m, err := c.tx.write(p[n:])
@@ -206,7 +204,7 @@ func (c *conn) Write(p []byte) (int, error) {
 		}
 		select {
 		case <-c.tx.writable:
-		case <-c.writeDL.wait():
+		case <-c.writeDL.Done():
 		case <-c.done:
 		}
 	}
@@ -222,8 +220,8 @@ func (c *conn) Close() error {
 		close(c.done)
 		c.tx.closeWrite()
 		c.rx.closeRead()
-		c.readDL.set(time.Time{})
-		c.writeDL.set(time.Time{})
+		c.readDL.Set(time.Time{})
+		c.writeDL.Set(time.Time{})
 	})
 	if !first {
 		return c.opError("close", net.ErrClosed)
@@ -253,8 +251,8 @@ func (c *conn) SetDeadline(t time.Time) error {
 	if c.closed() {
 		return c.opError("set", net.ErrClosed)
 	}
-	c.readDL.set(t)
-	c.writeDL.set(t)
+	c.readDL.Set(t)
+	c.writeDL.Set(t)
 	return nil
 }
 
@@ -263,7 +261,7 @@ func (c *conn) SetReadDeadline(t time.Time) error {
 	if c.closed() {
 		return c.opError("set", net.ErrClosed)
 	}
-	c.readDL.set(t)
+	c.readDL.Set(t)
 	return nil
 }
 
@@ -272,59 +270,6 @@ func (c *conn) SetWriteDeadline(t time.Time) error {
 	if c.closed() {
 		return c.opError("set", net.ErrClosed)
 	}
-	c.writeDL.set(t)
+	c.writeDL.Set(t)
 	return nil
 }
-
-// deadline is a settable point in time with a channel that is closed when
-// it passes, so a blocked operation can select on it.
-type deadline struct {
-	mu     sync.Mutex
-	timer  *time.Timer
-	passed chan struct{} // closed when the deadline passes
-}
-
-func (d *deadline) init() { d.passed = make(chan struct{}) }
-
-func isClosed(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
-
-// set moves the deadline to t; the zero time means none. Each passed
-// channel is closed by exactly one party: the timer armed for it, or set
-// itself when t is already past.
-func (d *deadline) set(t time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.timer != nil && !d.timer.Stop() {
-		// The timer fired or is firing: its channel is (being) closed.
-		d.passed = make(chan struct{})
-	} else if isClosed(d.passed) {
-		d.passed = make(chan struct{})
-	}
-	d.timer = nil
-	if t.IsZero() {
-		return
-	}
-	wait := time.Until(t)
-	if wait <= 0 {
-		close(d.passed)
-		return
-	}
-	passed := d.passed
-	d.timer = time.AfterFunc(wait, func() { close(passed) })
-}
-
-// wait returns a channel closed when the current deadline passes.
-func (d *deadline) wait() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.passed
-}
-
-func (d *deadline) expired() bool { return isClosed(d.wait()) }
