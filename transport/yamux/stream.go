@@ -65,18 +65,26 @@ func (c *stream) mapErr(op string, err error) error {
 	return c.opErr(op, err)
 }
 
-func passed(dl time.Time) bool { return !dl.IsZero() && !time.Now().Before(dl) }
-
-// Read implements net.Conn.
-func (c *stream) Read(b []byte) (int, error) {
+// refuse returns the error a Read or Write (op) fails with before it
+// starts: the stream is closed, or the deadline the call reads (*dl)
+// has passed. It returns nil if the call may go on.
+func (c *stream) refuse(op string, dl *time.Time) error {
 	c.mu.Lock()
-	closed, dl := c.closed, c.readDL
+	closed, t := c.closed, *dl
 	c.mu.Unlock()
 	switch {
 	case closed:
-		return 0, c.opErr("read", net.ErrClosed)
-	case passed(dl):
-		return 0, c.opErr("read", os.ErrDeadlineExceeded)
+		return c.opErr(op, net.ErrClosed)
+	case !t.IsZero() && !time.Now().Before(t):
+		return c.opErr(op, os.ErrDeadlineExceeded)
+	}
+	return nil
+}
+
+// Read implements net.Conn.
+func (c *stream) Read(b []byte) (int, error) {
+	if err := c.refuse("read", &c.readDL); err != nil {
+		return 0, err
 	}
 	n, err := c.st.Read(b)
 	if n > 0 && err != io.EOF {
@@ -90,14 +98,8 @@ func (c *stream) Read(b []byte) (int, error) {
 
 // Write implements net.Conn.
 func (c *stream) Write(b []byte) (int, error) {
-	c.mu.Lock()
-	closed, dl := c.closed, c.writeDL
-	c.mu.Unlock()
-	switch {
-	case closed:
-		return 0, c.opErr("write", net.ErrClosed)
-	case passed(dl):
-		return 0, c.opErr("write", os.ErrDeadlineExceeded)
+	if err := c.refuse("write", &c.writeDL); err != nil {
+		return 0, err
 	}
 	n, err := c.st.Write(b)
 	return n, c.mapErr("write", err)
