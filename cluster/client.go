@@ -1136,6 +1136,7 @@ func (li *localInner) fill(st *Stats) {
 	st.InFlight = int(li.h.running.Load())
 	if li.lt != nil {
 		st.Followers = li.lt.followers()
+		st.Conns = li.lt.srv.connCount()
 	}
 }
 

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -58,9 +59,14 @@ var (
 	// subscribe timeout. The subscription stays; a later value is still
 	// delivered.
 	ErrSubscribeTimeout = errors.New("cluster: no value for the subscription within the subscribe timeout")
-	// ErrOverloaded: the connection's write buffer is full (the peer does
-	// not read). A leader drops such a follower; a follower fails the call.
-	ErrOverloaded = errors.New("cluster: connection write buffer full")
+	// ErrOverloaded: a bound that protects a process was reached, so the
+	// operation fails at once instead of waiting or growing without end:
+	// the connection's write buffer is full (the peer does not read: a
+	// leader drops such a follower, a follower fails the call), too many
+	// calls are in flight on one connection (WithMaxPending, on either
+	// side), or too many one-way calls wait for a leader
+	// (DefaultMaxQueued). The wrapped cause says which.
+	ErrOverloaded = errors.New("cluster: overloaded")
 	// ErrProtocol: the peer sent something this side cannot use (an
 	// unknown request type, a malformed reply, an undecodable value).
 	ErrProtocol = errors.New("cluster: protocol error")
@@ -87,6 +93,7 @@ const (
 	CodeClosed        = "ERR_CLUSTER_CLOSED"
 	CodeHandshake     = "ERR_CLUSTER_HANDSHAKE"
 	CodeProtocol      = "ERR_CLUSTER_PROTOCOL"
+	CodeOverloaded    = "ERR_CLUSTER_OVERLOADED"
 )
 
 var codeSentinels = map[string]error{
@@ -96,6 +103,7 @@ var codeSentinels = map[string]error{
 	CodeClosed:        ErrClosed,
 	CodeHandshake:     ErrHandshake,
 	CodeProtocol:      ErrProtocol,
+	CodeOverloaded:    ErrOverloaded,
 }
 
 var sentinelNames = map[error]struct{ name, code string }{
@@ -105,6 +113,7 @@ var sentinelNames = map[error]struct{ name, code string }{
 	ErrClosed:        {"ClosedError", CodeClosed},
 	ErrHandshake:     {"HandshakeError", CodeHandshake},
 	ErrProtocol:      {"ProtocolError", CodeProtocol},
+	ErrOverloaded:    {"OverloadedError", CodeOverloaded},
 }
 
 // Error is the error type of the package. It names where it happened: the
@@ -197,7 +206,15 @@ const (
 // code; anything else is {name: "Error", message: err.Error()}. Only those
 // four strings are read, so no property of a user error (cyclic, huge,
 // unencodable) can break the encoding.
-func toRemote(err error) *protocol.RemoteError {
+func toRemote(err error) (res *protocol.RemoteError) {
+	defer func() {
+		// An Error method that panics (user code) must not take the
+		// leader down with it: marshalling never fails (RG-03).
+		if r := recover(); r != nil {
+			res = boundRemote(&protocol.RemoteError{Name: "Error", Code: CodePanic,
+				Message: fmt.Sprintf("the %T error's Error method panicked: %v", err, r)})
+		}
+	}()
 	var re *protocol.RemoteError
 	if errors.As(err, &re) && re != nil {
 		out := *re

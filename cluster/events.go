@@ -111,6 +111,7 @@ type Stats struct {
 	Closed    bool
 
 	Followers     int // leader: followers registered on this channel now
+	Conns         int // leader: connections open on its address now (every channel, registered or not)
 	InFlight      int // calls waiting for their answer (follower) or running (leader)
 	Subscriptions int // keys this Client subscribes
 	Publications  int // publications this Client remembers for replay

@@ -68,6 +68,7 @@ func newSession(c *Client, num uint64, conn net.Conn) *session {
 	s.authed.Store(c.cfg.handshake == nil)
 	s.log = c.log.With(slog.String("role", RoleFollower.String()), slog.Uint64("term", num))
 	s.pend = newPending(c.cfg.responseTimeout, s.timeoutErr, nil)
+	s.pend.max = c.cfg.maxPending
 	s.wg.Add(1)
 	go s.readLoop()
 	if iv := c.cfg.heartbeat; iv > 0 {
@@ -356,6 +357,10 @@ func (s *session) invoke(ctx context.Context, method string, args []any, oneway 
 	c.method = method
 	if err := s.pend.add(c); err != nil {
 		putCall(c)
+		if err == errPendingFull {
+			return Result{}, &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method,
+				Kind: ErrOverloaded, Err: fmt.Errorf("%d calls already in flight to the leader (WithMaxPending)", cfg.maxPending)}
+		}
 		return Result{}, errNotSent
 	}
 	if err := s.w.send(false, id, cfg.timeoutMS(), &co, *buf); err != nil {
@@ -405,7 +410,8 @@ func (s *session) sendErr(method string, err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, ErrOverloaded):
-		return &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method, Kind: ErrOverloaded}
+		return &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method, Kind: ErrOverloaded,
+			Err: fmt.Errorf("more than %d bytes wait to be sent: the leader does not read", s.c.cfg.maxWriteBuffer)}
 	default:
 		return errNotSent
 	}

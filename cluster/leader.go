@@ -72,6 +72,12 @@ type server struct {
 	channels map[string]*leaderTerm
 	added    chan struct{} // closed and replaced when a channel joins
 	unrouted map[*wire]struct{}
+	// Connections open now, and those not yet admitted with the time they
+	// were accepted (the first to go at maxConns).
+	maxConns int
+	conns    int
+	fresh    map[*wire]time.Time
+	warned   time.Time // last warning about the connection bound
 	closing  bool
 	failed   error
 	wg       sync.WaitGroup
@@ -89,6 +95,8 @@ func newServer(ln net.Listener, t transport.Transport, addr string, cfg *config,
 		log:      cfg.logger.With(slog.String("transport", t.Name()), slog.String("addr", addr)),
 		channels: make(map[string]*leaderTerm),
 		unrouted: make(map[*wire]struct{}),
+		maxConns: cfg.maxConns,
+		fresh:    make(map[*wire]time.Time),
 	}
 	s.wg.Add(1)
 	go s.acceptLoop()
@@ -186,8 +194,15 @@ func (s *server) acceptLoop() {
 			conn.Close()
 			continue
 		}
+		if s.conns >= s.maxConns && !s.evictLocked() {
+			s.mu.Unlock()
+			conn.Close()
+			continue
+		}
 		w := newWire(conn, s.maxBuf)
 		s.unrouted[w] = struct{}{}
+		s.conns++
+		s.fresh[w] = time.Now()
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go s.route(w)
@@ -216,10 +231,61 @@ func (s *server) fail(err error) {
 	}
 }
 
+// evictLocked makes room at the connection bound: it closes the oldest
+// connection that is not admitted yet, and reports false if every one is.
+// s.mu is held.
+func (s *server) evictLocked() bool {
+	var oldest *wire
+	var at time.Time
+	for w, t := range s.fresh {
+		if oldest == nil || t.Before(at) {
+			oldest, at = w, t
+		}
+	}
+	now := time.Now()
+	if now.Sub(s.warned) > time.Second {
+		s.warned = now
+		if oldest != nil {
+			s.log.Warn("connection limit reached: dropping the oldest connection that has not registered",
+				slog.Int("limit", s.maxConns), slog.String("remote", oldest.conn.RemoteAddr().String()))
+		} else {
+			s.log.Warn("connection limit reached with every connection registered: refusing new ones", slog.Int("limit", s.maxConns))
+		}
+	}
+	if oldest == nil {
+		return false
+	}
+	delete(s.fresh, oldest)
+	oldest.close(&Error{Op: "accept", Addr: s.addr, Kind: ErrOverloaded,
+		Err: fmt.Errorf("%d connections open (WithMaxConns): the oldest one that has not registered goes", s.maxConns)})
+	return true
+}
+
+// admitted takes w off the connections a newcomer may replace.
+func (s *server) admitted(w *wire) {
+	s.mu.Lock()
+	delete(s.fresh, w)
+	s.mu.Unlock()
+}
+
+// connCount returns the connections open on the address.
+func (s *server) connCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
+}
+
 // route reads a new connection's first frames until register_channel and
-// hands it to the channel's leader.
+// hands it to the channel's leader; for a routed connection it returns
+// when the connection ends.
 func (s *server) route(w *wire) {
 	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		s.conns--
+		delete(s.fresh, w)
+		s.mu.Unlock()
+	}()
 	routed := false
 	defer func() {
 		if !routed {
@@ -439,14 +505,15 @@ type peer struct {
 	r          *protocol.Reader
 	acks       *pending
 	oneways    serial
-	admitted   atomic.Bool // registered, and with a Handshake verified
-	overloaded atomic.Bool // reported and dropped once
+	admitted   atomic.Bool  // registered, and with a Handshake verified
+	overloaded atomic.Bool  // reported and dropped once
+	inflight   atomic.Int32 // calls running for it (not one-way)
 
 	mu      sync.Mutex
 	keys    map[string]struct{}
 	closed  bool
-	hello   Ext         // with a Handshake: the follower's register_channel fields
-	admit   Ext         // and Admit's answer to them
+	hsHello Ext         // with a Handshake: the follower's register_channel fields
+	hsReply Ext         // and Admit's answer to them
 	confirm *time.Timer // drops the connection if it does not confirm in time
 }
 
@@ -592,15 +659,27 @@ func (p *peer) handle(pk protocol.Packet, co *protocol.ConnObject) {
 	case kindStatus:
 		p.status(pk.ID, pk.Timeout)
 	case protocol.KindInvoke:
-		app := append([]byte(nil), pk.App...)
 		id, timeout, method, argc := pk.ID, pk.Timeout, co.Method, co.ArgLength
+		max := lt.c.cfg.maxPending
 		if co.Oneway {
+			if p.oneways.len() >= max {
+				lt.c.report(lt.num, RoleLeader, p.overload(method, max, "one-way calls already wait"))
+				return
+			}
+			app := append([]byte(nil), pk.App...)
 			p.oneways.do(func() { p.serve(id, timeout, method, argc, app, true) })
 			return
 		}
+		if int(p.inflight.Add(1)) > max {
+			p.inflight.Add(-1)
+			p.fail(id, timeout, p.overload(method, max, "calls already run"))
+			return
+		}
+		app := append([]byte(nil), pk.App...)
 		lt.wg.Add(1)
 		go func() {
 			defer lt.wg.Done()
+			defer p.inflight.Add(-1)
 			p.serve(id, timeout, method, argc, app, false)
 		}()
 	default:
@@ -632,7 +711,7 @@ func (p *peer) register(id int64, timeout int32, co *protocol.ConnObject) {
 		// A retried register_channel (CC-045) carries the same hello and
 		// gets the same reply: the follower may answer either.
 		p.mu.Lock()
-		ext, again := p.admit, p.hello != nil && sameExt(p.hello, co.Ext)
+		ext, again := p.hsReply, p.hsHello != nil && sameExt(p.hsHello, co.Ext)
 		p.mu.Unlock()
 		if !again {
 			ctx, cancel := context.WithTimeout(lt.ctx, cfg.responseTimeout)
@@ -645,14 +724,14 @@ func (p *peer) register(id int64, timeout int32, co *protocol.ConnObject) {
 				return
 			}
 			p.mu.Lock()
-			p.hello, p.admit = co.Ext, ext
+			p.hsHello, p.hsReply = co.Ext, ext
 			p.mu.Unlock()
 		}
 		for k, v := range ext {
 			replyExt[k] = v
 		}
 	} else {
-		p.admitted.Store(true)
+		p.admit()
 	}
 	answer := func() {
 		var re *protocol.RemoteError
@@ -709,7 +788,7 @@ func (p *peer) verify(co *protocol.ConnObject) {
 		return // nothing to confirm: a peer that sends it anyway is ignored
 	}
 	p.mu.Lock()
-	hello, reply := p.hello, p.admit
+	hello, reply := p.hsHello, p.hsReply
 	p.mu.Unlock()
 	if hello == nil {
 		p.drop(errors.New("register_confirm before register_channel"))
@@ -722,12 +801,19 @@ func (p *peer) verify(co *protocol.ConnObject) {
 		p.drop(err)
 		return
 	}
-	p.admitted.Store(true)
 	p.mu.Lock()
 	if p.confirm != nil {
 		p.confirm.Stop()
 	}
 	p.mu.Unlock()
+	p.admit()
+}
+
+// admit lets the connection's requests through.
+func (p *peer) admit() {
+	if !p.admitted.Swap(true) {
+		p.lt.srv.admitted(p.w)
+	}
 }
 
 // drop hangs up on a connection the Handshake did not admit.
@@ -818,13 +904,29 @@ func (p *peer) serve(id int64, timeout int32, method string, argc int, app []byt
 		}
 	}
 	if !ok {
-		var encErr error
-		if *buf, encErr = codec.Append((*buf)[:0], toRemote(err)); encErr != nil {
-			lt.log.Error("cannot encode an error reply", slog.Any("error", encErr))
-			return
-		}
+		p.fail(id, timeout, err)
+		return
 	}
-	p.w.send(true, id, timeout, &protocol.ConnObject{Type: protocol.KindInvokeResult, Success: ok}, *buf)
+	p.w.send(true, id, timeout, &protocol.ConnObject{Type: protocol.KindInvokeResult, Success: true}, *buf)
+}
+
+// fail answers a call with an error.
+func (p *peer) fail(id int64, timeout int32, err error) {
+	buf := getBuf()
+	defer putBuf(buf)
+	var encErr error
+	if *buf, encErr = p.lt.host.codec.Append((*buf)[:0], toRemote(err)); encErr != nil {
+		p.lt.log.Error("cannot encode an error reply", slog.Any("error", encErr))
+		return
+	}
+	p.w.send(true, id, timeout, &protocol.ConnObject{Type: protocol.KindInvokeResult, Success: false}, *buf)
+}
+
+// overload is the error of a call refused at the WithMaxPending bound.
+func (p *peer) overload(method string, max int, what string) error {
+	lt := p.lt
+	return &Error{Op: "invoke", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader, Method: method, Kind: ErrOverloaded,
+		Err: fmt.Errorf("%d %s for %s (WithMaxPending)", max, what, p.w.conn.RemoteAddr())}
 }
 
 // sentinelFor returns the package sentinel an error maps to, if any.
@@ -888,3 +990,10 @@ func (s *serial) run() {
 }
 
 func (s *serial) wait() { s.wg.Wait() }
+
+// len returns the number of functions waiting.
+func (s *serial) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.q)
+}

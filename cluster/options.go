@@ -44,6 +44,19 @@ const (
 	// the peer has not read yet (not in Node). Beyond it a leader drops the
 	// follower and a follower's call fails with ErrOverloaded.
 	DefaultMaxWriteBuffer = 32 << 20
+	// DefaultMaxPending bounds the calls in flight on one follower
+	// connection (not in Node): beyond it a follower fails a call at once
+	// with ErrOverloaded, and a leader answers a follower's call with
+	// ErrOverloaded without running it (and drops a one-way call, with an
+	// event).
+	DefaultMaxPending = 10000
+	// DefaultMaxConns bounds the connections a leader accepts on its
+	// address (not in Node). At the bound a new connection replaces the
+	// oldest one that has not completed registration (a stranger holding
+	// connections open cannot lock followers out), or is closed when every
+	// connection is registered. An unregistered connection costs about
+	// 50 KB until the register deadline drops it.
+	DefaultMaxConns = 1024
 	// DefaultEventBuffer is how many events (and subscription deliveries)
 	// may wait for the client's callback goroutine before events are
 	// dropped (deliveries are never dropped) and counted in Stats.
@@ -91,6 +104,8 @@ type config struct {
 	registerRetry     time.Duration
 	registerDeadline  time.Duration
 	maxWriteBuffer    int
+	maxPending        int
+	maxConns          int
 	eventBuffer       int
 	broadcast         bool
 	mode              Mode
@@ -118,6 +133,8 @@ func defaultConfig() config {
 		registerRetry:    DefaultRegisterRetry,
 		registerDeadline: DefaultRegisterDeadline,
 		maxWriteBuffer:   DefaultMaxWriteBuffer,
+		maxPending:       DefaultMaxPending,
+		maxConns:         DefaultMaxConns,
 		eventBuffer:      DefaultEventBuffer,
 		broadcast:        true,
 		mode:             Auto,
@@ -273,6 +290,32 @@ func WithRegisterDeadline(d time.Duration) Option {
 	}
 }
 
+// WithMaxPending bounds the calls in flight on one follower connection
+// (default DefaultMaxPending), on both sides: a follower fails the call
+// beyond it at once, and a leader refuses it, with ErrOverloaded.
+func WithMaxPending(n int) Option {
+	return func(c *config) error {
+		if n <= 0 {
+			return optErr("max pending calls %d must be positive", n)
+		}
+		c.maxPending = n
+		return nil
+	}
+}
+
+// WithMaxConns bounds the connections a leader accepts on its address
+// (default DefaultMaxConns; see it for what happens at the bound). The
+// address's first leading Client sets it for every channel there.
+func WithMaxConns(n int) Option {
+	return func(c *config) error {
+		if n <= 0 {
+			return optErr("max connections %d must be positive", n)
+		}
+		c.maxConns = n
+		return nil
+	}
+}
+
 // WithMaxWriteBuffer bounds the unread bytes queued on one connection
 // (default DefaultMaxWriteBuffer).
 func WithMaxWriteBuffer(n int) Option {
@@ -388,7 +431,7 @@ func WithRegistry(r *election.Registry) Option {
 func WithAuth(cfg auth.Config) Option {
 	return func(c *config) error {
 		if err := cfg.Validate(); err != nil {
-			return optErr("WithAuth: %v", err)
+			return fmt.Errorf("%w: WithAuth: %w", ErrInvalidOption, err)
 		}
 		c.auth, c.handshake, c.insecure = cfg, nil, false
 		return nil

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"sync"
 	"time"
 )
@@ -42,6 +43,7 @@ func putCall(c *call) {
 // Concurrency: safe for concurrent use.
 type pending struct {
 	timeout   time.Duration
+	max       int                      // calls at most (0: no bound); add fails with errPendingFull beyond
 	onPush    func(c *call, err error) // a push expired or was failed (no waiter)
 	onTimeout func(c *call) error      // the error a waiter gets on expiry
 
@@ -67,7 +69,11 @@ func newPending(timeout time.Duration, onTimeout func(*call) error, onPush func(
 	return p
 }
 
-// add registers c. It fails with the table's close reason once closed.
+// errPendingFull: the table holds its maximum of calls.
+var errPendingFull = errors.New("pending table full")
+
+// add registers c. It fails with the table's close reason once closed,
+// and with errPendingFull when it holds max calls.
 func (p *pending) add(c *call) error {
 	at := time.Now().Add(p.timeout)
 	p.mu.Lock()
@@ -75,6 +81,10 @@ func (p *pending) add(c *call) error {
 		err := p.closed
 		p.mu.Unlock()
 		return err
+	}
+	if p.max > 0 && len(p.m) >= p.max {
+		p.mu.Unlock()
+		return errPendingFull
 	}
 	p.m[c.id] = c
 	p.fifo = append(p.fifo, deadline{c.id, c, at})

@@ -1,0 +1,237 @@
+package cluster_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-clusterclient/clusterclient/cluster"
+	"github.com/go-clusterclient/clusterclient/protocol"
+)
+
+// gate is a real client whose "block" method waits until the gate opens
+// (or its context ends) and whose "echo" returns its argument.
+type gate struct {
+	open    chan struct{}
+	once    sync.Once
+	started chan struct{}
+}
+
+func newGate() *gate { return &gate{open: make(chan struct{}), started: make(chan struct{}, 100)} }
+
+func (g *gate) release() { g.once.Do(func() { close(g.open) }) }
+
+func (g *gate) factory(context.Context, cluster.Emit) (*cluster.Service, error) {
+	return &cluster.Service{Methods: map[string]cluster.Handler{
+		"block": func(ctx context.Context, _ cluster.Args) (any, error) {
+			g.started <- struct{}{}
+			select {
+			case <-g.open:
+				return "opened", nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		},
+		"echo": func(_ context.Context, a cluster.Args) (any, error) {
+			var v any
+			return v, a.Decode(0, &v)
+		},
+	}}, nil
+}
+
+func (g *gate) client(t *testing.T, name string, opts ...cluster.Option) *cluster.Client {
+	t.Helper()
+	c, err := cluster.New(name, g.factory, append(fastOpts(), append(opts, cluster.WithResponseTimeout(wait))...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		g.release()
+		c.Close(context.Background())
+	})
+	ready(t, c)
+	return c
+}
+
+// A follower with WithMaxPending calls in flight fails the next one at
+// once with ErrOverloaded, and recovers when they are answered.
+func TestMaxPendingFollowerFailsFast(t *testing.T) {
+	g := newGate()
+	tr, addr := memNet(t)
+	g.client(t, "Busy", cluster.WithTransport(tr), cluster.WithAddr(addr))
+	f := g.client(t, "Busy", cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithMaxPending(2))
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			if _, err := cluster.Call[string](tctx(t, wait), f, "block"); err != nil {
+				t.Errorf("block: %v", err)
+			}
+		})
+	}
+	eventually(t, wait, "two calls in flight", func() bool { return f.Stats().InFlight == 2 })
+	_, err := f.Invoke(tctx(t, wait), "echo", "third")
+	if !errors.Is(err, cluster.ErrOverloaded) || !strings.Contains(err.Error(), "2 calls already in flight") || !strings.Contains(err.Error(), `"echo"`) {
+		t.Fatalf("third call: %v", err)
+	}
+	g.release()
+	wg.Wait()
+	if got := mustInvoke[string](t, f, "echo", "after"); got != "after" {
+		t.Fatalf("echo %q", got)
+	}
+}
+
+// A leader runs at most WithMaxPending calls of one connection at once:
+// beyond that it answers ErrOverloaded without running the method (the
+// follower sees the sentinel), and drops one-way calls with an event.
+func TestMaxPendingLeaderRefuses(t *testing.T) {
+	g := newGate()
+	rec := newRecorder()
+	tr, addr := memNet(t)
+	g.client(t, "Busy", cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithMaxPending(2), rec.opt())
+	p := dialRaw(t, tr, addr)
+	p.register("Busy")
+	for id := int64(10); id < 14; id++ {
+		p.send(false, id, 30000, protocol.ConnObject{Type: protocol.KindInvoke, Method: "block"}, nil)
+	}
+	for range 2 {
+		pk, co := p.expect(protocol.KindInvokeResult)
+		var re protocol.RemoteError
+		if err := json.Unmarshal(pk.App, &re); err != nil {
+			t.Fatal(err)
+		}
+		if co.Success || re.Code != cluster.CodeOverloaded || !strings.Contains(re.Message, "2 calls already run") {
+			t.Fatalf("request %d: success %v, %+v", pk.ID, co.Success, re)
+		}
+	}
+	if n := len(g.started); n > 2 {
+		t.Fatalf("%d calls started", n)
+	}
+	g.release()
+	for range 2 {
+		if _, co := p.expect(protocol.KindInvokeResult); !co.Success {
+			t.Fatal("an admitted call failed")
+		}
+	}
+
+	// One-way calls: with the gate open they run at once, so block the
+	// queue with a second gate.
+	g2 := newGate()
+	tr2, addr2 := memNet(t)
+	g2.client(t, "Oneway", cluster.WithTransport(tr2), cluster.WithAddr(addr2), cluster.WithMaxPending(1), rec.opt())
+	p2 := dialRaw(t, tr2, addr2)
+	p2.register("Oneway")
+	for id := int64(20); id < 23; id++ { // one runs, one waits, one is dropped
+		p2.send(false, id, 30000, protocol.ConnObject{Type: protocol.KindInvoke, Method: "block", Oneway: true}, nil)
+	}
+	ev := rec.wait(t, wait, "one-way call dropped", isErr(cluster.ErrOverloaded))
+	if !strings.Contains(ev.Err.Error(), "one-way calls already wait") {
+		t.Fatalf("event %v", ev.Err)
+	}
+}
+
+// At WithMaxConns the leader drops the oldest connection that has not
+// registered to make room: strangers holding connections open cannot
+// lock followers out, and registered followers are never the ones to go.
+func TestMaxConnsEvictsUnregistered(t *testing.T) {
+	w := newWorld()
+	l, tr, addr := startLeaderWorld(t, "Crowded", w, cluster.WithMaxConns(4))
+	member := dialRaw(t, tr, addr)
+	member.register("Crowded")
+	eventually(t, wait, "the member admitted", func() bool { return l.Stats().Followers == 1 })
+	var strangers []*rawPeer
+	for range 10 {
+		strangers = append(strangers, dialRaw(t, tr, addr))
+	}
+	eventually(t, wait, "at most 4 connections", func() bool { return l.Stats().Conns <= 4 })
+	// The oldest strangers went, the newest three are held.
+	for i, s := range strangers {
+		s.conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		_, err := s.conn.Read(make([]byte, 1))
+		gone := errors.Is(err, io.EOF) || (err != nil && !isTimeout(err))
+		if want := i < 7; gone != want {
+			t.Errorf("stranger %d: read %v, want gone=%v", i, err, want)
+		}
+	}
+	f := newClient(t, "Crowded", newWorld(), cluster.WithTransport(tr), cluster.WithAddr(addr))
+	if got := mustInvoke[string](t, f, "echo", "in"); got != "in" {
+		t.Fatalf("echo %q", got)
+	}
+	arg, _ := protocol.AppendArg(nil, protocol.JSON, "still")
+	member.send(false, 5, 3000, protocol.ConnObject{Type: protocol.KindInvoke, Method: "echo", ArgLength: 1}, arg)
+	if _, co := member.expect(protocol.KindInvokeResult); !co.Success {
+		t.Fatal("the registered member lost its service")
+	}
+}
+
+// When every connection is registered, a new one is closed at once.
+func TestMaxConnsFullOfMembers(t *testing.T) {
+	l, tr, addr := startLeaderWorld(t, "Full", newWorld(), cluster.WithMaxConns(2))
+	for range 2 {
+		dialRaw(t, tr, addr).register("Full")
+	}
+	eventually(t, wait, "two followers", func() bool { return l.Stats().Followers == 2 })
+	late := dialRaw(t, tr, addr)
+	late.conn.SetReadDeadline(time.Now().Add(wait))
+	if _, err := late.conn.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("the connection beyond the bound was kept: %v", err)
+	}
+}
+
+// RG-03, UI-11: an error whose Error method panics still crosses the wire
+// (as ErrPanic with what happened), and the leader keeps serving.
+func TestErrorMarshallingNeverFails(t *testing.T) {
+	tr, addr := memNet(t)
+	factory := func(context.Context, cluster.Emit) (*cluster.Service, error) {
+		return &cluster.Service{Methods: map[string]cluster.Handler{
+			"bad":  func(context.Context, cluster.Args) (any, error) { return nil, panickyError{} },
+			"echo": func(_ context.Context, a cluster.Args) (any, error) { var s string; return s, a.Decode(0, &s) },
+		}}, nil
+	}
+	l, err := cluster.New("Errs", factory, append(fastOpts(), cluster.WithTransport(tr), cluster.WithAddr(addr))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close(context.Background()) })
+	ready(t, l)
+	f, err := cluster.New("Errs", factory, append(fastOpts(), cluster.WithTransport(tr), cluster.WithAddr(addr))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close(context.Background()) })
+	ready(t, f)
+	_, err = f.Invoke(tctx(t, wait), "bad")
+	if !errors.Is(err, cluster.ErrPanic) || !strings.Contains(err.Error(), "Error method panicked") {
+		t.Fatalf("bad: %v", err)
+	}
+	if got := mustInvoke[string](t, f, "echo", "alive"); got != "alive" {
+		t.Fatalf("echo %q", got)
+	}
+}
+
+type panickyError struct{}
+
+func (panickyError) Error() string { panic("Error() exploded") }
+
+func TestLimitOptionsValidated(t *testing.T) {
+	for name, opt := range map[string]cluster.Option{
+		"pending 0":   cluster.WithMaxPending(0),
+		"pending -1":  cluster.WithMaxPending(-1),
+		"conns 0":     cluster.WithMaxConns(0),
+		"conns -5":    cluster.WithMaxConns(-5),
+		"nil handsh.": cluster.WithHandshake(nil),
+	} {
+		if _, err := cluster.New("X", newWorld().factory, opt); !errors.Is(err, cluster.ErrInvalidOption) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
+}
