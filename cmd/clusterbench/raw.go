@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/go-clusterclient/clusterclient/transport"
 )
 
 // The raw baselines: two processes exchanging bytes over a conn of the same
@@ -25,13 +27,20 @@ type endpointArgs struct {
 	Addr      string `json:"addr"`
 }
 
-// echoServerRole listens on the address and echoes every conn.
-func echoServerRole(raw json.RawMessage) (any, map[string]command, func(), error) {
+// endpoint decodes the setup arguments of a raw role and builds its
+// transport.
+func endpoint(raw json.RawMessage) (endpointArgs, transport.Transport, error) {
 	var a endpointArgs
 	if err := decodeArgs(raw, &a); err != nil {
-		return nil, nil, nil, err
+		return a, nil, err
 	}
 	tr, err := newTransport(a.Transport)
+	return a, tr, err
+}
+
+// echoServerRole listens on the address and echoes every conn.
+func echoServerRole(raw json.RawMessage) (any, map[string]command, func(), error) {
+	a, tr, err := endpoint(raw)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -137,11 +146,7 @@ var errEchoMismatch = errors.New("clusterbench: echo returned other bytes than s
 // rawClientRole dials the echo server and runs the raw workloads on that
 // one conn.
 func rawClientRole(raw json.RawMessage) (any, map[string]command, func(), error) {
-	var a endpointArgs
-	if err := decodeArgs(raw, &a); err != nil {
-		return nil, nil, nil, err
-	}
-	tr, err := newTransport(a.Transport)
+	a, tr, err := endpoint(raw)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -80,16 +80,9 @@ func leaderMode(args []string) int {
 	if err := c.Ready(ctx); err != nil {
 		childproc.Fatalf("ready: %v", err)
 	}
-	got := make(chan struct{}, 1)
-	if _, err := c.Subscribe(map[string]string{"topic": "t"}, func(cluster.Value) {
-		select {
-		case got <- struct{}{}:
-		default:
-		}
-	}); err != nil {
-		childproc.Fatalf("subscribe: %v", err)
+	if err := firstValue(c); err != nil {
+		childproc.Fatalf("%v", err)
 	}
-	<-got
 	childproc.Emit("ready", nil)
 	childproc.Receive() // the parent never sends: wait for its end
 	return 0
@@ -127,6 +120,14 @@ func newClient(t *testing.T, name string, opts ...cluster.Option) *cluster.Clien
 // subscribe subscribes c to topic t and waits for its first value.
 func subscribe(t *testing.T, c *cluster.Client) {
 	t.Helper()
+	if err := firstValue(c); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// firstValue subscribes c to topic t and waits (up to wait) for its first
+// value.
+func firstValue(c *cluster.Client) error {
 	got := make(chan struct{}, 1)
 	if _, err := c.Subscribe(map[string]string{"topic": "t"}, func(cluster.Value) {
 		select {
@@ -134,12 +135,13 @@ func subscribe(t *testing.T, c *cluster.Client) {
 		default:
 		}
 	}); err != nil {
-		t.Fatal(err)
+		return fmt.Errorf("subscribe: %w", err)
 	}
 	select {
 	case <-got:
+		return nil
 	case <-time.After(wait):
-		t.Fatal("no value for the subscription")
+		return fmt.Errorf("no value for the subscription within %v", wait)
 	}
 }
 
