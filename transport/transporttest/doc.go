@@ -85,6 +85,12 @@
 // StartContender and Compete expose them for a package's own multi-process
 // tests (the unix transport's stale socket file cases, for instance).
 //
+// # Helpers for socket transports
+//
+// FreeAddr, Hold and UnansweredTCPAddr fill a Harness for a transport on
+// the host's sockets (NewAddr, HoldAddr, UnansweredAddr), and
+// CheckIPAddrRules checks the address rules the IP transports share.
+//
 // # Benchmarks
 //
 // BenchmarkPingPong measures a round trip of size bytes over one conn;
