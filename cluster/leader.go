@@ -72,10 +72,12 @@ type server struct {
 	channels map[string]*leaderTerm
 	added    chan struct{} // closed and replaced when a channel joins
 	unrouted map[*wire]struct{}
-	// Connections open now, and those not yet admitted with the time they
-	// were accepted (the first to go at maxConns).
+	// Connections held now (an evicted one no longer counts, though its
+	// goroutines may take a moment to notice), and among them those not
+	// yet admitted, with the time they were accepted (the first to go at
+	// maxConns).
 	maxConns int
-	conns    int
+	live     map[*wire]struct{}
 	fresh    map[*wire]time.Time
 	warned   time.Time // last warning about the connection bound
 	closing  bool
@@ -96,6 +98,7 @@ func newServer(ln net.Listener, t transport.Transport, addr string, cfg *config,
 		channels: make(map[string]*leaderTerm),
 		unrouted: make(map[*wire]struct{}),
 		maxConns: cfg.maxConns,
+		live:     make(map[*wire]struct{}),
 		fresh:    make(map[*wire]time.Time),
 	}
 	s.wg.Add(1)
@@ -194,14 +197,14 @@ func (s *server) acceptLoop() {
 			conn.Close()
 			continue
 		}
-		if s.conns >= s.maxConns && !s.evictLocked() {
+		if len(s.live) >= s.maxConns && !s.evictLocked() {
 			s.mu.Unlock()
 			conn.Close()
 			continue
 		}
 		w := newWire(conn, s.maxBuf)
 		s.unrouted[w] = struct{}{}
-		s.conns++
+		s.live[w] = struct{}{}
 		s.fresh[w] = time.Now()
 		s.wg.Add(1)
 		s.mu.Unlock()
@@ -256,6 +259,7 @@ func (s *server) evictLocked() bool {
 		return false
 	}
 	delete(s.fresh, oldest)
+	delete(s.live, oldest)
 	oldest.close(&Error{Op: "accept", Addr: s.addr, Kind: ErrOverloaded,
 		Err: fmt.Errorf("%d connections open (WithMaxConns): the oldest one that has not registered goes", s.maxConns)})
 	return true
@@ -272,7 +276,7 @@ func (s *server) admitted(w *wire) {
 func (s *server) connCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.conns
+	return len(s.live)
 }
 
 // route reads a new connection's first frames until register_channel and
@@ -282,7 +286,7 @@ func (s *server) route(w *wire) {
 	defer s.wg.Done()
 	defer func() {
 		s.mu.Lock()
-		s.conns--
+		delete(s.live, w)
 		delete(s.fresh, w)
 		s.mu.Unlock()
 	}()

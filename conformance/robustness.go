@@ -55,7 +55,7 @@ var robustnessCases = func() []testCase {
 	for _, a := range attacks {
 		cs = append(cs, testCase{name: a.name, run: func(e *env) { testStranger(e, a) }})
 	}
-	return cs
+	return append(cs, attackCases...)
 }()
 
 // A stranger connects to the leader and misbehaves: the leader drops that
