@@ -19,6 +19,7 @@ import (
 	"github.com/go-clusterclient/clusterclient/transport"
 	"github.com/go-clusterclient/clusterclient/transport/mem"
 	"github.com/go-clusterclient/clusterclient/transport/tcp"
+	"github.com/go-clusterclient/clusterclient/transport/unix"
 )
 
 // The suite's own tests run it against deliberately broken transports in a
@@ -27,8 +28,11 @@ import (
 
 func TestMain(m *testing.M) {
 	conformance.Main(func(kind string) (transport.Transport, error) {
-		if kind == "tcp" {
+		switch kind {
+		case "tcp":
 			return tcp.New(tcp.DefaultConfig()), nil
+		case "unix":
+			return unix.New(unix.DefaultConfig())
 		}
 		return mem.New(mem.DefaultConfig())
 	})

@@ -82,7 +82,18 @@
 //     HTTP request, a header announcing 2 GB, a negative length, a valid
 //     header then nothing, or nothing at all; the leader drops that
 //     connection (a silent one after its register deadline) and serves its
-//     follower as before.
+//     follower as before. Then the attacks on authentication and limits:
+//     a stranger that registers, invokes, publishes and subscribes without
+//     authenticating is refused and reaches nothing; one that holds 2,000
+//     connections cannot make the leader hold more than its bound
+//     (cluster.WithMaxConns) nor lock members out; a squatter that binds
+//     the address first is refused by followers, which form the real
+//     cluster once it is gone (skipped where the kernel vouches for peers:
+//     a same-user squatter is trusted there by design).
+//
+// Soak, run separately (it takes about a minute), is the chaos test:
+// member processes SIGKILLed and replaced every few hundred milliseconds
+// under continuous publishes and calls.
 //
 // A case that needs a capability the transport lacks (several processes,
 // peer credentials) skips by itself, saying why. Harness.Skip declares the

@@ -51,6 +51,9 @@ func ExampleSubtests() {
 	// robustness/negative-length
 	// robustness/header-then-silence
 	// robustness/silence
+	// robustness/unauthenticated
+	// robustness/2000-connections
+	// robustness/squatter
 }
 
 // A Snapshot tells which real client pushed it, so a case can tell the

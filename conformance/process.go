@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/go-clusterclient/clusterclient/cluster"
 	"github.com/go-clusterclient/clusterclient/internal/childproc"
 	"github.com/go-clusterclient/clusterclient/protocol"
@@ -55,14 +57,18 @@ type ProcessConfig struct {
 	Addr string
 	// Mode is the election mode (cluster.Auto by default).
 	Mode cluster.Mode
+	// LeakCheck makes Close fail if the child's Client left goroutines
+	// running once it closed (checked in the child with goleak).
+	LeakCheck bool
 }
 
 // processArgs travel to the child as its one argument, in JSON.
 type processArgs struct {
-	Kind    string
-	Channel string
-	Addr    string
-	Mode    cluster.Mode
+	Kind      string
+	Channel   string
+	Addr      string
+	Mode      cluster.Mode
+	LeakCheck bool
 }
 
 // Events a member process emits, and the commands it obeys.
@@ -202,6 +208,8 @@ func runProcess(f ChildFactory, args []string) int {
 				childproc.Emit(evError, se)
 			}
 		}))
+	// What runs before the Client exists is not the Client's.
+	baseline := goleak.IgnoreCurrent()
 	// Started comes first: the parent waits for it before it reads the
 	// Client's events.
 	childproc.Emit(evStarted, os.Getpid())
@@ -248,6 +256,11 @@ func runProcess(f ChildFactory, args []string) int {
 			err := c.Close(ctx)
 			cancel()
 			calls.Wait()
+			if err == nil && a.LeakCheck {
+				if lerr := goleak.Find(baseline); lerr != nil {
+					err = fmt.Errorf("conformance: member process %d: goroutines left after Close: %w", os.Getpid(), lerr)
+				}
+			}
 			childproc.Emit(evReply, reply{ID: req.ID, Err: newCallError(err)})
 			return 0
 		default:
@@ -300,7 +313,7 @@ func StartProcess(tb testing.TB, h Harness, cfg ProcessConfig) *Process {
 	if cfg.Channel == "" || cfg.Addr == "" {
 		tb.Fatal("conformance: StartProcess: ProcessConfig.Channel and Addr are required")
 	}
-	arg, err := json.Marshal(processArgs{Kind: h.Kind, Channel: cfg.Channel, Addr: cfg.Addr, Mode: cfg.Mode})
+	arg, err := json.Marshal(processArgs{Kind: h.Kind, Channel: cfg.Channel, Addr: cfg.Addr, Mode: cfg.Mode, LeakCheck: cfg.LeakCheck})
 	if err != nil {
 		tb.Fatal(err)
 	}
