@@ -1,19 +1,14 @@
 package auth
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -304,87 +299,36 @@ func readSecretChild(args []string) int {
 	return 0
 }
 
-// uidChild is a child process running as another user. (childproc.Start
-// cannot set credentials; the child side is childproc's all the same.)
-type uidChild struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	events chan childproc.Event
-	exited chan struct{}
-	stderr bytes.Buffer
-}
-
+// startAs runs the copied test binary as uid in mode (childproc.Start
+// cannot set credentials; StartCmd takes the command as it is).
 func startAs(t *testing.T, exe string, uid uint32, mode string, args ...string) *uidChild {
 	t.Helper()
-	raw, err := json.Marshal(args)
-	must(t, err)
-	cmd := exec.Command(exe, "-test.run=^$", "-test.count=1")
-	cmd.Dir = "/"
-	cmd.Env = []string{
-		"PATH=/usr/bin:/bin", "HOME=/nonexistent", "TMPDIR=" + os.TempDir(),
-		childproc.EnvMode + "=" + mode, childproc.EnvArgs + "=" + string(raw),
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential: &syscall.Credential{Uid: uid, Gid: uid, NoSetGroups: false, Groups: []uint32{}},
-		Pdeathsig:  syscall.SIGKILL,
-	}
-	c := &uidChild{cmd: cmd, events: make(chan childproc.Event, 16), exited: make(chan struct{})}
-	stdin, err := cmd.StdinPipe()
-	must(t, err)
-	stdout, err := cmd.StdoutPipe()
-	must(t, err)
-	cmd.Stderr = &c.stderr
-	c.stdin = stdin
-	if err := cmd.Start(); err != nil {
+	cmd := childproc.Command(mode, args...)
+	cmd.Path, cmd.Args[0], cmd.Dir = exe, exe, "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{}}}
+	c, err := childproc.StartCmd(cmd, childproc.Options{Name: fmt.Sprintf("%s as uid %d", mode, uid), Logf: t.Logf})
+	if err != nil {
 		t.Fatalf("start %s as uid %d: %v", mode, uid, err)
 	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		defer close(c.events)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var ev childproc.Event
-			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Name != "" {
-				c.events <- ev
-			} else {
-				t.Logf("child %s: %s", mode, sc.Text())
-			}
-		}
-	})
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		stdin.Close()
-		wg.Wait()
-		cmd.Wait()
-		if t.Failed() && c.stderr.Len() > 0 {
-			t.Logf("child %s (uid %d) stderr:\n%s", mode, uid, c.stderr.String())
+		c.Kill()
+		c.Stop(0)
+		if t.Failed() {
+			t.Logf("child %s (uid %d) stderr:\n%s", mode, uid, c.Stderr())
 		}
 	})
-	return c
+	return &uidChild{c}
 }
 
+type uidChild struct{ *childproc.Child }
+
 func (c *uidChild) expect(ctx context.Context, name string) (childproc.Event, error) {
-	for {
-		select {
-		case ev, ok := <-c.events:
-			if !ok {
-				return ev, fmt.Errorf("child exited before %q", name)
-			}
-			if ev.Name == childproc.FatalEvent {
-				return ev, fmt.Errorf("child failed: %s", ev.Data)
-			}
-			if ev.Name == name {
-				return ev, nil
-			}
-		case <-ctx.Done():
-			return childproc.Event{}, fmt.Errorf("waiting for %q: %w", name, ctx.Err())
-		}
-	}
+	return c.Expect(ctx, name)
 }
 
 func (c *uidChild) result(ctx context.Context, t *testing.T) outcome {
 	t.Helper()
-	ev, err := c.expect(ctx, "result")
+	ev, err := c.Expect(ctx, "result")
 	if err != nil {
 		t.Fatal(err)
 	}
