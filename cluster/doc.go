@@ -99,12 +99,34 @@
 // real client's own events; Stats returns counters. Logs go to a
 // *slog.Logger with the attributes channel, addr, role and term.
 //
+// # Authentication and limits
+//
+// Every connection is authenticated in both directions while it registers,
+// before anything is served or sent (package auth; SECURITY.md has the
+// threat model): on unix sockets each side checks the other's uid as the
+// kernel reports it, elsewhere each proves with HMAC-SHA256 that it holds
+// the per-user secret. The leader proves itself first, so a follower sends
+// nothing to a stranger that took the address; it reports ErrHandshake and
+// keeps electing until it reaches a real leader. The handshake also
+// compares the cluster identity (channel, transport, address and an
+// optional configuration fingerprint, WithAuth), so a follower never joins
+// the leader of a differently configured client of the same name. Turning
+// it off (WithInsecure) is what Node peers need (WithNodeCompat).
+//
+// Limits, each with a Default constant and an option, keep a process
+// bounded whatever its peers do: frame sizes (WithLimits), the register
+// deadline (WithRegisterDeadline), the unread bytes per connection
+// (WithMaxWriteBuffer), calls in flight per follower (WithMaxPending) and
+// connections per leader (WithMaxConns); beyond them calls fail at once
+// with ErrOverloaded. Errors cross the wire with bounded strings.
+//
 // # Extensions
 //
 // Go peers add an extension field to register_channel and its reply
-// (their codec, so a mismatch is refused with a clear error). A Handshake
-// (WithHandshake) plugs authentication into the same exchange. A Node peer
-// ignores both.
+// (their codec, so a mismatch is refused with a clear error), the
+// Handshake's fields, and a register_confirm request with the follower's
+// proof. A Node peer ignores the fields, but sends and accepts no
+// handshake.
 //
 // # Behaviour catalogue
 //
