@@ -38,11 +38,13 @@
 //
 // # Using it
 //
-// Package cluster runs the steps during registration (see its
-// WithHandshake); the methods are stateless, so the caller hands each step
-// the messages it needs. A Node peer sends no handshake and is refused
-// with ErrUnauthenticated; talking to Node needs authentication turned off
-// on the Go side.
+// Package cluster runs the steps during registration, by default (see its
+// WithAuth, WithInsecure and the Handshake interface, which this package's
+// Handshake implements): Hello and Admit ride on register_channel and its
+// reply, Confirm's result on a register_confirm request. The methods are
+// stateless, so the caller hands each step the messages it needs. A Node
+// peer sends no handshake and is refused with ErrUnauthenticated; talking
+// to Node needs authentication turned off on the Go side.
 //
 // SECURITY.md at the repository root has the threat model: what this
 // protects against, what it does not, and how to configure it.
