@@ -85,6 +85,7 @@ type statusConfig struct {
 	codec           protocol.Codec
 	timeout         time.Duration
 	json            bool
+	insecure        bool
 }
 
 func parseStatusFlags(args []string, stderr io.Writer) (*statusConfig, error) {
@@ -100,6 +101,8 @@ func parseStatusFlags(args []string, stderr io.Writer) (*statusConfig, error) {
 	fs.StringVar(&codec, "codec", "json", "the channel's codec: json, or serialize-json for clusters shared with Node")
 	fs.DurationVar(&cfg.timeout, "timeout", DefaultTimeout, "bound on the whole command")
 	fs.BoolVar(&cfg.json, "json", false, "print one JSON object")
+	fs.BoolVar(&cfg.insecure, "insecure", false,
+		"do not authenticate (for clusters run with cluster.WithInsecure or WithNodeCompat, and Node leaders)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -140,6 +143,9 @@ func (cfg *statusConfig) options() []cluster.Option {
 		// A short-lived observer's warnings (a register retry) would only
 		// repeat what the report says.
 		cluster.WithLogger(slog.New(slog.DiscardHandler)),
+	}
+	if cfg.insecure {
+		opts = append(opts, cluster.WithInsecure())
 	}
 	switch {
 	case cfg.addr != "":

@@ -228,12 +228,14 @@ func TestStatusListsChannels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := []cluster.Option{cluster.WithTransport(tr), cluster.WithAddr(sock)}
+	// Channels are listed only where nothing authenticates (a listing
+	// would bypass the handshake), so these leaders run WithInsecure.
+	opts := []cluster.Option{cluster.WithTransport(tr), cluster.WithAddr(sock), cluster.WithInsecure()}
 	newClient(t, "A", opts...)
 	newClient(t, "B", opts...)
 	subscribe(t, newClient(t, "B", opts...))
 
-	code, out, errs := ctl(t, "status", "--transport", "unix", "--addr", sock, "--json")
+	code, out, errs := ctl(t, "status", "--transport", "unix", "--addr", sock, "--insecure", "--json")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s%s", code, out, errs)
 	}
@@ -251,9 +253,33 @@ func TestStatusListsChannels(t *testing.T) {
 		t.Fatalf("channels %+v / %+v", a, b)
 	}
 
-	code, out, _ = ctl(t, "status", "--transport", "unix", "--addr", sock)
+	code, out, _ = ctl(t, "status", "--transport", "unix", "--addr", sock, "--insecure")
 	if code != exitOK || !strings.Contains(out, "Go clusterclient, 2 channel(s): A, B") || !strings.Contains(out, `channel "B": term 1`) {
 		t.Fatalf("text: exit %d\n%s", code, out)
+	}
+}
+
+// With authentication (the default), the observer proves itself like a
+// follower: a named channel is reported; a listing is refused, saying to
+// name the channel; an unauthenticated observer is refused.
+func TestStatusAuthenticated(t *testing.T) {
+	port := strconv.Itoa(freePort(t))
+	p, _ := strconv.Atoi(port)
+	subscribe(t, newClient(t, "Secure", cluster.WithPort(p)))
+
+	code, out, errs := ctl(t, "status", "--port", port, "--channel", "Secure", "--json")
+	var rep report
+	if code != exitOK || json.Unmarshal([]byte(out), &rep) != nil || len(rep.Channels) != 1 ||
+		rep.Channels[0].Status == nil || rep.Channels[0].Status.Channel != "Secure" {
+		t.Fatalf("named channel: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = ctl(t, "status", "--port", port)
+	if code != exitFail || !strings.Contains(out+errs, "--channel") {
+		t.Fatalf("listing an authenticated cluster: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = ctl(t, "status", "--port", port, "--channel", "Secure", "--insecure")
+	if code != exitFail || !strings.Contains(out+errs, "handshake") {
+		t.Fatalf("unauthenticated observer: exit %d\n%s%s", code, out, errs)
 	}
 }
 
@@ -374,12 +400,12 @@ func TestStatusOfNodeLeader(t *testing.T) {
 	}()
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 
-	code, out, errs := ctl(t, "status", "--port", port, "--channel", "DataClient", "--codec", "serialize-json")
+	code, out, errs := ctl(t, "status", "--port", port, "--channel", "DataClient", "--codec", "serialize-json", "--insecure")
 	if code != exitOK || !strings.Contains(out, "leader   Node cluster-client") || !strings.Contains(out, "accepted the registration") {
 		t.Fatalf("exit %d:\n%s%s", code, out, errs)
 	}
 	t.Logf("clusterctl status against a Node leader:\n%s", out)
-	code, out, _ = ctl(t, "status", "--port", port, "--channel", "DataClient", "--json")
+	code, out, _ = ctl(t, "status", "--port", port, "--channel", "DataClient", "--insecure", "--json")
 	var rep report
 	if code != exitOK || json.Unmarshal([]byte(out), &rep) != nil || rep.Leader != leaderNode || len(rep.Channels) != 1 ||
 		!strings.Contains(rep.Channels[0].Error, "add --codec serialize-json") {
