@@ -118,13 +118,18 @@ func TestUI18_LogsNameChannelAddressRoleTerm(t *testing.T) {
 	ready(t, l)
 	f := newClient(t, "Logged", newWorld(), cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithLogger(log))
 	ready(t, f)
-	out := buf.String()
+	// The "ready" line is written just after Ready returns (the term is
+	// marked ready first), so wait for it rather than racing it.
 	for _, want := range []string{
 		`msg=leading channel=Logged addr="mem ` + addr + `" role=leader term=1`,
 		`msg=ready channel=Logged addr="mem ` + addr + `" role=follower term=1`,
 	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("log lacks %q:\n%s", want, out)
+		deadline := time.Now().Add(wait)
+		for !strings.Contains(buf.String(), want) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if out := buf.String(); !strings.Contains(out, want) {
+			t.Errorf("log lacks %q after %v:\n%s", want, wait, out)
 		}
 	}
 }
