@@ -477,6 +477,7 @@ func (c *Client) attachLocked(t *term, in inner) {
 // term ready. Publications made meanwhile are caught by the watermark.
 func (c *Client) replayAndReady(t *term) {
 	var mark uint64
+	var readyAt time.Time
 	for {
 		c.mu.Lock()
 		if c.cur != t {
@@ -493,6 +494,7 @@ func (c *Client) replayAndReady(t *term) {
 		c.queued = nil
 		if len(batch) == 0 && len(queued) == 0 {
 			t.settled = true
+			readyAt = time.Now()
 			close(t.done)
 			c.mu.Unlock()
 			break
@@ -512,7 +514,9 @@ func (c *Client) replayAndReady(t *term) {
 		}
 	}
 	c.log.Info("ready", slog.String("role", t.role.String()), slog.Uint64("term", t.num))
-	c.event(Event{Kind: EventReady, Role: t.role, Term: t.num})
+	// The event carries the moment the term became ready, not the moment
+	// it is dispatched: calls released by it may already be answered.
+	c.event(Event{Kind: EventReady, Role: t.role, Term: t.num, Time: readyAt})
 }
 
 // settle marks t failed with err (the ready error): waiting calls fail
