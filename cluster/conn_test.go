@@ -113,6 +113,10 @@ func (p *rawPeer) register(channel string) {
 	if err := p.send(false, 2, 3000, protocol.ConnObject{Type: "register_confirm", Ext: confirm}, nil); err != nil {
 		p.t.Fatal(err)
 	}
+	pk, _ := p.expect("register_confirm_res")
+	if !strings.Contains(string(pk.App), `"success":true`) {
+		p.t.Fatalf("register_confirm answered %s", pk.App)
+	}
 }
 
 // fakeLeader holds addr with a hand-written leader: serve runs per
@@ -185,6 +189,8 @@ func answerLoop(p *rawPeer, skipRegister func(i int) bool, mute *atomic.Bool) {
 				return
 			}
 			p.send(true, pk.ID, pk.Timeout, protocol.ConnObject{Type: protocol.KindRegisterChannelRes, Ext: reply}, okReply)
+		case "register_confirm": // the follower's proof; a fake leader takes it as it is
+			p.send(true, pk.ID, pk.Timeout, protocol.ConnObject{Type: "register_confirm_res"}, okReply)
 		case protocol.KindHeartbeat:
 			p.send(true, pk.ID, pk.Timeout, protocol.ConnObject{Type: protocol.KindHeartbeatRes}, nil)
 		case protocol.KindInvoke:
@@ -460,6 +466,16 @@ func (h *testHandshake) Verify(_ context.Context, _ cluster.PeerInfo, hello, _, 
 	return nil
 }
 
+// badConfirm confirms with another token than its hello's.
+type badConfirm struct{ *testHandshake }
+
+func (b badConfirm) Confirm(ctx context.Context, info cluster.PeerInfo, hello, reply cluster.Ext) (cluster.Ext, error) {
+	if _, err := b.testHandshake.Confirm(ctx, info, hello, reply); err != nil {
+		return nil, err
+	}
+	return cluster.Ext{"confirm": json.RawMessage(`"forged"`)}, nil
+}
+
 // The Handshake seam: extension fields travel in register_channel and its
 // reply; a refusal reaches the follower as ErrHandshake and nothing else is
 // served to it.
@@ -468,8 +484,20 @@ func TestHandshakeSeam(t *testing.T) {
 	l, tr, addr := startLeader(t, "Auth", cluster.WithHandshake(hs))
 	good := newClient(t, "Auth", newWorld(), cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithHandshake(hs))
 	ready(t, good)
+	// Ready means admitted: the leader verified the follower already.
+	if n, v := l.Stats().Followers, hs.verifies.Load(); n != 1 || v != 1 {
+		t.Fatalf("a ready follower: the leader counts %d followers after %d verifications", n, v)
+	}
 	if got := mustInvoke[string](t, good, "echo", "in"); got != "in" {
 		t.Fatalf("echo %q", got)
+	}
+	// A follower whose last step fails gets the leader's reason.
+	rec2 := newRecorder()
+	newClient(t, "Auth", newWorld(), cluster.WithTransport(tr), cluster.WithAddr(addr),
+		cluster.WithHandshake(badConfirm{hs}), rec2.opt())
+	ev2 := rec2.wait(t, wait, "confirmation refused", isErr(cluster.ErrHandshake))
+	if !strings.Contains(ev2.Err.Error(), "the confirmation does not match the hello") {
+		t.Fatalf("event %v", ev2.Err)
 	}
 	rec := newRecorder()
 	bad := newClient(t, "Auth", newWorld(), cluster.WithTransport(tr), cluster.WithAddr(addr),

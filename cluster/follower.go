@@ -127,7 +127,7 @@ func (s *session) readLoop() {
 		}
 		if pk.Response {
 			switch co.Type {
-			case protocol.KindInvokeResult, kindStatusRes:
+			case protocol.KindInvokeResult, kindStatusRes, kindRegisterConfirmRes:
 				var data []byte
 				if len(pk.App) > 0 {
 					data = append([]byte(nil), pk.App...)
@@ -329,11 +329,49 @@ func (s *session) answer(ctx context.Context, info PeerInfo, ans regAnswer) (rea
 			return nil, s.regErr(ErrHandshake, err)
 		}
 		s.authed.Store(true)
-		if err := s.w.send(false, ids.Next(), cfg.timeoutMS(), &protocol.ConnObject{Type: kindRegisterConfirm, Ext: confirm}, nil); err != nil {
-			return nil, s.regErr(ErrLeaderLost, err)
+		if err := s.confirm(confirm); err != nil {
+			return nil, err
 		}
 	}
 	return readyErr, nil
+}
+
+// confirm sends the Handshake's proof (register_confirm) and waits until
+// the leader admitted the connection, for at most the response timeout.
+func (s *session) confirm(ext Ext) error {
+	cfg := &s.c.cfg
+	id := ids.Next()
+	c := getCall(id)
+	c.method = kindRegisterConfirm
+	if err := s.pend.add(c); err != nil {
+		putCall(c)
+		return s.regErr(ErrLeaderLost, err)
+	}
+	if err := s.w.send(false, id, cfg.timeoutMS(), &protocol.ConnObject{Type: kindRegisterConfirm, Ext: ext}, nil); err != nil {
+		if !s.pend.remove(c) {
+			<-c.ch // failed by die at the same moment
+		}
+		putCall(c)
+		return s.regErr(ErrLeaderLost, err)
+	}
+	<-c.ch // answered, timed out, or failed with the connection
+	data, err := c.data, c.err
+	putCall(c)
+	if err != nil {
+		return s.regErr(ErrHandshake, fmt.Errorf("no admission after register_confirm: %w", err))
+	}
+	var rep regReply
+	if err := cfg.codec.Decode(data, &rep); err != nil {
+		return s.regErr(ErrProtocol, fmt.Errorf("register_confirm reply: %w", err))
+	}
+	if !rep.Success {
+		re := rep.Error
+		if re == nil {
+			re = &protocol.RemoteError{Name: "Error", Message: "register_confirm refused without a reason"}
+		}
+		return s.regErr(ErrHandshake, re)
+	}
+	return nil
 }
 
 // invoke sends one call; oneway calls return once queued.

@@ -26,9 +26,14 @@ const extKey = "clusterclient"
 
 // kindRegisterConfirm is the Go-only request a follower sends right after
 // it checked the leader's register reply with its Handshake (Confirm): its
-// Ext carries the follower's proof for the leader's Verify. It has no
-// response; a leader that refuses it hangs up.
-const kindRegisterConfirm = "register_confirm"
+// Ext carries the follower's proof for the leader's Verify. The leader
+// answers kindRegisterConfirmRes, whose app object is a regReply (in the
+// channel's codec) once the connection is admitted, or with the refusal
+// before it hangs up; the follower is ready only after a success.
+const (
+	kindRegisterConfirm    = "register_confirm"
+	kindRegisterConfirmRes = "register_confirm_res"
+)
 
 // extInfo is what a Go peer says about itself in register_channel and in
 // the reply. A Node peer sends none and ignores ours.
@@ -626,7 +631,7 @@ func (p *peer) handle(pk protocol.Packet, co *protocol.ConnObject) {
 		p.register(pk.ID, pk.Timeout, co)
 		return
 	case kindRegisterConfirm:
-		p.verify(co)
+		p.verify(pk.ID, pk.Timeout, co)
 		return
 	}
 	if !p.admitted.Load() {
@@ -700,7 +705,7 @@ func (p *peer) register(id int64, timeout int32, co *protocol.ConnObject) {
 	cfg := &lt.c.cfg
 	replyExt := Ext{extKey: ourExt(cfg.codec)}
 	refuse := func(err error) {
-		p.reply(id, timeout, toRemote(err), replyExt)
+		p.reply(protocol.KindRegisterChannelRes, id, timeout, toRemote(err), replyExt)
 		go p.w.flushClose(err, time.Second)
 	}
 	if raw, ok := co.Ext[extKey]; ok {
@@ -742,7 +747,7 @@ func (p *peer) register(id int64, timeout int32, co *protocol.ConnObject) {
 		if err := lt.host.err; err != nil {
 			re = toRemote(err)
 		}
-		p.reply(id, timeout, re, replyExt)
+		p.reply(protocol.KindRegisterChannelRes, id, timeout, re, replyExt)
 		if cfg.handshake != nil {
 			p.awaitConfirm()
 		}
@@ -784,8 +789,8 @@ func (p *peer) awaitConfirm() {
 }
 
 // verify admits the connection if the Handshake accepts the follower's
-// register_confirm, and drops it otherwise.
-func (p *peer) verify(co *protocol.ConnObject) {
+// register_confirm, and refuses it and hangs up otherwise.
+func (p *peer) verify(id int64, timeout int32, co *protocol.ConnObject) {
 	lt := p.lt
 	hs := lt.c.cfg.handshake
 	if hs == nil || p.admitted.Load() {
@@ -802,7 +807,10 @@ func (p *peer) verify(co *protocol.ConnObject) {
 	err := hs.Verify(ctx, p.info(), hello, reply, co.Ext)
 	cancel()
 	if err != nil {
-		p.drop(err)
+		lt.log.Warn("follower refused by the handshake", slog.String("remote", p.w.conn.RemoteAddr().String()), slog.Any("error", err))
+		err = &Error{Op: "register", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader, Kind: ErrHandshake, Err: err}
+		p.reply(kindRegisterConfirmRes, id, timeout, toRemote(err), nil)
+		go p.w.flushClose(err, time.Second)
 		return
 	}
 	p.mu.Lock()
@@ -811,6 +819,7 @@ func (p *peer) verify(co *protocol.ConnObject) {
 	}
 	p.mu.Unlock()
 	p.admit()
+	p.reply(kindRegisterConfirmRes, id, timeout, nil, nil)
 }
 
 // admit lets the connection's requests through.
@@ -841,14 +850,16 @@ func sameExt(a, b Ext) bool {
 	return true
 }
 
-func (p *peer) reply(id int64, timeout int32, re *protocol.RemoteError, ext Ext) {
+// reply answers register_channel or register_confirm (kind is the
+// response's) with success, or with re.
+func (p *peer) reply(kind string, id int64, timeout int32, re *protocol.RemoteError, ext Ext) {
 	codec := p.lt.c.cfg.codec
 	app, err := codec.Append(nil, regReply{Success: re == nil, Error: re})
 	if err != nil {
 		p.lt.log.Error("cannot encode the register reply", slog.Any("error", err))
 		return
 	}
-	p.w.send(true, id, timeout, &protocol.ConnObject{Type: protocol.KindRegisterChannelRes, Ext: ext}, app)
+	p.w.send(true, id, timeout, &protocol.ConnObject{Type: kind, Ext: ext}, app)
 }
 
 // serve runs one invoke from the follower and answers it, unless it is

@@ -255,9 +255,11 @@ type PeerInfo = auth.PeerInfo
 //     the fields of register_confirm, a Go-only request it sends next,
 //     before anything else;
 //  4. the leader's Verify checks them; only then is the connection
-//     admitted. Before that the leader answers heartbeats and nothing
-//     else, and drops the connection if it asks for anything else or
-//     does not confirm within the register deadline.
+//     admitted, and the leader answers register_confirm_res (or refuses
+//     and hangs up). Before that it answers heartbeats and nothing else,
+//     and drops the connection if it asks for anything else or does not
+//     confirm within the register deadline. The follower is ready once
+//     admitted.
 //
 // Each step gets the earlier messages it needs (hello, reply), so an
 // implementation may be stateless. The default is package auth's (see
