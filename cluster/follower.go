@@ -217,54 +217,47 @@ func (s *session) register(ctx context.Context) (readyErr, err error) {
 		if err := s.w.send(false, id, cfg.timeoutMS(), &co, nil); err != nil {
 			return nil, s.regErr(ErrLeaderLost, err)
 		}
-		wait := time.NewTimer(cfg.responseTimeout)
-		var ans regAnswer
-		got := false
-		select {
-		case ans = <-s.regCh:
-			got = true
-		case <-wait.C:
-		case <-s.dead:
-		case <-ctx.Done():
-		}
-		wait.Stop()
-		if !got {
-			ans, got = s.answered()
+		ans, got, err := s.awaitReg(ctx, cfg.responseTimeout)
+		if err != nil {
+			return nil, err
 		}
 		if !got {
-			select {
-			case <-s.dead:
-				return nil, s.err()
-			case <-ctx.Done():
-				return nil, s.regErr(ErrClosed, ctx.Err())
-			default:
-			}
 			s.log.Warn("register timed out; will retry", slog.Int("attempt", attempt),
 				slog.Duration("timeout", cfg.responseTimeout), slog.Duration("retry", cfg.registerRetry))
-			retry := time.NewTimer(cfg.registerRetry)
-			select {
-			case ans = <-s.regCh:
-				got = true
-			case <-retry.C:
-			case <-s.dead:
-			case <-ctx.Done():
-			}
-			retry.Stop()
-			if !got {
-				ans, got = s.answered()
+			if ans, got, err = s.awaitReg(ctx, cfg.registerRetry); err != nil {
+				return nil, err
 			}
 			if !got {
-				select {
-				case <-s.dead:
-					return nil, s.err()
-				case <-ctx.Done():
-					return nil, s.regErr(ErrClosed, ctx.Err())
-				default:
-				}
 				continue
 			}
 		}
 		return s.answer(ctx, info, ans)
+	}
+}
+
+// awaitReg waits up to d for a reply to any register request. got
+// reports a reply; err is set when the connection died or ctx ended, and
+// is nil when d merely passed.
+func (s *session) awaitReg(ctx context.Context, d time.Duration) (ans regAnswer, got bool, err error) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case ans = <-s.regCh:
+		return ans, true, nil
+	case <-t.C:
+	case <-s.dead:
+	case <-ctx.Done():
+	}
+	if ans, got = s.answered(); got {
+		return ans, true, nil
+	}
+	select {
+	case <-s.dead:
+		return ans, false, s.err()
+	case <-ctx.Done():
+		return ans, false, s.regErr(ErrClosed, ctx.Err())
+	default:
+		return ans, false, nil
 	}
 }
 
