@@ -102,7 +102,7 @@ func TestOtherUserRefused(t *testing.T) {
 		return lr, child.result(ctx, t)
 	}
 	// Nobody leads; root follows.
-	followerCase := func(t *testing.T, tr transport.Transport, addr string, follower *Handshake, childArgs ...string) (error, outcome) {
+	followerCase := func(t *testing.T, tr transport.Transport, addr string, follower *Handshake, childArgs ...string) (outcome, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		child := startAs(t, exe, nobody, "uid-leader", append([]string{tr.Name(), addr}, childArgs...)...)
@@ -115,7 +115,7 @@ func TestOtherUserRefused(t *testing.T) {
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(20 * time.Second))
 		ferr := runFollower(ctx, follower, PeerInfo{Channel: "DataClient", Transport: tr.Name(), Addr: at, Conn: c})
-		return ferr, child.result(ctx, t)
+		return child.result(ctx, t), ferr
 	}
 
 	t.Run("unix/leader refuses another user", func(t *testing.T) {
@@ -129,7 +129,7 @@ func TestOtherUserRefused(t *testing.T) {
 	})
 	t.Run("unix/follower refuses another user's leader", func(t *testing.T) {
 		// This leader admits root, so the follower is the one to refuse.
-		ferr, lo := followerCase(t, unixT, abstract(), root, nobodySecret, "allow-root")
+		lo, ferr := followerCase(t, unixT, abstract(), root, nobodySecret, "allow-root")
 		if !errors.Is(ferr, ErrUnauthenticated) || !strings.Contains(ferr.Error(), "the leader (pid") || !strings.Contains(ferr.Error(), "runs as uid 65534") {
 			t.Fatalf("root follower: %v, want ErrUnauthenticated naming the leader's uid 65534", ferr)
 		}
@@ -155,7 +155,7 @@ func TestOtherUserRefused(t *testing.T) {
 		}
 	})
 	t.Run("tcp/follower refuses another user's leader", func(t *testing.T) {
-		ferr, lo := followerCase(t, tcpT, "127.0.0.1:0", root, nobodySecret)
+		lo, ferr := followerCase(t, tcpT, "127.0.0.1:0", root, nobodySecret)
 		if !errors.Is(ferr, ErrUnauthenticated) || !strings.Contains(ferr.Error(), "leader's proof does not match") {
 			t.Fatalf("root follower: %v, want ErrUnauthenticated", ferr)
 		}
