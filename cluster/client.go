@@ -1041,7 +1041,7 @@ func (c *Client) Close(ctx context.Context) error {
 			c.bg.Wait()
 			c.event(Event{Kind: EventClosed, Role: t.role, Term: t.num})
 			c.disp.stop(nil)
-			c.log.Info("closed")
+			c.log.Info("closed", slog.String("role", t.role.String()), slog.Uint64("term", t.num))
 			close(c.closeDone)
 		}()
 	})

@@ -24,7 +24,7 @@ var (
 	// ErrLeaderLost: the connection to the leader broke while the call was
 	// in flight. The call's effect is unknown; it is safe to retry an
 	// idempotent call (the retry waits for the next leader).
-	ErrLeaderLost = errors.New("cluster: leader lost while the call was in flight")
+	ErrLeaderLost = errors.New("cluster: connection to the leader lost")
 	// ErrUnknownMethod: the real client does not declare the method (or does
 	// not declare subscribe, publish, ...).
 	ErrUnknownMethod = errors.New("cluster: method not declared by the real client")

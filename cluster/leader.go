@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-clusterclient/clusterclient/election"
@@ -99,7 +100,7 @@ func newServer(ln net.Listener, t transport.Transport, addr string, cfg *config,
 		limits:   cfg.limits,
 		deadline: cfg.registerDeadline,
 		maxBuf:   cfg.maxWriteBuffer,
-		log:      cfg.logger.With(slog.String("transport", t.Name()), slog.String("addr", addr)),
+		log:      cfg.logger.With(slog.String("addr", t.Name()+" "+addr), slog.String("role", RoleLeader.String())),
 		channels: make(map[string]*leaderTerm),
 		unrouted: make(map[*wire]struct{}),
 		maxConns: cfg.maxConns,
@@ -593,10 +594,13 @@ func (p *peer) readLoop() {
 		pk, err := p.r.Next()
 		if err != nil {
 			switch {
-			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), p.w.reason() != nil:
-				lt.log.Debug("follower disconnected", slog.String("remote", p.w.conn.RemoteAddr().String()))
+			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
+				errors.Is(err, net.ErrClosed), p.w.reason() != nil:
+				// A follower that exits or is killed (even mid-frame) is
+				// not news: it will register again when it restarts.
+				lt.log.Debug("follower disconnected", slog.String("remote", p.w.conn.RemoteAddr().String()), slog.Any("error", err))
 			default:
-				// A reset or a malformed frame (CC-050): drop this
+				// A malformed frame (CC-050): drop this
 				// connection only; it is not an error of the cluster
 				// (RG-23).
 				lt.log.Warn("dropping follower connection", slog.String("remote", p.w.conn.RemoteAddr().String()), slog.Any("error", err))

@@ -58,8 +58,8 @@ func (r *Registry) Elect(ctx context.Context, cfg Config) (Outcome, error) {
 	e := &election{reg: r, cfg: cfg, start: time.Now(), backoff: cfg.MinBackoff}
 	e.log = cfg.Logger.With(
 		slog.String("channel", cfg.Channel),
-		slog.String("transport", cfg.Transport.Name()),
-		slog.String("addr", cfg.Addr),
+		// One key for the address, as package cluster writes it.
+		slog.String("addr", cfg.Transport.Name()+" "+cfg.Addr),
 		slog.String("mode", cfg.Mode.String()),
 	)
 	var out Outcome

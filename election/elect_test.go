@@ -416,7 +416,7 @@ func TestOutcomeLogged(t *testing.T) {
 	mu.Lock()
 	got := buf.String()
 	mu.Unlock()
-	for _, want := range []string{"msg=elected", "role=leader", "channel=DataClient", "addr=" + addr, "transport=mem", "mode=auto"} {
+	for _, want := range []string{"msg=elected", "role=leader", "channel=DataClient", `addr="mem ` + addr + `"`, "mode=auto"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("log %q lacks %q", got, want)
 		}
