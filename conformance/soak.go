@@ -216,22 +216,33 @@ func (s *soak) settle(after string) {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*opTimeout)
 	defer cancel()
-	ps := s.live()
-	for _, p := range ps {
-		if _, err := p.WaitReady(ctx); err != nil {
-			s.failf("after %s: process %d not ready: %v", after, p.Pid(), err)
+	// Right after a kill, survivors may still report the dead leader's
+	// term as ready (they have not read its EOF yet), so a moment is
+	// settled once every member is ready AND exactly one leads; it must
+	// come within the bound.
+	var ps, leaders []*Process
+	for {
+		ps, leaders = s.live(), nil
+		for _, p := range ps {
+			if _, err := p.WaitReady(ctx); err != nil {
+				s.failf("after %s: process %d not ready: %v", after, p.Pid(), err)
+				return
+			}
+		}
+		for _, p := range ps {
+			if p.State().Role == cluster.RoleLeader {
+				leaders = append(leaders, p)
+			}
+		}
+		if len(leaders) == 1 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			s.failf("after %s: %d leaders among %d members after %v", after, len(leaders), len(ps), 2*opTimeout)
 			return
+		case <-time.After(10 * time.Millisecond):
 		}
-	}
-	var leaders []*Process
-	for _, p := range ps {
-		if p.State().Role == cluster.RoleLeader {
-			leaders = append(leaders, p)
-		}
-	}
-	if len(leaders) != 1 {
-		s.failf("after %s: %d leaders among %d members", after, len(leaders), len(ps))
-		return
 	}
 	built := leaders[0].State().Built
 	if len(built) == 0 {
