@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,8 +65,8 @@ func TestOtherUserRefused(t *testing.T) {
 	must(t, err)
 	t.Cleanup(func() { os.RemoveAll(shared) })
 	must(t, os.Chmod(shared, 0o755))
-	exe := filepath.Join(shared, "auth.test")
-	copyExecutable(t, exe)
+	exe, err := childproc.CopyExecutable(shared)
+	must(t, err)
 	nobodyDir := filepath.Join(shared, "nobody")
 	must(t, os.Mkdir(nobodyDir, 0o700))
 	must(t, os.Chown(nobodyDir, nobody, nobody))
@@ -335,20 +334,4 @@ func (c *uidChild) result(ctx context.Context, t *testing.T) outcome {
 	var o outcome
 	must(t, ev.Decode(&o))
 	return o
-}
-
-func copyExecutable(t *testing.T, dst string) {
-	t.Helper()
-	src, err := os.Executable()
-	must(t, err)
-	in, err := os.Open(src)
-	must(t, err)
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
-	must(t, err)
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		t.Fatal(err)
-	}
-	must(t, out.Close())
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,8 +95,8 @@ func TestOtherUserRefused(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(shared) })
 	mustOK(t, os.Chmod(shared, 0o755))
-	exe := filepath.Join(shared, "cluster.test")
-	copyTestBinary(t, exe)
+	exe, err := childproc.CopyExecutable(shared)
+	mustOK(t, err)
 	nobodyDir := filepath.Join(shared, "nobody")
 	mustOK(t, os.Mkdir(nobodyDir, 0o700))
 	mustOK(t, os.Chown(nobodyDir, nobodyUID, nobodyUID))
@@ -190,20 +189,6 @@ func startAsUser(t *testing.T, exe string, uid uint32, args ...string) *childpro
 		}
 	})
 	return c
-}
-
-func copyTestBinary(t *testing.T, dst string) {
-	t.Helper()
-	src, err := os.Executable()
-	mustOK(t, err)
-	in, err := os.Open(src)
-	mustOK(t, err)
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
-	mustOK(t, err)
-	_, err = io.Copy(out, in)
-	mustOK(t, err)
-	mustOK(t, out.Close())
 }
 
 func mustOK(t *testing.T, err error) {

@@ -2,6 +2,7 @@ package childproc
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -318,5 +319,25 @@ func TestEnvWithout(t *testing.T) {
 	}
 	if len(env) != len(os.Environ())-2 {
 		t.Errorf("EnvWithout returned %d variables, want %d", len(env), len(os.Environ())-2)
+	}
+}
+
+func TestCopyExecutable(t *testing.T) {
+	dir := t.TempDir()
+	dst, err := CopyExecutable(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := os.Executable()
+	a, errA := os.ReadFile(src)
+	b, errB := os.ReadFile(dst)
+	if errA != nil || errB != nil || !bytes.Equal(a, b) {
+		t.Fatalf("copy differs from %s (%v, %v)", src, errA, errB)
+	}
+	if fi, err := os.Stat(dst); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("mode of %s: %v, %v", dst, fi, err)
+	}
+	if _, err := CopyExecutable(dir); err == nil {
+		t.Fatal("a second copy over the first succeeded")
 	}
 }
