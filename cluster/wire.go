@@ -11,26 +11,32 @@ import (
 )
 
 // wire is one framed connection, on either side. Frames are encoded by the
-// goroutine that sends them and appended to one buffer; a single writer
-// goroutine swaps the buffer out and writes everything queued in one
-// Write, so concurrent senders coalesce into few syscalls and never block
-// on the socket. The owner runs the reading loop itself (readLoop).
+// goroutine that sends them. Whoever finds the socket free writes: a
+// sender writes its frame itself, without blocking, when the conn is a
+// plain socket (tcp, unix); what the socket does not take at once, and
+// everything on conns of other kinds, goes to a writer goroutine, which
+// writes all frames queued meanwhile in one Write. So a lone call costs
+// no hand-over between goroutines, concurrent senders coalesce into few
+// syscalls, and a sender never blocks on the socket. The owner runs the
+// reading loop itself (readLoop).
 //
 // Concurrency: send and close are safe for concurrent use.
 type wire struct {
-	conn net.Conn
-	max  int // write buffer bound
+	conn   net.Conn
+	max    int                       // write buffer bound
+	direct func([]byte) (int, error) // non-blocking write to the socket; nil when the conn has none
 
 	mu      sync.Mutex
-	buf     []byte // frames queued, not yet handed to the writer
+	buf     []byte // frames queued, not yet written
 	spare   []byte
 	scratch []byte // conn object encoding
+	writing bool   // a sender or the writer goroutine owns the socket
 	err     error  // first write error or close reason; sticky
 
 	draining    bool // flushClose: close once the buffer is written
 	drainReason error
 
-	wake     chan struct{}
+	wake     chan struct{} // hands the socket to the writer goroutine
 	closed   chan struct{}
 	done     chan struct{} // writer exited
 	once     sync.Once
@@ -46,6 +52,7 @@ func newWire(conn net.Conn, max int) *wire {
 	w := &wire{
 		conn:   conn,
 		max:    max,
+		direct: directWriter(conn),
 		wake:   make(chan struct{}, 1),
 		closed: make(chan struct{}),
 		done:   make(chan struct{}),
@@ -62,9 +69,10 @@ func (w *wire) idle(now time.Time) time.Duration {
 	return now.Sub(time.Unix(0, w.lastRecv.Load()))
 }
 
-// send queues one frame. app is copied. It fails with the close reason
-// once the wire is closed, and with ErrOverloaded (without closing) when
-// the peer is not reading and the buffer is over its bound.
+// send queues one frame and, if the socket is free, writes it. app is
+// copied. It fails with the close reason once the wire is closed, and
+// with ErrOverloaded (without closing) when the peer is not reading and
+// the buffer is over its bound.
 func (w *wire) send(response bool, id int64, timeout int32, co *protocol.ConnObject, app []byte) error {
 	w.mu.Lock()
 	if w.err != nil {
@@ -80,14 +88,62 @@ func (w *wire) send(response bool, id int64, timeout int32, co *protocol.ConnObj
 	w.buf = protocol.AppendPacket(w.buf, &protocol.Packet{
 		Response: response, ID: id, Timeout: timeout, Conn: w.scratch, App: app,
 	})
+	if w.writing {
+		w.mu.Unlock() // its owner writes it
+		return nil
+	}
+	w.writing = true
+	if w.direct == nil {
+		w.mu.Unlock()
+		w.handOff()
+		return nil
+	}
+	out := w.buf
+	w.buf, w.spare = w.spare[:0], nil
 	w.mu.Unlock()
+
+	n, err := w.direct(out)
+	if err != nil {
+		w.close(err)
+		return nil // lost with the connection, as a frame the writer could not write
+	}
+	w.mu.Lock()
+	if n < len(out) {
+		// The socket is full: the rest goes first, then what was queued
+		// meanwhile, by the writer goroutine.
+		rest := out[:copy(out, out[n:])]
+		w.buf, w.spare = append(rest, w.buf...), w.buf[:0]
+	} else {
+		w.keep(out)
+		if len(w.buf) == 0 && !w.draining {
+			w.writing = false
+			w.mu.Unlock()
+			return nil
+		}
+	}
+	w.mu.Unlock()
+	w.handOff()
+	return nil
+}
+
+// keep makes out the spare buffer unless it grew too large. w.mu is held.
+func (w *wire) keep(out []byte) {
+	if cap(out) <= keepBuf {
+		w.spare = out[:0]
+	}
+}
+
+// handOff gives the socket (w.writing, already set) to the writer
+// goroutine.
+func (w *wire) handOff() {
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
+// writeLoop writes, each time it is handed the socket, until nothing is
+// queued, and then gives the socket up.
 func (w *wire) writeLoop() {
 	defer close(w.done)
 	for {
@@ -99,32 +155,26 @@ func (w *wire) writeLoop() {
 		for {
 			w.mu.Lock()
 			out := w.buf
-			w.buf = w.spare[:0]
-			w.spare = nil
-			draining := w.draining
-			w.mu.Unlock()
+			w.buf, w.spare = w.spare[:0], nil
 			if len(out) == 0 {
-				w.mu.Lock()
 				w.spare = out
+				w.writing = false
+				draining, reason := w.draining, w.drainReason
 				w.mu.Unlock()
 				if draining {
-					w.close(w.drainReason)
+					w.close(reason)
 					return
 				}
 				break
 			}
+			w.mu.Unlock()
 			if _, err := w.conn.Write(out); err != nil {
 				w.close(err)
 				return
 			}
-			if cap(out) <= keepBuf {
-				w.mu.Lock()
-				w.spare = out[:0]
-				w.mu.Unlock()
-			}
-			if !draining {
-				break
-			}
+			w.mu.Lock()
+			w.keep(out)
+			w.mu.Unlock()
 		}
 	}
 }
@@ -150,11 +200,12 @@ func (w *wire) close(reason error) {
 func (w *wire) flushClose(reason error, d time.Duration) {
 	w.mu.Lock()
 	w.draining, w.drainReason = true, reason
+	idle := !w.writing
+	w.writing = true
 	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
+	if idle {
+		w.handOff()
+	} // else its owner hands the socket to the writer when done
 	t := time.NewTimer(d)
 	select {
 	case <-w.done:

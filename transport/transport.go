@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"syscall"
 )
 
 // Errors returned (wrapped) by transports. Match them with errors.Is; the
@@ -84,6 +85,18 @@ type Cred struct {
 // still reading (TCP's CloseWrite).
 type HalfCloser interface {
 	CloseWrite() error
+}
+
+// Socket is implemented by conns that write their bytes unchanged to one
+// connected stream socket of the operating system: a wrapper that only
+// adds methods to a *net.TCPConn or *net.UnixConn, say. Socket returns
+// that socket; a caller may then write to it directly, without blocking
+// (the cluster layer does, to skip a hand-over to its writer goroutine).
+// A conn that frames, encrypts or otherwise changes its bytes must not
+// implement it. *net.TCPConn and *net.UnixConn themselves qualify without
+// it.
+type Socket interface {
+	Socket() syscall.Conn
 }
 
 // MultiProcess is implemented by transports whose addresses can be shared

@@ -417,9 +417,13 @@ type conn struct {
 var (
 	_ transport.HalfCloser      = (*conn)(nil)
 	_ transport.PeerCredentials = (*conn)(nil)
+	_ transport.Socket          = (*conn)(nil)
 )
 
 // PeerCred returns the pid, uid and gid of the process at the other end,
 // as the kernel recorded them when the connection was made (SO_PEERCRED).
 // Outside Linux it fails with errors.ErrUnsupported.
 func (c *conn) PeerCred() (transport.Cred, error) { return peerCred(c.UnixConn) }
+
+// Socket returns the unix socket itself: conn adds methods, never bytes.
+func (c *conn) Socket() syscall.Conn { return c.UnixConn }

@@ -1,0 +1,9 @@
+//go:build !unix
+
+package cluster
+
+import "net"
+
+// directWriter returns nil: outside unix every frame goes through the
+// wire's writer goroutine.
+func directWriter(net.Conn) func([]byte) (int, error) { return nil }
