@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/go-clusterclient/clusterclient/cluster"
 	"github.com/go-clusterclient/clusterclient/protocol"
+	"github.com/go-clusterclient/clusterclient/transport/tcp"
 )
 
 // pair starts a leader and a follower of one channel over mem.
@@ -405,5 +407,74 @@ func TestConcurrentCallsEachAnswerChecked(t *testing.T) {
 	wg.Wait()
 	if st := l.Stats(); st.Followers != followers || st.Served != followers*calls {
 		t.Fatalf("leader stats %+v", st)
+	}
+}
+
+// A call runs on the leader's reading goroutine while it is quick; one
+// that blocks must not hold up the follower's other requests on the same
+// connection (reading moves to a new goroutine, every time: each blocked
+// call here is of a method not seen blocking before, and a last one of a
+// method that did). Blocked calls pile up on one connection, each later
+// call is answered while they wait, and all of them finish once
+// released; nothing leaks (goleak in TestMain).
+func TestSlowCallDoesNotHoldUpItsConnection(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan int, 8)
+	factory := func(context.Context, cluster.Emit) (*cluster.Service, error) {
+		block := cluster.Method(func(ctx context.Context, n int) (int, error) {
+			entered <- n
+			select {
+			case <-release:
+				return n, nil
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		})
+		return &cluster.Service{Methods: map[string]cluster.Handler{
+			"block0": block, "block1": block, "block2": block,
+			"echo": cluster.Method(func(_ context.Context, s string) (string, error) { return s, nil }),
+		}}, nil
+	}
+	opts := append(fastOpts(), cluster.WithTransport(tcp.New(tcp.Config{})),
+		cluster.WithAddr("127.0.0.1:"+strconv.Itoa(freePort(t))), cluster.WithResponseTimeout(20*time.Second))
+	var clients []*cluster.Client
+	for range 2 {
+		c, err := cluster.New("SlowCalls", factory, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(context.Background()) })
+		ready(t, c)
+		clients = append(clients, c)
+	}
+	f := clients[1]
+	if f.IsLeader() {
+		t.Fatal("the second client leads")
+	}
+	const blocked = 4
+	results := make(chan error, blocked)
+	for i := range blocked {
+		go func() {
+			n, err := cluster.Call[int](tctx(t, 20*time.Second), f, fmt.Sprintf("block%d", min(i, 2)), i)
+			if err == nil && n != i {
+				err = fmt.Errorf("block(%d) = %d", i, n)
+			}
+			results <- err
+		}()
+		select {
+		case <-entered:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("block call %d never reached the leader while %d others blocked", i, i)
+		}
+		want := fmt.Sprintf("after %d blocked", i+1)
+		if got := mustInvoke[string](t, f, "echo", want); got != want {
+			t.Fatalf("echo = %q", got)
+		}
+	}
+	close(release)
+	for range blocked {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -278,6 +278,14 @@ func (s *server) admitted(w *wire) {
 	s.mu.Unlock()
 }
 
+// forget takes a connection that ended off the server's books.
+func (s *server) forget(w *wire) {
+	s.mu.Lock()
+	delete(s.live, w)
+	delete(s.fresh, w)
+	s.mu.Unlock()
+}
+
 // connCount returns the connections open on the address.
 func (s *server) connCount() int {
 	s.mu.Lock()
@@ -290,18 +298,13 @@ func (s *server) connCount() int {
 // when the connection ends.
 func (s *server) route(w *wire) {
 	defer s.wg.Done()
-	defer func() {
-		s.mu.Lock()
-		delete(s.live, w)
-		delete(s.fresh, w)
-		s.mu.Unlock()
-	}()
 	routed := false
 	defer func() {
-		if !routed {
+		if !routed { // a routed connection is forgotten when its peer closes
 			s.mu.Lock()
 			delete(s.unrouted, w)
 			s.mu.Unlock()
+			s.forget(w)
 			w.close(nil)
 			w.wait()
 		}
@@ -394,6 +397,10 @@ type leaderTerm struct {
 	lost    chan struct{} // closed by lose
 	lostErr error
 	wg      sync.WaitGroup // peers' goroutines, the idle checker
+
+	// slow holds the methods that ran past inlineBudget: method name →
+	// unix nanos until which their calls get a goroutine of their own.
+	slow sync.Map
 }
 
 func newLeaderTerm(c *Client, num uint64, h *host, srv *server) *leaderTerm {
@@ -422,10 +429,13 @@ func (lt *leaderTerm) lose(err error) {
 }
 
 // adopt takes over a connection whose first register_channel names this
-// channel; the calling goroutine becomes the connection's reader.
+// channel; the calling goroutine becomes the connection's reader (until
+// it hands reading over, see peer.inline).
 func (lt *leaderTerm) adopt(w *wire, r *protocol.Reader, id int64, timeout int32, co *protocol.ConnObject) bool {
 	p := &peer{lt: lt, w: w, r: r, keys: make(map[string]struct{})}
 	p.acks = newPending(lt.c.cfg.responseTimeout, nil, p.ackExpired)
+	p.relayTimer = time.AfterFunc(time.Hour, p.handOver)
+	p.relayTimer.Stop()
 	lt.mu.Lock()
 	if lt.ended {
 		lt.mu.Unlock()
@@ -515,6 +525,9 @@ type peer struct {
 	r          *protocol.Reader
 	acks       *pending
 	oneways    serial
+	relay      atomic.Int32 // relayIdle, relayInline or relayHanded: see inline
+	relayTimer *time.Timer  // hands reading over when an inline call runs long
+	inlineFor  string       // the method running inline (set before relay becomes relayInline)
 	admitted   atomic.Bool  // registered, and with a Handshake verified
 	overloaded atomic.Bool  // reported and dropped once
 	inflight   atomic.Int32 // calls running for it (not one-way)
@@ -573,6 +586,7 @@ func (p *peer) close(reason error) {
 	if p.confirm != nil {
 		p.confirm.Stop()
 	}
+	p.relayTimer.Stop()
 	keys := make([]string, 0, len(p.keys))
 	for k := range p.keys {
 		keys = append(keys, k)
@@ -584,12 +598,13 @@ func (p *peer) close(reason error) {
 	p.lt.mu.Lock()
 	delete(p.lt.peers, p)
 	p.lt.mu.Unlock()
+	p.lt.srv.forget(p.w)
 }
 
-// readLoop serves the follower's requests until the connection ends.
+// readLoop serves the follower's requests until the connection ends, or
+// until it handed reading over to another goroutine.
 func (p *peer) readLoop() {
 	lt := p.lt
-	defer p.w.wait()
 	for {
 		pk, err := p.r.Next()
 		if err != nil {
@@ -606,6 +621,7 @@ func (p *peer) readLoop() {
 				lt.log.Warn("dropping follower connection", slog.String("remote", p.w.conn.RemoteAddr().String()), slog.Any("error", err))
 			}
 			p.close(err)
+			p.w.wait()
 			return
 		}
 		p.w.touch()
@@ -613,6 +629,7 @@ func (p *peer) readLoop() {
 		if err != nil {
 			lt.log.Warn("dropping follower connection", slog.Any("error", err))
 			p.close(err)
+			p.w.wait()
 			return
 		}
 		if pk.Response {
@@ -621,31 +638,94 @@ func (p *peer) readLoop() {
 			}
 			continue
 		}
-		p.handle(pk, &co)
+		if !p.handle(pk, &co) {
+			return // another goroutine reads now
+		}
 	}
 }
 
-func (p *peer) handle(pk protocol.Packet, co *protocol.ConnObject) {
+// States of peer.relay.
+const (
+	relayIdle   = iota // the reader reads
+	relayInline        // the reader runs a call
+	relayHanded        // the call ran long: a new goroutine reads
+)
+
+// inlineBudget is how long a call may run on the connection's reading
+// goroutine before reading moves to a new goroutine (and requests of the
+// follower behind it are read again); such a method then runs on a
+// goroutine of its own for slowFor.
+const (
+	inlineBudget = 500 * time.Microsecond
+	slowFor      = 10 * time.Second
+)
+
+// runsInline reports whether calls of method run on the reader (it has
+// not run past inlineBudget lately).
+func (lt *leaderTerm) runsInline(method string) bool {
+	until, ok := lt.slow.Load(method)
+	return !ok || time.Now().UnixNano() > until.(int64)
+}
+
+// inline runs a call of method on the reading goroutine itself: a call
+// that answers from memory then costs no goroutine and no hand-over
+// between threads, which on a small host costs more than the whole
+// loopback round trip. If f runs longer than inlineBudget, a new
+// goroutine takes over reading (handOver) and inline reports false: the
+// caller, no longer the reader, must then return once f is done.
+func (p *peer) inline(method string, f func()) (reader bool) {
+	p.inlineFor = method
+	p.relay.Store(relayInline)
+	p.relayTimer.Reset(inlineBudget)
+	f()
+	if !p.relay.CompareAndSwap(relayInline, relayIdle) {
+		return false
+	}
+	p.relayTimer.Stop()
+	return true
+}
+
+// handOver starts a new reader if a call still runs inline.
+func (p *peer) handOver() {
+	if !p.relay.CompareAndSwap(relayInline, relayHanded) {
+		return
+	}
+	p.lt.slow.Store(p.inlineFor, time.Now().Add(slowFor).UnixNano())
+	// The old reader still holds its counts until its call returns, so
+	// these Adds cannot race with the Waits.
+	lt := p.lt
+	lt.srv.wg.Add(1)
+	lt.wg.Add(1)
+	go func() {
+		defer lt.srv.wg.Done()
+		defer lt.wg.Done()
+		p.readLoop()
+	}()
+}
+
+// handle serves one request; it reports false when reading was handed
+// over to another goroutine meanwhile (see inline).
+func (p *peer) handle(pk protocol.Packet, co *protocol.ConnObject) bool {
 	lt := p.lt
 	switch co.Type {
 	case protocol.KindHeartbeat:
 		p.w.send(true, pk.ID, pk.Timeout, &protocol.ConnObject{Type: protocol.KindHeartbeatRes}, nil)
-		return
+		return true
 	case protocol.KindRegisterChannel:
 		p.register(pk.ID, pk.Timeout, co)
-		return
+		return true
 	case kindRegisterConfirm:
 		p.verify(pk.ID, pk.Timeout, co)
-		return
+		return true
 	}
 	if !p.admitted.Load() {
 		if lt.c.cfg.handshake != nil {
 			// A follower that authenticates never does this.
 			p.drop(fmt.Errorf("%q request before registration completed", co.Type))
-			return
+			return true
 		}
 		lt.log.Debug("request before registration ignored", slog.String("type", co.Type))
-		return
+		return true
 	}
 	switch co.Type {
 	case protocol.KindSubscribe, protocol.KindUnsubscribe:
@@ -656,7 +736,7 @@ func (p *peer) handle(pk protocol.Packet, co *protocol.ConnObject) {
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
-			return
+			return true
 		}
 		if co.Type == protocol.KindSubscribe {
 			p.keys[key] = struct{}{}
@@ -677,29 +757,37 @@ func (p *peer) handle(pk protocol.Packet, co *protocol.ConnObject) {
 		if co.Oneway {
 			if p.oneways.len() >= max {
 				lt.c.report(lt.num, RoleLeader, p.overload(method, max, "one-way calls already wait"))
-				return
+				return true
 			}
 			app := append([]byte(nil), pk.App...)
 			p.oneways.do(func() { p.serve(id, timeout, method, argc, app, true) })
-			return
+			return true
 		}
 		if int(p.inflight.Add(1)) > max {
 			p.inflight.Add(-1)
 			p.fail(id, timeout, p.overload(method, max, "calls already run"))
-			return
+			return true
 		}
+		// The call's own copy: it may outlive the reader's buffer.
 		app := append([]byte(nil), pk.App...)
+		serve := func() {
+			defer p.inflight.Add(-1)
+			p.serve(id, timeout, method, argc, app, false)
+		}
+		if lt.runsInline(method) {
+			return p.inline(method, serve)
+		}
 		lt.wg.Add(1)
 		go func() {
 			defer lt.wg.Done()
-			defer p.inflight.Add(-1)
-			p.serve(id, timeout, method, argc, app, false)
+			serve()
 		}()
 	default:
 		// SRC-04: report, keep the connection.
 		lt.c.report(lt.num, RoleLeader, &Error{Op: "request", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader,
 			Kind: ErrProtocol, Err: fmt.Errorf("unsupported request type %q from %s", co.Type, p.w.conn.RemoteAddr())})
 	}
+	return true
 }
 
 // register answers register_channel once the real client is ready
