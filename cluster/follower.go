@@ -24,8 +24,19 @@ var errNotSent = errors.New("cluster: call not sent (term ended)")
 // session is a follower's connection to its leader: registration, calls
 // with their pending table, pushed values, heartbeats.
 //
-// Concurrency: safe for concurrent use; one reader goroutine and one
-// heartbeat goroutine run for its lifetime.
+// Reading: one goroutine at a time owns the Reader (s.reading). A caller
+// that finds nobody reading reads the connection itself until its own
+// answer came (await): a lone call then costs no hand-over between
+// goroutines, which on a small host costs more than the loopback round
+// trip. It hands reading on to a background goroutine (bgLoop) when other
+// calls still wait, and otherwise leaves it free; a background reader
+// starts once nobody read for readerIdle (pushes, heartbeat replies and
+// a dead leader are then noticed), and stops after it answered the last
+// call in flight. A reading caller whose call times out or whose context
+// ends is woken by kick (a past read deadline).
+//
+// Concurrency: safe for concurrent use; a heartbeat goroutine runs for
+// its lifetime.
 type session struct {
 	c    *Client
 	num  uint64
@@ -46,6 +57,11 @@ type session struct {
 	hello  Ext         // the Handshake's hello (register reads and writes it)
 	authed atomic.Bool // the leader proved itself (always, without a Handshake)
 	wg     sync.WaitGroup
+
+	rmu       sync.Mutex
+	reading   bool         // a goroutine owns the Reader
+	stopped   bool         // died: no background reader starts again
+	freeSince atomic.Int64 // unix nanos since nobody reads (0: somebody does)
 
 	reply *protocol.ConnObject // the register reply that answer checked (nil before one arrived)
 }
@@ -69,8 +85,11 @@ func newSession(c *Client, num uint64, conn net.Conn) *session {
 	s.log = c.log.With(slog.String("role", RoleFollower.String()), slog.Uint64("term", num))
 	s.pend = newPending(c.cfg.responseTimeout, s.timeoutErr, nil)
 	s.pend.max = c.cfg.maxPending
+	s.pend.onExpired = s.kick
+	s.reading = true
+	watch.add(s)
 	s.wg.Add(1)
-	go s.readLoop()
+	go s.bgLoop()
 	if iv := c.cfg.heartbeat; iv > 0 {
 		s.wg.Add(1)
 		go s.heartbeatLoop(iv)
@@ -91,6 +110,11 @@ func (s *session) die(kind, cause error) {
 	s.once.Do(func() {
 		s.kind, s.cause = kind, cause
 		err := &Error{Op: "connection", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Kind: kind, Err: cause}
+		s.rmu.Lock()
+		s.stopped = true
+		s.freeSince.Store(0)
+		s.rmu.Unlock()
+		watch.remove(s)
 		s.w.close(err)
 		s.pend.fail(err)
 		close(s.dead)
@@ -108,59 +132,211 @@ func (s *session) err() error {
 	return &Error{Op: "connection", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Kind: s.kind, Err: s.cause}
 }
 
-func (s *session) readLoop() {
+// readerIdle is how long the connection may go unread after the last
+// call was answered before a background reader starts (the watchdog
+// notices within a tick).
+const readerIdle = time.Millisecond
+
+// errKicked: a read ended at a past deadline set by kick.
+var errKicked = errors.New("read kicked")
+
+// kick makes the current (or next) read return at once: a reading caller
+// then checks whether its call ended some other way.
+func (s *session) kick() { s.w.conn.SetReadDeadline(time.Unix(1, 0)) }
+
+// takeReader makes the caller the reader if nobody reads.
+func (s *session) takeReader() bool {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if s.reading || s.stopped {
+		return false
+	}
+	s.reading = true
+	s.freeSince.Store(0)
+	return true
+}
+
+// handOn is a reading caller giving reading up: to a background reader
+// at once when calls still wait, else after readerIdle.
+func (s *session) handOn() {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	switch {
+	case s.stopped:
+		s.reading = false
+	case s.pend.len() > 0:
+		s.wg.Add(1)
+		go s.bgLoop()
+	default:
+		s.free()
+	}
+}
+
+// free leaves reading to nobody for now (s.rmu held).
+func (s *session) free() {
+	s.reading = false
+	s.freeSince.Store(time.Now().UnixNano())
+	watch.wake()
+}
+
+// watch starts a background reader once nobody read for readerIdle.
+func (s *session) watch(now time.Time) bool {
+	since := s.freeSince.Load()
+	if since == 0 {
+		return false
+	}
+	if now.UnixNano()-since > int64(readerIdle) {
+		s.idleRead()
+	}
+	return true
+}
+
+// idleRead starts a background reader if nobody reads.
+func (s *session) idleRead() {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if s.reading || s.stopped {
+		return
+	}
+	s.reading = true
+	s.freeSince.Store(0)
+	s.wg.Add(1)
+	go s.bgLoop()
+}
+
+// bgLoop reads until the session dies, or until it answered the last call
+// in flight (the next caller reads for itself).
+func (s *session) bgLoop() {
 	defer s.wg.Done()
 	for {
-		pk, err := s.r.Next()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = fmt.Errorf("leader closed the connection: %w", err)
-			}
-			s.die(ErrLeaderLost, err)
+		answered, err := s.next()
+		switch {
+		case err == errKicked:
+			s.w.conn.SetReadDeadline(time.Time{})
+			continue
+		case err != nil:
+			return
+		case !answered:
+			continue
+		}
+		s.rmu.Lock()
+		idle := !s.stopped && s.pend.len() == 0
+		if idle {
+			s.free()
+		}
+		s.rmu.Unlock()
+		if idle {
 			return
 		}
-		s.w.touch()
-		co, err := protocol.ParseConn(pk.Conn)
-		if err != nil {
-			s.die(ErrProtocol, err)
-			return
+	}
+}
+
+// await waits for c's answer, reading the connection itself if nobody
+// does. It reports false when ctx ended first and c was taken out of the
+// table (c is then the caller's to put back); after true, c holds the
+// answer or the error.
+func (s *session) await(ctx context.Context, c *call) bool {
+	if s.takeReader() && !s.readFor(ctx, c) {
+		return false
+	}
+	select {
+	case <-c.ch:
+	case <-ctx.Done():
+		if s.pend.remove(c) {
+			return false
 		}
-		if pk.Response {
-			switch co.Type {
-			case protocol.KindInvokeResult, kindStatusRes, kindRegisterConfirmRes:
-				var data []byte
-				if len(pk.App) > 0 {
-					data = append([]byte(nil), pk.App...)
-				}
-				s.pend.settle(pk.ID, co.Success, data)
-			case protocol.KindRegisterChannelRes:
-				s.regMu.Lock()
-				ours := slices.Contains(s.regIDs, pk.ID)
-				s.regMu.Unlock()
-				if ours {
-					select {
-					case s.regCh <- regAnswer{co: co, app: append([]byte(nil), pk.App...)}:
-					default: // an answer is already waiting: the first one counts
-					}
-				}
+		<-c.ch
+	}
+	return true
+}
+
+// readFor reads, as the reader, until c is answered (or failed), or ctx
+// ended and c was taken out of the table (false); then it hands reading
+// on.
+func (s *session) readFor(ctx context.Context, c *call) bool {
+	var stop func() bool
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, s.kick)
+	}
+	answered := true
+	for len(c.ch) == 0 {
+		_, err := s.next()
+		if err == errKicked {
+			s.w.conn.SetReadDeadline(time.Time{})
+			if len(c.ch) == 0 && ctx.Err() != nil && s.pend.remove(c) {
+				answered = false
+				break
 			}
 			continue
 		}
-		if !s.authed.Load() {
-			// Nothing but the register reply may come from a leader that
-			// has not proven itself yet (a stranger on the address).
-			s.die(ErrHandshake, fmt.Errorf("the leader sent %q before proving itself", co.Type))
-			return
-		}
-		switch co.Type {
-		case protocol.KindSubscribeResult:
-			s.w.send(true, pk.ID, 0, &protocol.ConnObject{Type: protocol.KindSubscribeResultRes}, nil)
-			s.c.deliver(co.Key, append([]byte(nil), pk.App...))
-		default:
-			s.c.report(s.num, RoleFollower, &Error{Op: "request", Channel: s.c.name, Addr: s.addr, Role: RoleFollower,
-				Kind: ErrProtocol, Err: fmt.Errorf("unsupported request type %q from the leader", co.Type)})
+		if err != nil {
+			break // the session died: die failed c
 		}
 	}
+	if stop != nil {
+		stop()
+	}
+	s.handOn()
+	return answered
+}
+
+// next reads one frame and handles it. answered reports a call answered;
+// err is errKicked after a kick, else an error that killed the session.
+func (s *session) next() (answered bool, err error) {
+	pk, err := s.r.Next()
+	if err != nil {
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() && s.w.reason() == nil {
+			return false, errKicked
+		}
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("leader closed the connection: %w", err)
+		}
+		s.die(ErrLeaderLost, err)
+		return false, err
+	}
+	s.w.touch()
+	co, err := protocol.ParseConn(pk.Conn)
+	if err != nil {
+		s.die(ErrProtocol, err)
+		return false, err
+	}
+	if pk.Response {
+		switch co.Type {
+		case protocol.KindInvokeResult, kindStatusRes, kindRegisterConfirmRes:
+			var data []byte
+			if len(pk.App) > 0 {
+				data = append([]byte(nil), pk.App...)
+			}
+			answered = s.pend.settle(pk.ID, co.Success, data)
+		case protocol.KindRegisterChannelRes:
+			s.regMu.Lock()
+			ours := slices.Contains(s.regIDs, pk.ID)
+			s.regMu.Unlock()
+			if ours {
+				select {
+				case s.regCh <- regAnswer{co: co, app: append([]byte(nil), pk.App...)}:
+				default: // an answer is already waiting: the first one counts
+				}
+			}
+		}
+		return answered, nil
+	}
+	if !s.authed.Load() {
+		// Nothing but the register reply may come from a leader that
+		// has not proven itself yet (a stranger on the address).
+		err := fmt.Errorf("the leader sent %q before proving itself", co.Type)
+		s.die(ErrHandshake, err)
+		return false, err
+	}
+	switch co.Type {
+	case protocol.KindSubscribeResult:
+		s.w.send(true, pk.ID, 0, &protocol.ConnObject{Type: protocol.KindSubscribeResultRes}, nil)
+		s.c.deliver(co.Key, append([]byte(nil), pk.App...))
+	default:
+		s.c.report(s.num, RoleFollower, &Error{Op: "request", Channel: s.c.name, Addr: s.addr, Role: RoleFollower,
+			Kind: ErrProtocol, Err: fmt.Errorf("unsupported request type %q from the leader", co.Type)})
+	}
+	return false, nil
 }
 
 // heartbeatLoop sends a heartbeat every interval and declares the leader
@@ -347,7 +523,7 @@ func (s *session) confirm(ext Ext) error {
 		putCall(c)
 		return s.regErr(ErrLeaderLost, err)
 	}
-	<-c.ch // answered, timed out, or failed with the connection
+	s.await(context.Background(), c) // answered, timed out, or failed with the connection
 	data, err := c.data, c.err
 	putCall(c)
 	if err != nil {
@@ -403,14 +579,9 @@ func (s *session) invoke(ctx context.Context, method string, args []any, oneway 
 		putCall(c)
 		return Result{}, errNotSent
 	}
-	select {
-	case <-c.ch:
-	case <-ctx.Done():
-		if s.pend.remove(c) {
-			putCall(c)
-			return Result{}, &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method, Err: ctx.Err()}
-		}
-		<-c.ch
+	if !s.await(ctx, c) {
+		putCall(c)
+		return Result{}, &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method, Err: ctx.Err()}
 	}
 	ok, data, err := c.ok, c.data, c.err
 	putCall(c)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-clusterclient/clusterclient/cluster"
 	"github.com/go-clusterclient/clusterclient/protocol"
+	"github.com/go-clusterclient/clusterclient/transport"
 	"github.com/go-clusterclient/clusterclient/transport/tcp"
 )
 
@@ -476,5 +477,67 @@ func TestSlowCallDoesNotHoldUpItsConnection(t *testing.T) {
 		if err := <-results; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A follower's caller reads its own answer when nobody else reads the
+// connection. Its context must still end the call at once (a deadline, a
+// plain cancel), the next call must find the connection in order, and
+// values pushed between calls must arrive (a background reader takes
+// over when no call is in flight).
+func TestReadingCallerEndsWithItsContext(t *testing.T) {
+	nets := []struct {
+		name string
+		make func(testing.TB) (transport.Transport, string)
+	}{
+		{"mem", memNet},
+		{"tcp", func(t testing.TB) (transport.Transport, string) {
+			return tcp.New(tcp.Config{}), "127.0.0.1:" + strconv.Itoa(freePort(t))
+		}},
+	}
+	for _, n := range nets {
+		t.Run(n.name, func(t *testing.T) {
+			tr, addr := n.make(t)
+			w := newWorld()
+			opts := []cluster.Option{cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithResponseTimeout(20 * time.Second)}
+			l := newClient(t, "Reader", w, opts...)
+			ready(t, l)
+			f := newClient(t, "Reader", w, opts...)
+			ready(t, f)
+			sink := newSink()
+			key := reg{Key: "k"}
+			if _, err := f.Subscribe(key, sink.listener(t)); err != nil {
+				t.Fatal(err)
+			}
+			var published []string
+			for i, end := range []struct {
+				name string
+				ctx  func() context.Context
+				want error
+			}{
+				{"deadline", func() context.Context { return tctx(t, 100*time.Millisecond) }, context.DeadlineExceeded},
+				{"cancel", func() context.Context {
+					ctx, cancel := context.WithCancel(context.Background())
+					time.AfterFunc(100*time.Millisecond, cancel)
+					return ctx
+				}, context.Canceled},
+			} {
+				start := time.Now()
+				_, err := f.Invoke(end.ctx(), "sleep", 2500) // the answer would come after 2.5 s
+				if el := time.Since(start); !errors.Is(err, end.want) || el > 1500*time.Millisecond {
+					t.Fatalf("%s: %v after %v, want %v within 1.5 s", end.name, err, el, end.want)
+				}
+				want := fmt.Sprintf("after %s", end.name)
+				if got := mustInvoke[string](t, f, "echo", want); got != want {
+					t.Fatalf("echo = %q", got)
+				}
+				time.Sleep(20 * time.Millisecond) // no call in flight: nobody reads until the background reader starts
+				published = append(published, strconv.Itoa(i))
+				if err := l.Publish(reg{Key: key.Key, Value: published[i]}); err != nil {
+					t.Fatal(err)
+				}
+				sink.waitFor(t, wait, published...)
+			}
+		})
 	}
 }

@@ -434,8 +434,6 @@ func (lt *leaderTerm) lose(err error) {
 func (lt *leaderTerm) adopt(w *wire, r *protocol.Reader, id int64, timeout int32, co *protocol.ConnObject) bool {
 	p := &peer{lt: lt, w: w, r: r, keys: make(map[string]struct{})}
 	p.acks = newPending(lt.c.cfg.responseTimeout, nil, p.ackExpired)
-	p.relayTimer = time.AfterFunc(time.Hour, p.handOver)
-	p.relayTimer.Stop()
 	lt.mu.Lock()
 	if lt.ended {
 		lt.mu.Unlock()
@@ -444,6 +442,7 @@ func (lt *leaderTerm) adopt(w *wire, r *protocol.Reader, id int64, timeout int32
 	lt.peers[p] = struct{}{}
 	lt.wg.Add(1)
 	lt.mu.Unlock()
+	watch.add(p)
 	w.conn.SetReadDeadline(time.Time{})
 	defer lt.wg.Done()
 	p.register(id, timeout, co)
@@ -520,17 +519,16 @@ func (lt *leaderTerm) idleLoop(iv time.Duration) {
 
 // peer is the leader's side of one follower connection.
 type peer struct {
-	lt         *leaderTerm
-	w          *wire
-	r          *protocol.Reader
-	acks       *pending
-	oneways    serial
-	relay      atomic.Int32 // relayIdle, relayInline or relayHanded: see inline
-	relayTimer *time.Timer  // hands reading over when an inline call runs long
-	inlineFor  string       // the method running inline (set before relay becomes relayInline)
-	admitted   atomic.Bool  // registered, and with a Handshake verified
-	overloaded atomic.Bool  // reported and dropped once
-	inflight   atomic.Int32 // calls running for it (not one-way)
+	lt          *leaderTerm
+	w           *wire
+	r           *protocol.Reader
+	acks        *pending
+	oneways     serial
+	relay       atomic.Int32 // relayIdle, relayInline or relayHanded: see inline
+	inlineSince atomic.Int64 // unix nanos when the call running inline began (0: none)
+	admitted    atomic.Bool  // registered, and with a Handshake verified
+	overloaded  atomic.Bool  // reported and dropped once
+	inflight    atomic.Int32 // calls running for it (not one-way)
 
 	mu      sync.Mutex
 	keys    map[string]struct{}
@@ -586,7 +584,6 @@ func (p *peer) close(reason error) {
 	if p.confirm != nil {
 		p.confirm.Stop()
 	}
-	p.relayTimer.Stop()
 	keys := make([]string, 0, len(p.keys))
 	for k := range p.keys {
 		keys = append(keys, k)
@@ -599,6 +596,7 @@ func (p *peer) close(reason error) {
 	delete(p.lt.peers, p)
 	p.lt.mu.Unlock()
 	p.lt.srv.forget(p.w)
+	watch.remove(p)
 }
 
 // readLoop serves the follower's requests until the connection ends, or
@@ -653,10 +651,12 @@ const (
 
 // inlineBudget is how long a call may run on the connection's reading
 // goroutine before reading moves to a new goroutine (and requests of the
-// follower behind it are read again); such a method then runs on a
-// goroutine of its own for slowFor.
+// follower behind it are read again): the watchdog notices within a
+// tick. A method that ran longer (by its own clock: not a call merely
+// delayed by the OS scheduler) then runs on goroutines of its own for
+// slowFor.
 const (
-	inlineBudget = 500 * time.Microsecond
+	inlineBudget = time.Millisecond
 	slowFor      = 10 * time.Second
 )
 
@@ -667,21 +667,31 @@ func (lt *leaderTerm) runsInline(method string) bool {
 	return !ok || time.Now().UnixNano() > until.(int64)
 }
 
-// inline runs a call of method on the reading goroutine itself: a call
+// inline runs a call on the reading goroutine itself: a call
 // that answers from memory then costs no goroutine and no hand-over
 // between threads, which on a small host costs more than the whole
 // loopback round trip. If f runs longer than inlineBudget, a new
-// goroutine takes over reading (handOver) and inline reports false: the
-// caller, no longer the reader, must then return once f is done.
-func (p *peer) inline(method string, f func()) (reader bool) {
-	p.inlineFor = method
+// goroutine takes over reading (the watchdog calls handOver) and inline
+// reports false: the caller, no longer the reader, must then return once
+// f is done.
+func (p *peer) inline(f func()) (reader bool) {
 	p.relay.Store(relayInline)
-	p.relayTimer.Reset(inlineBudget)
+	p.inlineSince.Store(time.Now().UnixNano())
+	watch.wake()
 	f()
-	if !p.relay.CompareAndSwap(relayInline, relayIdle) {
+	p.inlineSince.Store(0)
+	return p.relay.CompareAndSwap(relayInline, relayIdle)
+}
+
+// watch hands reading over when a call has run inline too long.
+func (p *peer) watch(now time.Time) bool {
+	since := p.inlineSince.Load()
+	if since == 0 {
 		return false
 	}
-	p.relayTimer.Stop()
+	if now.UnixNano()-since > int64(inlineBudget) {
+		p.handOver()
+	}
 	return true
 }
 
@@ -690,7 +700,6 @@ func (p *peer) handOver() {
 	if !p.relay.CompareAndSwap(relayInline, relayHanded) {
 		return
 	}
-	p.lt.slow.Store(p.inlineFor, time.Now().Add(slowFor).UnixNano())
 	// The old reader still holds its counts until its call returns, so
 	// these Adds cannot race with the Waits.
 	lt := p.lt
@@ -775,7 +784,7 @@ func (p *peer) handle(pk protocol.Packet, co *protocol.ConnObject) bool {
 			p.serve(id, timeout, method, argc, app, false)
 		}
 		if lt.runsInline(method) {
-			return p.inline(method, serve)
+			return p.inline(serve)
 		}
 		lt.wg.Add(1)
 		go func() {
@@ -972,6 +981,9 @@ func (p *peer) serve(id int64, timeout int32, method string, argc int, app []byt
 		err = &Error{Op: "invoke", Channel: lt.c.name, Method: method, Kind: ErrProtocol, Err: err}
 	} else {
 		res, err = lt.host.call(ctx, method, Args{codec: lt.host.codec, enc: args})
+		if ran := time.Since(start); ran > inlineBudget {
+			lt.slow.Store(method, start.Add(ran+slowFor).UnixNano())
+		}
 	}
 	lt.c.stats.served.Add(1)
 	if lt.ctx.Err() != nil {

@@ -46,6 +46,7 @@ type pending struct {
 	max       int                      // calls at most (0: no bound); add fails with errPendingFull beyond
 	onPush    func(c *call, err error) // a push expired or was failed (no waiter)
 	onTimeout func(c *call) error      // the error a waiter gets on expiry
+	onExpired func()                   // after calls expired (optional; set before use)
 
 	mu     sync.Mutex
 	m      map[int64]*call
@@ -175,6 +176,9 @@ func (p *pending) expire() {
 		}
 		c.err = p.onTimeout(c)
 		c.ch <- struct{}{}
+	}
+	if len(due) > 0 && p.onExpired != nil {
+		p.onExpired()
 	}
 }
 

@@ -379,14 +379,9 @@ func (o *observer) ask(ctx context.Context) (statusReply, error) {
 		}
 		return statusReply{}, o.err(ErrLeaderLost, err)
 	}
-	select {
-	case <-c.ch:
-	case <-ctx.Done():
-		if s.pend.remove(c) {
-			putCall(c)
-			return statusReply{}, o.err(nil, ctx.Err())
-		}
-		<-c.ch
+	if !s.await(ctx, c) {
+		putCall(c)
+		return statusReply{}, o.err(nil, ctx.Err())
 	}
 	data, err := c.data, c.err
 	putCall(c)
