@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,6 +38,9 @@ type jsonCodec struct{}
 func (jsonCodec) Name() string { return "json" }
 
 func (jsonCodec) Append(dst []byte, v any) ([]byte, error) {
+	if out, ok := appendFast(dst, v); ok {
+		return out, nil
+	}
 	switch t := v.(type) {
 	case nil:
 		return append(dst, "null"...), nil
@@ -61,6 +65,9 @@ func (jsonCodec) Append(dst []byte, v any) ([]byte, error) {
 func (jsonCodec) Decode(data []byte, v any) error {
 	if len(data) == 0 {
 		data = []byte("null")
+	}
+	if decodeFast(data, v) {
+		return nil
 	}
 	var err error
 	switch t := v.(type) {
@@ -96,4 +103,97 @@ func remoteErrorOf(err error) *RemoteError {
 		return re
 	}
 	return &RemoteError{Name: "Error", Message: err.Error()}
+}
+
+// The fast paths below serve the commonest arguments and results, strings
+// and byte slices, with the very bytes and values encoding/json would
+// give, without reflection or its validating scan (which cost more than
+// the loopback round trip for a 4 KiB string). Whatever they are not
+// sure of goes to encoding/json.
+
+// appendFast appends a string of plain characters or a []byte (base64, as
+// encoding/json writes it) and reports whether it did.
+func appendFast(dst []byte, v any) ([]byte, bool) {
+	switch t := v.(type) {
+	case string:
+		if !plain(t) {
+			return dst, false
+		}
+		dst = append(dst, '"')
+		dst = append(dst, t...)
+		return append(dst, '"'), true
+	case []byte:
+		if t == nil {
+			return append(dst, "null"...), true
+		}
+		dst = append(dst, '"')
+		dst = base64.StdEncoding.AppendEncode(dst, t)
+		return append(dst, '"'), true
+	}
+	return dst, false
+}
+
+// decodeFast decodes a quoted string of plain characters into a *string
+// or *any, and a quoted base64 string (or null) into a *[]byte, and
+// reports whether it did.
+func decodeFast(data []byte, v any) bool {
+	switch p := v.(type) {
+	case *string:
+		if s, ok := plainQuoted(data); ok {
+			*p = string(s)
+			return true
+		}
+	case *any:
+		if s, ok := plainQuoted(data); ok {
+			*p = string(s)
+			return true
+		}
+	case *[]byte:
+		if string(data) == "null" {
+			*p = nil
+			return true
+		}
+		s, ok := plainQuoted(data)
+		if !ok || !isBase64(s) {
+			return false
+		}
+		b := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
+		n, err := base64.StdEncoding.Decode(b, s)
+		if err != nil {
+			return false // encoding/json reports it
+		}
+		*p = b[:n]
+		return true
+	}
+	return false
+}
+
+// plain reports whether s has only printable ASCII other than '"' and
+// '\\': characters encoding/json writes as they are.
+func plain[T string | []byte](s T) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// plainQuoted returns the inside of a JSON string of plain characters
+// (nothing around the quotes).
+func plainQuoted(data []byte) ([]byte, bool) {
+	if len(data) < 2 || data[0] != '"' || data[len(data)-1] != '"' {
+		return nil, false
+	}
+	s := data[1 : len(data)-1]
+	return s, plain(s)
+}
+
+func isBase64(s []byte) bool {
+	for _, c := range s {
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '=') {
+			return false
+		}
+	}
+	return true
 }
