@@ -5,14 +5,20 @@ import (
 	"io"
 )
 
-// readerBufSize is the Reader's buffer. Packets that fit (an invoke with a
-// few KiB of arguments, every Node conn object) are returned without any
-// allocation. A larger packet gets a buffer of its own once its header
-// passed the limits; that buffer starts at 2*readerBufSize and doubles as
-// bytes arrive (never beyond the packet's size), so a peer that announces
-// 16 MiB and sends nothing costs 64 KiB, not 16 MiB. It is dropped at the
-// next call.
-const readerBufSize = 32 << 10
+// readerBufSize is the Reader's largest buffer. It starts at
+// readerMinBuf (what an idle connection's heartbeats and registration
+// need: a leader holds one Reader per follower) and doubles up to
+// readerBufSize when a packet needs it; packets that fit (an invoke with a
+// few KiB of arguments, every Node conn object) are then returned without
+// any allocation. A larger packet gets a buffer of its own once its
+// header passed the limits; that buffer starts at 2*readerBufSize and
+// doubles as bytes arrive (never beyond the packet's size), so a peer that
+// announces 16 MiB and sends nothing costs 64 KiB, not 16 MiB. It is
+// dropped at the next call.
+const (
+	readerMinBuf  = 4 << 10
+	readerBufSize = 32 << 10
+)
 
 // maxEmptyReads is how many consecutive (0, nil) reads the Reader tolerates
 // before failing with io.ErrNoProgress, as bufio does.
@@ -74,7 +80,7 @@ func (r *Reader) Next() (Packet, error) {
 		}
 	}
 	if r.buf == nil {
-		r.buf = make([]byte, min(readerBufSize, HeaderSize+r.lim.MaxConnLen+r.lim.MaxAppLen))
+		r.buf = make([]byte, min(readerMinBuf, r.maxBuf()))
 	}
 
 	// The header, checking the version and type bytes as soon as they come.
@@ -93,6 +99,9 @@ func (r *Reader) Next() (Packet, error) {
 	}
 
 	n := h.Len()
+	if n > len(r.buf) && len(r.buf) < r.maxBuf() {
+		r.grow(n)
+	}
 	if n > len(r.buf) {
 		// Larger than the buffer: a buffer of its own, bounded by the
 		// limits just checked and grown as the body arrives.
@@ -135,6 +144,24 @@ func (r *Reader) readBig() (Packet, error) {
 		return Packet{}, r.fail(err)
 	}
 	return p, nil
+}
+
+// maxBuf is the largest buffer the Reader grows to.
+func (r *Reader) maxBuf() int {
+	return min(readerBufSize, HeaderSize+r.lim.MaxConnLen+r.lim.MaxAppLen)
+}
+
+// grow doubles the buffer until n bytes fit or it reached maxBuf, keeping
+// the bytes buffered.
+func (r *Reader) grow(n int) {
+	size := len(r.buf)
+	for size < n && size < r.maxBuf() {
+		size = min(2*size, r.maxBuf())
+	}
+	buf := make([]byte, size)
+	r.end = copy(buf, r.buf[r.start:r.end])
+	r.start = 0
+	r.buf = buf
 }
 
 // makeRoom moves the buffered bytes to the front of buf when fewer than

@@ -322,3 +322,24 @@ func TestReaderOverPipeEOFMidPacket(t *testing.T) {
 		t.Fatal("reader did not return after the writer closed")
 	}
 }
+
+// The buffer starts small (an idle connection's heartbeats fit) and
+// doubles only when a packet needs it, keeping the bytes already read.
+func TestReaderBufferGrowsOnDemand(t *testing.T) {
+	var stream []byte
+	sizes := []int{10, 100, 10 << 10, 50, 20 << 10, readerBufSize - HeaderSize - 100}
+	for i, n := range sizes {
+		stream = AppendPacket(stream, &Packet{ID: int64(i + 1), Conn: []byte(`{"type":"x"}`), App: bytes.Repeat([]byte{byte('a' + i)}, n)})
+	}
+	r := NewReader(iotest.HalfReader(bytes.NewReader(stream)), Limits{})
+	wantCap := []int{readerMinBuf, readerMinBuf, 16 << 10, 16 << 10, readerBufSize, readerBufSize}
+	for i, n := range sizes {
+		p, err := r.Next()
+		require.NoError(t, err)
+		assert.Equal(t, int64(i+1), p.ID)
+		assert.Equal(t, bytes.Repeat([]byte{byte('a' + i)}, n), p.App)
+		assert.Equal(t, wantCap[i], len(r.buf), "buffer after packet %d (%d B)", i+1, n)
+	}
+	_, err := r.Next()
+	assert.ErrorIs(t, err, io.EOF)
+}
