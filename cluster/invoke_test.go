@@ -541,3 +541,58 @@ func TestReadingCallerEndsWithItsContext(t *testing.T) {
 		})
 	}
 }
+
+// One-way calls of a follower run one at a time in the order sent, also
+// when the first runs on the leader's reader and blocks long enough for
+// reading to move on and the rest to queue behind it.
+func TestOnewayCallsKeepTheirOrder(t *testing.T) {
+	var mu sync.Mutex
+	var got []int
+	done := make(chan struct{})
+	const n = 50
+	factory := func(context.Context, cluster.Emit) (*cluster.Service, error) {
+		return &cluster.Service{Methods: map[string]cluster.Handler{
+			"note": cluster.Action(func(_ context.Context, i int) error {
+				if i == 0 {
+					time.Sleep(20 * time.Millisecond)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				got = append(got, i)
+				if len(got) == n {
+					close(done)
+				}
+				return nil
+			}),
+		}}, nil
+	}
+	opts := append(fastOpts(), cluster.WithTransport(tcp.New(tcp.Config{})),
+		cluster.WithAddr("127.0.0.1:"+strconv.Itoa(freePort(t))))
+	var f *cluster.Client
+	for range 2 {
+		c, err := cluster.New("Oneways", factory, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(context.Background()) })
+		ready(t, c)
+		f = c
+	}
+	for i := range n {
+		if err := f.InvokeOneway("note", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("only %d of %d one-way calls ran", len(got), n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, v := range got {
+		if v != i {
+			t.Fatalf("one-way calls ran in the order %v", got)
+		}
+	}
+}

@@ -769,8 +769,14 @@ func (p *peer) handle(pk protocol.Packet, co *protocol.ConnObject) bool {
 				return true
 			}
 			app := append([]byte(nil), pk.App...)
-			p.oneways.do(func() { p.serve(id, timeout, method, argc, app, true) })
-			return true
+			f := func() { p.serve(id, timeout, method, argc, app, true) }
+			if !lt.runsInline(method) || !p.oneways.claim() {
+				p.oneways.do(f)
+				return true
+			}
+			// Nothing queued or running: run it here, and any one-way call
+			// queued behind it meanwhile (after a hand-over) after it.
+			return p.inline(func() { f(); p.oneways.run() })
 		}
 		if int(p.inflight.Add(1)) > max {
 			p.inflight.Add(-1)
@@ -1072,12 +1078,26 @@ func putBuf(b *[]byte) {
 
 // serial runs functions one at a time, in order, on a goroutine that
 // exists only while there is work (a follower's one-way calls run in the
-// order they arrived, without blocking its reader).
+// order they arrived, without blocking its reader for long: the reader
+// runs one itself when nothing else waits, see claim).
 type serial struct {
 	mu      sync.Mutex
 	q       []func()
 	running bool
 	wg      sync.WaitGroup
+}
+
+// claim reports whether nothing runs or waits; the caller then runs its
+// function itself and calls run afterwards, as the goroutine would.
+func (s *serial) claim() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running || len(s.q) > 0 {
+		return false
+	}
+	s.running = true
+	s.wg.Add(1)
+	return true
 }
 
 func (s *serial) do(f func()) {
