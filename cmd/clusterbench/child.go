@@ -22,6 +22,7 @@ type command func(data json.RawMessage) (any, error)
 var roles = map[string]role{
 	"echo-server": echoServerRole,
 	"raw-client":  rawClientRole,
+	"relay":       relayRole,
 	"member":      memberRole,
 	"crowd":       crowdRole,
 }

@@ -194,7 +194,14 @@ func (r *runner) publish(ctx context.Context, ci clusterImpl, n int) error {
 	if err != nil {
 		return err
 	}
-	pub, subs := members[0], members[1:]
+	return r.publishRuns(ctx, ci.impl, ci.transport, members[0], members[1:])
+}
+
+// publishRuns measures publish → every subscriber between processes that
+// answer "subscribe", "publish" and "collect": cluster members, or raw
+// clients of a relay (the raw baseline).
+func (r *runner) publishRuns(ctx context.Context, impl, transport string, pub *proc, subs []*proc) error {
+	n := len(subs)
 	const dataID = "bench"
 	for _, s := range subs {
 		if err := s.call(ctx, "subscribe", map[string]string{"data_id": dataID}, nil); err != nil {
@@ -240,7 +247,7 @@ func (r *runner) publish(ctx context.Context, ci clusterImpl, n int) error {
 		lost += missing
 		first += count
 	}
-	r.addLatency(ci.impl, ci.transport, publishName(n), runs).Lost = lost
+	r.addLatency(impl, transport, publishName(n), runs).Lost = lost
 	if lost > 0 {
 		r.progress("  %d publications did not reach every subscriber", lost)
 	}

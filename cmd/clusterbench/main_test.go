@@ -225,15 +225,17 @@ func TestRunTiny(t *testing.T) {
 	checkOutputs(t, res)
 }
 
-// TestRunClusterWorkloads runs publish, failover (one kill per mode) and
-// the leader memory measurement for real over TCP.
+// TestRunClusterWorkloads runs publish (and its raw baseline), failover
+// (one kill per mode) and the leader memory measurement for real over TCP.
 func TestRunClusterWorkloads(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts about twenty processes; skipped with -short")
 	}
-	res := runTiny(t, tinyConfig("publish", "failover", "memory"))
-	if m := checkLatency(t, res, implOurs, "tcp", publishName(2)); m != nil && m.Lost != 0 {
-		t.Errorf("publish lost %d values", m.Lost)
+	res := runTiny(t, tinyConfig("raw", "publish", "failover", "memory"))
+	for _, impl := range []string{implOurs, implRaw} { // raw: the fan-out through a relay
+		if m := checkLatency(t, res, impl, "tcp", publishName(2)); m != nil && m.Lost != 0 {
+			t.Errorf("%s publish lost %d values", impl, m.Lost)
+		}
 	}
 	for _, mode := range []string{"auto", "forced"} {
 		m := checkLatency(t, res, implOurs, "tcp", failoverName(mode))

@@ -308,7 +308,7 @@ func memberRole(raw json.RawMessage) (any, map[string]command, func(), error) {
 			if err := decodeArgs(data, &p); err != nil {
 				return nil, err
 			}
-			return struct{}{}, publishPaced(c, p)
+			return struct{}{}, publishPaced(p, func(pb publication) error { return c.Publish(pb) })
 		},
 		"probe": func(data json.RawMessage) (any, error) {
 			var p probeArgs
@@ -524,10 +524,10 @@ func (s *subscriber) collect(from int64) deliveries {
 
 // publishPaced publishes p.Count values, one every p.Interval from
 // p.Start (open loop: a slow delivery does not delay the next publish).
-func publishPaced(c *cluster.Client, p publishArgs) error {
+func publishPaced(p publishArgs, publish func(publication) error) error {
 	for i := range p.Count {
 		waitUntil(p.Start + i*p.Interval)
-		if err := c.Publish(publication{DataID: p.DataID, Seq: p.First + i, T: monoNow()}); err != nil {
+		if err := publish(publication{DataID: p.DataID, Seq: p.First + i, T: monoNow()}); err != nil {
 			return err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -173,6 +174,7 @@ func rawClientRole(raw json.RawMessage) (any, map[string]command, func(), error)
 			return pipelinedEcho(c, p)
 		},
 	}
+	maps.Copy(cmds, fanCommands(c))
 	return struct{}{}, cmds, func() { c.Close() }, nil
 }
 
@@ -292,5 +294,146 @@ func pipelinedEcho(c net.Conn, p loadArgs) (loadReply, error) {
 func waitUntil(t int64) {
 	if d := t - monoNow(); d > 0 {
 		time.Sleep(time.Duration(d))
+	}
+}
+
+// The raw baseline of publish: a publisher process sends each publication
+// to a relay process, which writes it to the conn of every subscriber
+// process: the two hops of a publish through a leader, with nothing of
+// clusterclient. A conn that starts with fanSubscribe subscribes; one that
+// starts with fanPublish sends fanMsgSize messages (sequence number and
+// publish time), each relayed to every subscriber as it is.
+const (
+	fanSubscribe = 'S'
+	fanPublish   = 'P'
+	fanMsgSize   = 16
+)
+
+// relayRole listens on the address and relays publications.
+func relayRole(raw json.RawMessage) (any, map[string]command, func(), error) {
+	a, tr, err := endpoint(raw)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := tr.Listen(ctx, a.Addr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns = map[net.Conn]bool{} // value: a subscriber
+	)
+	relay := func(c net.Conn) {
+		defer c.Close()
+		var kind [1]byte
+		if _, err := io.ReadFull(c, kind[:]); err != nil {
+			return
+		}
+		if kind[0] == fanSubscribe {
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
+			io.Copy(io.Discard, c) // until it closes
+			return
+		}
+		msg := make([]byte, fanMsgSize)
+		var subs []net.Conn
+		for {
+			if _, err := io.ReadFull(c, msg); err != nil {
+				return
+			}
+			subs = subs[:0]
+			mu.Lock()
+			for s, sub := range conns {
+				if sub {
+					subs = append(subs, s)
+				}
+			}
+			mu.Unlock()
+			for _, s := range subs {
+				s.Write(msg)
+			}
+		}
+	}
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns[c] = false
+			mu.Unlock()
+			wg.Go(func() { relay(c) })
+		}
+	})
+	closeFn := func() {
+		l.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	}
+	return struct{}{}, nil, closeFn, nil
+}
+
+// fanCommands are a raw client's commands at a relay; they answer as a
+// cluster member's do, so the publish measurement serves both.
+func fanCommands(c net.Conn) map[string]command {
+	var (
+		sub      subscriber
+		once     sync.Once
+		helloErr error
+	)
+	hello := func(kind byte) error {
+		once.Do(func() { _, helloErr = c.Write([]byte{kind}) })
+		return helloErr
+	}
+	return map[string]command{
+		"subscribe": func(json.RawMessage) (any, error) {
+			if err := hello(fanSubscribe); err != nil {
+				return nil, err
+			}
+			go func() {
+				msg := make([]byte, fanMsgSize)
+				for {
+					if _, err := io.ReadFull(c, msg); err != nil {
+						return
+					}
+					sub.deliver(publication{Seq: int64(binary.LittleEndian.Uint64(msg)), T: int64(binary.LittleEndian.Uint64(msg[8:]))})
+				}
+			}()
+			return struct{}{}, nil
+		},
+		"collect": func(data json.RawMessage) (any, error) {
+			var p struct {
+				From int64 `json:"from"`
+			}
+			if err := decodeArgs(data, &p); err != nil {
+				return nil, err
+			}
+			return sub.collect(p.From), nil
+		},
+		"publish": func(data json.RawMessage) (any, error) {
+			var p publishArgs
+			if err := decodeArgs(data, &p); err != nil {
+				return nil, err
+			}
+			if err := hello(fanPublish); err != nil {
+				return nil, err
+			}
+			msg := make([]byte, fanMsgSize)
+			return struct{}{}, publishPaced(p, func(pb publication) error {
+				binary.LittleEndian.PutUint64(msg, uint64(pb.Seq))
+				binary.LittleEndian.PutUint64(msg[8:], uint64(pb.T))
+				_, err := c.Write(msg)
+				return err
+			})
+		},
 	}
 }

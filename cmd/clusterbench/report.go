@@ -14,8 +14,8 @@ var latencyRows = []struct{ title, ours, raw string }{
 	{"invoke 64 B []byte", invokeName(64, "bytes"), pingPongName(64)},
 	{"invoke 4 KiB string", invokeName(4096, "string"), pingPongName(4096)},
 	{"invoke 4 KiB []byte", invokeName(4096, "bytes"), pingPongName(4096)},
-	{"publish → all 4 subscribers", publishName(4), ""},
-	{"publish → all 32 subscribers", publishName(32), ""},
+	{"publish → all 4 subscribers", publishName(4), publishName(4)},
+	{"publish → all 32 subscribers", publishName(32), publishName(32)},
 	{"failover, auto (SIGKILL → every survivor invokes)", failoverName("auto"), ""},
 	{"failover, forced roles (new leader process started)", failoverName("forced"), ""},
 }
@@ -39,6 +39,10 @@ func rawTitle(name string) string {
 		return "pipelined echo 64 B, 4 clients"
 	case echoName(4096, 4):
 		return "pipelined echo 4 KiB, 4 clients"
+	case publishName(4):
+		return "fan-out through a relay process, 4 subscribers"
+	case publishName(32):
+		return "fan-out through a relay process, 32 subscribers"
 	}
 	return name
 }
@@ -374,6 +378,9 @@ func targets(r *Results) []target {
 			tg.measured = fmtDur(m.Latency.P50) + " / " + fmtDur(m.Latency.P99)
 			if m.Lost > 0 {
 				tg.measured += fmt.Sprintf(", %d lost", m.Lost)
+			}
+			if raw := r.find(implRaw, t, publishName(4)); raw != nil && raw.Latency != nil {
+				tg.measured += fmt.Sprintf(" (raw fan-out through a relay: %s / %s)", fmtDur(raw.Latency.P50), fmtDur(raw.Latency.P99))
 			}
 		}
 		out = append(out, tg)

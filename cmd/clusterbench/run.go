@@ -187,8 +187,9 @@ func directCall(d time.Duration) []int64 {
 }
 
 // raw measures the raw baselines on transport t: ping-pong of 64 B and
-// 4 KiB, and pipelined echo (64 in flight) of 64 B with 1 and 4 clients
-// and of 4 KiB with 4 clients, each client its own process.
+// 4 KiB, pipelined echo (64 in flight) of 64 B with 1 and 4 clients and
+// of 4 KiB with 4 clients, each client its own process, and (with the
+// publish workload) a fan-out through a relay process.
 func (r *runner) raw(ctx context.Context, t string) error {
 	addr, err := newAddr(t, r.dir)
 	if err != nil {
@@ -224,7 +225,37 @@ func (r *runner) raw(ctx context.Context, t string) error {
 		}
 		r.addRate(implRaw, t, echoName(w.size, w.n), rates)
 	}
+	if r.cfg.has("publish") {
+		for _, n := range r.cfg.PublishN {
+			if err := r.rawPublish(ctx, t, n); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+// rawPublish measures the raw baseline of publish → every one of n
+// subscribers: a relay process and n+1 raw client processes (see
+// relayRole).
+func (r *runner) rawPublish(ctx context.Context, t string, n int) error {
+	addr, err := newAddr(t, r.dir)
+	if err != nil {
+		return err
+	}
+	ep := endpointArgs{Transport: t, Addr: addr}
+	relay, err := r.procs.goChild(ctx, t+" relay", "relay", ep, nil)
+	if err != nil {
+		return err
+	}
+	clients, err := r.spawnN(n+1, func(i int) (*proc, error) {
+		return r.procs.goChild(ctx, fmt.Sprintf("%s relay client %d", t, i+1), "raw-client", ep, nil)
+	})
+	defer func() { r.procs.stopAll(append(clients, relay)...) }()
+	if err != nil {
+		return err
+	}
+	return r.publishRuns(ctx, implRaw, t, clients[0], clients[1:])
 }
 
 // inFlight is the number of calls each client keeps outstanding in the
