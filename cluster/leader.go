@@ -603,7 +603,19 @@ func (p *peer) close(reason error) {
 // until it handed reading over to another goroutine.
 func (p *peer) readLoop() {
 	lt := p.lt
+	// While whole requests wait in the Reader's buffer, answers are held
+	// and then written in one go. held starts true so that a reader that
+	// took over releases what its predecessor held.
+	held := true
 	for {
+		if pending := p.r.Pending(); pending != held {
+			if pending {
+				p.w.hold()
+			} else {
+				p.w.release()
+			}
+			held = pending
+		}
 		pk, err := p.r.Next()
 		if err != nil {
 			switch {

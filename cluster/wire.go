@@ -31,6 +31,7 @@ type wire struct {
 	spare   []byte
 	scratch []byte // conn object encoding
 	writing bool   // a sender or the writer goroutine owns the socket
+	held    bool   // hold: queue frames without writing them until release
 	err     error  // first write error or close reason; sticky
 
 	draining    bool // flushClose: close once the buffer is written
@@ -88,15 +89,39 @@ func (w *wire) send(response bool, id int64, timeout int32, co *protocol.ConnObj
 	w.buf = protocol.AppendPacket(w.buf, &protocol.Packet{
 		Response: response, ID: id, Timeout: timeout, Conn: w.scratch, App: app,
 	})
-	if w.writing {
-		w.mu.Unlock() // its owner writes it
-		return nil
+	w.flushLocked()
+	return nil
+}
+
+// hold makes sends queue their frames without writing them until release:
+// a reader with more requests already buffered answers them all and
+// writes the answers in one go.
+func (w *wire) hold() {
+	w.mu.Lock()
+	w.held = true
+	w.mu.Unlock()
+}
+
+// release ends hold and writes what was queued meanwhile.
+func (w *wire) release() {
+	w.mu.Lock()
+	w.held = false
+	w.flushLocked()
+}
+
+// flushLocked writes the queued frames, unless the wire is held or some
+// other goroutine owns the socket (it writes them). It is called with
+// w.mu held and unlocks it.
+func (w *wire) flushLocked() {
+	if w.held || w.writing || len(w.buf) == 0 || w.err != nil {
+		w.mu.Unlock()
+		return
 	}
 	w.writing = true
 	if w.direct == nil {
 		w.mu.Unlock()
 		w.handOff()
-		return nil
+		return
 	}
 	out := w.buf
 	w.buf, w.spare = w.spare[:0], nil
@@ -105,7 +130,7 @@ func (w *wire) send(response bool, id int64, timeout int32, co *protocol.ConnObj
 	n, err := w.direct(out)
 	if err != nil {
 		w.close(err)
-		return nil // lost with the connection, as a frame the writer could not write
+		return // lost with the connection, as a frame the writer could not write
 	}
 	w.mu.Lock()
 	if n < len(out) {
@@ -118,12 +143,11 @@ func (w *wire) send(response bool, id int64, timeout int32, co *protocol.ConnObj
 		if len(w.buf) == 0 && !w.draining {
 			w.writing = false
 			w.mu.Unlock()
-			return nil
+			return
 		}
 	}
 	w.mu.Unlock()
 	w.handOff()
-	return nil
 }
 
 // keep makes out the spare buffer unless it grew too large. w.mu is held.

@@ -158,3 +158,34 @@ func TestWireFlushCloseWritesQueuedFrames(t *testing.T) {
 		})
 	}
 }
+
+// Frames sent while the wire is held are written only at release, all of
+// them, in order.
+func TestWireHoldRelease(t *testing.T) {
+	for _, kind := range []string{"tcp", "unix"} {
+		t.Run(kind, func(t *testing.T) {
+			a, b := wirePair(t, kind)
+			w := newWire(a, 64<<20)
+			defer func() { w.close(nil); w.wait() }()
+			w.hold()
+			for i := range 3 {
+				if err := w.send(true, int64(i+1), 0, &protocol.ConnObject{Type: protocol.KindInvokeResult, Success: true}, []byte(`"x"`)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			if n, err := b.Read(make([]byte, 1)); n != 0 || err == nil {
+				t.Fatalf("read %d bytes (%v) while the wire was held", n, err)
+			}
+			w.release()
+			b.SetReadDeadline(time.Now().Add(10 * time.Second))
+			r := protocol.NewReader(b, protocol.Limits{})
+			for i := range 3 {
+				p, err := r.Next()
+				if err != nil || p.ID != int64(i+1) {
+					t.Fatalf("frame %d: id %d, %v", i+1, p.ID, err)
+				}
+			}
+		})
+	}
+}

@@ -125,6 +125,21 @@ func (r *Reader) Next() (Packet, error) {
 	return p, nil
 }
 
+// Pending reports whether the next call to Next returns without reading:
+// a whole packet (or a sticky error) is already buffered. A server that
+// answers requests one by one can hold its answers while requests are
+// pending and write them in one go.
+func (r *Reader) Pending() bool {
+	if r.err != nil {
+		return true
+	}
+	if r.big != nil || r.end-r.start < HeaderSize {
+		return false
+	}
+	h, err := ParseHeader(r.buf[r.start:r.end], r.lim)
+	return err != nil || r.end-r.start >= h.Len()
+}
+
 // readBig reads the rest of the big packet's body and returns the packet.
 func (r *Reader) readBig() (Packet, error) {
 	for len(r.big) < r.bigNeed {

@@ -343,3 +343,23 @@ func TestReaderBufferGrowsOnDemand(t *testing.T) {
 	_, err := r.Next()
 	assert.ErrorIs(t, err, io.EOF)
 }
+
+// Pending is true exactly when Next can return without reading.
+func TestReaderPending(t *testing.T) {
+	one := AppendPacket(nil, &Packet{ID: 1, Conn: []byte(`{"type":"x"}`), App: []byte("abc")})
+	two := AppendPacket(append([]byte(nil), one...), &Packet{ID: 2, Conn: []byte(`{"type":"x"}`)})
+	for cut := 0; cut <= len(two); cut++ {
+		// The reader gets two[:cut] in one read, then the rest in one
+		// more (which it needs only if the first packet was cut).
+		r := NewReader(io.MultiReader(bytes.NewReader(two[:cut]), bytes.NewReader(two[cut:])), Limits{})
+		assert.False(t, r.Pending(), "before any read")
+		_, err := r.Next()
+		require.NoError(t, err)
+		whole := cut < len(one) || cut == len(two)
+		assert.Equal(t, whole, r.Pending(), "after the first packet, with the bytes cut at %d of %d", cut, len(two))
+	}
+	r := NewReader(bytes.NewReader(append([]byte("GET / HTTP/1.1\r\n"), one...)), Limits{})
+	_, err := r.Next()
+	require.Error(t, err)
+	assert.True(t, r.Pending(), "a sticky error is returned without reading")
+}
