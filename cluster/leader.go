@@ -398,9 +398,9 @@ type leaderTerm struct {
 	lostErr error
 	wg      sync.WaitGroup // peers' goroutines, the idle checker
 
-	// slow holds the methods that ran past inlineBudget: method name →
-	// unix nanos until which their calls get a goroutine of their own.
-	slow sync.Map
+	// paces holds, by method name, the *pace of the methods that ran past
+	// inlineBudget.
+	paces sync.Map
 }
 
 func newLeaderTerm(c *Client, num uint64, h *host, srv *server) *leaderTerm {
@@ -664,19 +664,47 @@ const (
 // inlineBudget is how long a call may run on the connection's reading
 // goroutine before reading moves to a new goroutine (and requests of the
 // follower behind it are read again): the watchdog notices within a
-// tick. A method that ran longer (by its own clock: not a call merely
-// delayed by the OS scheduler) then runs on goroutines of its own for
-// slowFor.
+// tick. A method whose calls ran longer, by its own clock (not a call
+// merely delayed by the OS scheduler), slowStrikes times in a row then
+// runs on goroutines of its own for slowFor.
 const (
 	inlineBudget = time.Millisecond
 	slowFor      = 10 * time.Second
+	slowStrikes  = 3
 )
 
 // runsInline reports whether calls of method run on the reader (it has
 // not run past inlineBudget lately).
 func (lt *leaderTerm) runsInline(method string) bool {
-	until, ok := lt.slow.Load(method)
-	return !ok || time.Now().UnixNano() > until.(int64)
+	mp, ok := lt.paces.Load(method)
+	return !ok || time.Now().UnixNano() > mp.(*pace).until.Load()
+}
+
+// pace is what a leader term knows of a method that ran long.
+type pace struct {
+	strikes atomic.Int32 // calls in a row that ran past inlineBudget
+	until   atomic.Int64 // unix nanos until which its calls get their own goroutine
+}
+
+// ran notes how long a call of method ran. A method that ran past
+// inlineBudget slowStrikes times in a row (once could be the OS
+// scheduler's doing, on a loaded host) gets goroutines of its own for
+// slowFor.
+func (lt *leaderTerm) ran(method string, d time.Duration) {
+	v, ok := lt.paces.Load(method)
+	if d <= inlineBudget {
+		if ok {
+			v.(*pace).strikes.Store(0)
+		}
+		return
+	}
+	if !ok {
+		v, _ = lt.paces.LoadOrStore(method, new(pace))
+	}
+	mp := v.(*pace)
+	if mp.strikes.Add(1) >= slowStrikes {
+		mp.until.Store(time.Now().Add(slowFor).UnixNano())
+	}
 }
 
 // inline runs a call on the reading goroutine itself: a call
@@ -999,9 +1027,7 @@ func (p *peer) serve(id int64, timeout int32, method string, argc int, app []byt
 		err = &Error{Op: "invoke", Channel: lt.c.name, Method: method, Kind: ErrProtocol, Err: err}
 	} else {
 		res, err = lt.host.call(ctx, method, Args{codec: lt.host.codec, enc: args})
-		if ran := time.Since(start); ran > inlineBudget {
-			lt.slow.Store(method, start.Add(ran+slowFor).UnixNano())
-		}
+		lt.ran(method, time.Since(start))
 	}
 	lt.c.stats.served.Add(1)
 	if lt.ctx.Err() != nil {

@@ -38,9 +38,10 @@ type Emit func(name string, data any)
 // A follower's call starts on the goroutine that reads its connection, so
 // a method that answers from memory costs no goroutine switch. A call
 // still running after 1-2 ms gets that goroutine to itself (reading moves
-// on), and a method that ran longer than 1 ms starts its calls on
-// goroutines of their own for the next 10 s: a follower's other requests
-// wait at most about 2 ms behind a slow method, and then not at all.
+// on), and a method whose calls ran longer than 1 ms three times in a row
+// starts its calls on goroutines of their own for the next 10 s: a
+// follower's other requests wait at most about 2 ms behind a slow method,
+// and soon not at all.
 type Service struct {
 	// Subscribe starts the one upstream subscription for reg. It is called
 	// once per distinct subscription key for the whole host, when the first

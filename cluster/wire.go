@@ -123,24 +123,31 @@ func (w *wire) flushLocked() {
 		w.handOff()
 		return
 	}
-	out := w.buf
-	w.buf, w.spare = w.spare[:0], nil
-	w.mu.Unlock()
-
-	n, err := w.direct(out)
-	if err != nil {
-		w.close(err)
-		return // lost with the connection, as a frame the writer could not write
-	}
-	w.mu.Lock()
-	if n < len(out) {
-		// The socket is full: the rest goes first, then what was queued
-		// meanwhile, by the writer goroutine.
-		rest := out[:copy(out, out[n:])]
-		w.buf, w.spare = append(rest, w.buf...), w.buf[:0]
-	} else {
+	// Write directly, also what other senders queued meanwhile (a few
+	// rounds: then the writer goroutine takes over, so that one sender
+	// is not kept writing for everybody).
+	for range directRounds {
+		out := w.buf
+		w.buf, w.spare = w.spare[:0], nil
+		w.mu.Unlock()
+		n, err := w.direct(out)
+		if err != nil {
+			w.close(err)
+			return // lost with the connection, as a frame the writer could not write
+		}
+		w.mu.Lock()
+		if n < len(out) {
+			// The socket is full: the rest goes first, then what was
+			// queued meanwhile, by the writer goroutine.
+			rest := out[:copy(out, out[n:])]
+			w.buf, w.spare = append(rest, w.buf...), w.buf[:0]
+			break
+		}
 		w.keep(out)
-		if len(w.buf) == 0 && !w.draining {
+		if w.draining || w.err != nil {
+			break
+		}
+		if len(w.buf) == 0 {
 			w.writing = false
 			w.mu.Unlock()
 			return
@@ -149,6 +156,9 @@ func (w *wire) flushLocked() {
 	w.mu.Unlock()
 	w.handOff()
 }
+
+// directRounds bounds the direct writes of one sender.
+const directRounds = 4
 
 // keep makes out the spare buffer unless it grew too large. w.mu is held.
 func (w *wire) keep(out []byte) {
