@@ -82,7 +82,7 @@ const (
 	// DefaultMinBackoff is the first pause between probes. It doubles on
 	// every failed probe up to DefaultMaxBackoff, with jitter. Node probes
 	// every 3 s; a loopback probe costs microseconds, so we probe often.
-	DefaultMinBackoff = 2 * time.Millisecond
+	DefaultMinBackoff = 1 * time.Millisecond
 	// DefaultMaxBackoff caps the pause between probes, so a forced follower
 	// finds a leader that starts late within about 100 ms.
 	DefaultMaxBackoff = 100 * time.Millisecond
@@ -90,7 +90,7 @@ const (
 	// attempt, so survivors that all see the leader's EOF in the same
 	// microsecond do not all bind and dial at once. It is kept small
 	// because it adds directly to failover time.
-	DefaultJitter = 2 * time.Millisecond
+	DefaultJitter = 1 * time.Millisecond
 )
 
 // Config describes one election. The zero value of every optional field
