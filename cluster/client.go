@@ -626,7 +626,8 @@ func (c *Client) runTask(t task) {
 		c.stats.events.Add(1)
 		defer func() {
 			if r := recover(); r != nil {
-				c.log.Error("event handler panicked", slog.Any("panic", r), slog.String("event", t.ev.String()))
+				c.log.Error("event handler panicked", slog.String("role", t.ev.Role.String()), slog.Uint64("term", t.ev.Term),
+					slog.Any("panic", r), slog.String("event", t.ev.Kind.String()))
 			}
 		}()
 		c.cfg.onEvent(*t.ev)

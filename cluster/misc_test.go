@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,7 +14,9 @@ import (
 	"time"
 
 	"github.com/go-clusterclient/clusterclient/cluster"
+	"github.com/go-clusterclient/clusterclient/protocol"
 	"github.com/go-clusterclient/clusterclient/transport"
+	"github.com/go-clusterclient/clusterclient/transport/tcp"
 )
 
 // CC-020 (adapted), CC-009: a Service that declares an impossible method
@@ -156,4 +159,62 @@ func TestSRC06_SubscribeTimeoutSingleMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.wait(t, wait, "subscribe timeout", isErr(cluster.ErrSubscribeTimeout))
+}
+
+// UI-18: a panicking event handler is logged as an error that says which
+// channel, address, role and term, and the Client carries on.
+func TestEventHandlerPanicLogged(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	tr, addr := memNet(t)
+	c := newClient(t, "Panicky", newWorld(), cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithLogger(log),
+		cluster.WithEventHandler(func(cluster.Event) { panic("handler bug") }))
+	ready(t, c)
+	want := `level=ERROR msg="event handler panicked" channel=Panicky addr="mem ` + addr + `" role=leader term=1 panic="handler bug"`
+	deadline := time.Now().Add(wait)
+	for !strings.Contains(buf.String(), want) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if out := buf.String(); !strings.Contains(out, want) {
+		t.Fatalf("log lacks %q:\n%s", want, out)
+	}
+	if got := mustInvoke[string](t, c, "echo", "still here"); got != "still here" {
+		t.Fatalf("echo = %q", got)
+	}
+}
+
+// UI-20: a follower that dies mid-frame (its connection reset) is not
+// news on the leader: logged at debug, not as a warning.
+func TestResetFollowerNotAWarning(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	l := newClient(t, "Reset", newWorld(), cluster.WithTransport(tcp.New(tcp.Config{})), cluster.WithAddr(addr),
+		cluster.WithInsecure(), cluster.WithLogger(log))
+	ready(t, l)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := protocol.AppendPacket(nil, &protocol.Packet{ID: 1, Timeout: 1000,
+		Conn: protocol.AppendConn(nil, &protocol.ConnObject{Type: protocol.KindRegisterChannel, ChannelName: "Reset"})})
+	if _, err := conn.Write(reg); err != nil {
+		t.Fatal(err)
+	}
+	r := protocol.NewReader(conn, protocol.Limits{})
+	conn.SetReadDeadline(time.Now().Add(wait))
+	if _, err := r.Next(); err != nil {
+		t.Fatalf("register reply: %v", err)
+	}
+	eventually(t, wait, "the leader counts the follower", func() bool { return l.Stats().Followers == 1 })
+	half := protocol.AppendPacket(nil, &protocol.Packet{ID: 2, Timeout: 1000,
+		Conn: protocol.AppendConn(nil, &protocol.ConnObject{Type: protocol.KindInvoke, Method: "echo", ArgLength: 1}), App: []byte(`"x"`)})
+	before := len(buf.String()) // (the warning that authentication is off came before)
+	conn.Write(half[:len(half)-2])
+	conn.(*net.TCPConn).SetLinger(0) // close sends a reset
+	conn.Close()
+	eventually(t, wait, "the leader drops the follower", func() bool { return l.Stats().Followers == 0 })
+	if out := buf.String()[before:]; strings.Contains(out, "level=WARN") || strings.Contains(out, "level=ERROR") {
+		t.Fatalf("a reset follower was logged as news:\n%s", out)
+	}
 }
