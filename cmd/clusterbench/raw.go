@@ -41,6 +41,39 @@ func endpoint(raw json.RawMessage) (endpointArgs, transport.Transport, error) {
 
 // echoServerRole listens on the address and echoes every conn.
 func echoServerRole(raw json.RawMessage) (any, map[string]command, func(), error) {
+	return serveConns(raw, func(_ *connSet, c net.Conn) { echo(c) })
+}
+
+// connSet is a raw server's conns; a conn may be marked (the relay's
+// subscribers).
+type connSet struct {
+	mu    sync.Mutex
+	conns map[net.Conn]bool // value: marked
+}
+
+func (s *connSet) mark(c net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conns[c] = true
+}
+
+// marked appends the marked conns to dst.
+func (s *connSet) marked(dst []net.Conn) []net.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c, m := range s.conns {
+		if m {
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+// serveConns listens on the role's address and runs handle on each conn
+// in a goroutine of its own (the conn is closed when handle returns);
+// closing the role closes the listener and every conn and waits for the
+// handlers.
+func serveConns(raw json.RawMessage, handle func(*connSet, net.Conn)) (any, map[string]command, func(), error) {
 	a, tr, err := endpoint(raw)
 	if err != nil {
 		return nil, nil, nil, err
@@ -51,33 +84,30 @@ func echoServerRole(raw json.RawMessage) (any, map[string]command, func(), error
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns = map[net.Conn]bool{}
-	)
+	var wg sync.WaitGroup
+	set := &connSet{conns: map[net.Conn]bool{}}
 	wg.Go(func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
+			set.mu.Lock()
+			set.conns[c] = false
+			set.mu.Unlock()
 			wg.Go(func() {
 				defer c.Close()
-				echo(c)
+				handle(set, c)
 			})
 		}
 	})
 	closeFn := func() {
 		l.Close()
-		mu.Lock()
-		for c := range conns {
+		set.mu.Lock()
+		for c := range set.conns {
 			c.Close()
 		}
-		mu.Unlock()
+		set.mu.Unlock()
 		wg.Wait()
 	}
 	return struct{}{}, nil, closeFn, nil
@@ -311,31 +341,13 @@ const (
 
 // relayRole listens on the address and relays publications.
 func relayRole(raw json.RawMessage) (any, map[string]command, func(), error) {
-	a, tr, err := endpoint(raw)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	l, err := tr.Listen(ctx, a.Addr)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns = map[net.Conn]bool{} // value: a subscriber
-	)
-	relay := func(c net.Conn) {
-		defer c.Close()
+	return serveConns(raw, func(set *connSet, c net.Conn) {
 		var kind [1]byte
 		if _, err := io.ReadFull(c, kind[:]); err != nil {
 			return
 		}
 		if kind[0] == fanSubscribe {
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
+			set.mark(c)
 			io.Copy(io.Discard, c) // until it closes
 			return
 		}
@@ -345,41 +357,12 @@ func relayRole(raw json.RawMessage) (any, map[string]command, func(), error) {
 			if _, err := io.ReadFull(c, msg); err != nil {
 				return
 			}
-			subs = subs[:0]
-			mu.Lock()
-			for s, sub := range conns {
-				if sub {
-					subs = append(subs, s)
-				}
-			}
-			mu.Unlock()
+			subs = set.marked(subs[:0])
 			for _, s := range subs {
 				s.Write(msg)
 			}
 		}
-	}
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = false
-			mu.Unlock()
-			wg.Go(func() { relay(c) })
-		}
 	})
-	closeFn := func() {
-		l.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	}
-	return struct{}{}, nil, closeFn, nil
 }
 
 // fanCommands are a raw client's commands at a relay; they answer as a
