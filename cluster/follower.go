@@ -59,9 +59,9 @@ type session struct {
 	wg     sync.WaitGroup
 
 	rmu       sync.Mutex
-	reading   bool         // a goroutine owns the Reader
-	stopped   bool         // died: no background reader starts again
-	freeSince atomic.Int64 // unix nanos since nobody reads (0: somebody does)
+	reading   bool   // a goroutine owns the Reader
+	stopped   bool   // died: no background reader starts again
+	freeSince moment // since when nobody reads (clear: somebody does)
 
 	reply *protocol.ConnObject // the register reply that answer checked (nil before one arrived)
 }
@@ -112,7 +112,7 @@ func (s *session) die(kind, cause error) {
 		err := &Error{Op: "connection", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Kind: kind, Err: cause}
 		s.rmu.Lock()
 		s.stopped = true
-		s.freeSince.Store(0)
+		s.freeSince.clear()
 		s.rmu.Unlock()
 		watch.remove(s)
 		s.w.close(err)
@@ -152,7 +152,7 @@ func (s *session) takeReader() bool {
 		return false
 	}
 	s.reading = true
-	s.freeSince.Store(0)
+	s.freeSince.clear()
 	return true
 }
 
@@ -175,20 +175,17 @@ func (s *session) handOn() {
 // free leaves reading to nobody for now (s.rmu held).
 func (s *session) free() {
 	s.reading = false
-	s.freeSince.Store(time.Now().UnixNano())
+	s.freeSince.mark()
 	watch.wake()
 }
 
 // watch starts a background reader once nobody read for readerIdle.
 func (s *session) watch(now time.Time) bool {
-	since := s.freeSince.Load()
-	if since == 0 {
-		return false
-	}
-	if now.UnixNano()-since > int64(readerIdle) {
+	busy, late := s.freeSince.check(now, readerIdle)
+	if late {
 		s.idleRead()
 	}
-	return true
+	return busy
 }
 
 // idleRead starts a background reader if nobody reads.
@@ -199,7 +196,7 @@ func (s *session) idleRead() {
 		return
 	}
 	s.reading = true
-	s.freeSince.Store(0)
+	s.freeSince.clear()
 	s.wg.Add(1)
 	go s.bgLoop()
 }

@@ -525,7 +525,7 @@ type peer struct {
 	acks        *pending
 	oneways     serial
 	relay       atomic.Int32 // relayIdle, relayInline or relayHanded: see inline
-	inlineSince atomic.Int64 // unix nanos when the call running inline began (0: none)
+	inlineSince moment       // when the call running inline began
 	admitted    atomic.Bool  // registered, and with a Handshake verified
 	overloaded  atomic.Bool  // reported and dropped once
 	inflight    atomic.Int32 // calls running for it (not one-way)
@@ -716,23 +716,20 @@ func (lt *leaderTerm) ran(method string, d time.Duration) {
 // f is done.
 func (p *peer) inline(f func()) (reader bool) {
 	p.relay.Store(relayInline)
-	p.inlineSince.Store(time.Now().UnixNano())
+	p.inlineSince.mark()
 	watch.wake()
 	f()
-	p.inlineSince.Store(0)
+	p.inlineSince.clear()
 	return p.relay.CompareAndSwap(relayInline, relayIdle)
 }
 
 // watch hands reading over when a call has run inline too long.
 func (p *peer) watch(now time.Time) bool {
-	since := p.inlineSince.Load()
-	if since == 0 {
-		return false
-	}
-	if now.UnixNano()-since > int64(inlineBudget) {
+	busy, late := p.inlineSince.check(now, inlineBudget)
+	if late {
 		p.handOver()
 	}
-	return true
+	return busy
 }
 
 // handOver starts a new reader if a call still runs inline.

@@ -110,3 +110,17 @@ func (d *watchdog) run() {
 		d.wake()
 	}
 }
+
+// moment is when something watched began (unix nanos), 0 while nothing
+// runs: a caller marks it, the watchdog reads it.
+type moment struct{ atomic.Int64 }
+
+func (m *moment) mark()  { m.Store(time.Now().UnixNano()) }
+func (m *moment) clear() { m.Store(0) }
+
+// check reports whether something runs, and whether it began more than d
+// before now.
+func (m *moment) check(now time.Time, d time.Duration) (busy, late bool) {
+	at := m.Load()
+	return at != 0, at != 0 && now.UnixNano()-at > int64(d)
+}

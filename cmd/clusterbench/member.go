@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -294,22 +295,6 @@ func memberRole(raw json.RawMessage) (any, map[string]command, func(), error) {
 			_, err := cluster.SubscribeTyped(c, map[string]string{"dataId": p.DataID}, sub.deliver)
 			return struct{}{}, err
 		},
-		"collect": func(data json.RawMessage) (any, error) {
-			var p struct {
-				From int64 `json:"from"`
-			}
-			if err := decodeArgs(data, &p); err != nil {
-				return nil, err
-			}
-			return sub.collect(p.From), nil
-		},
-		"publish": func(data json.RawMessage) (any, error) {
-			var p publishArgs
-			if err := decodeArgs(data, &p); err != nil {
-				return nil, err
-			}
-			return struct{}{}, publishPaced(p, func(pb publication) error { return c.Publish(pb) })
-		},
 		"probe": func(data json.RawMessage) (any, error) {
 			var p probeArgs
 			if err := decodeArgs(data, &p); err != nil {
@@ -341,6 +326,7 @@ func memberRole(raw json.RawMessage) (any, map[string]command, func(), error) {
 		defer cancel()
 		c.Close(ctx)
 	}
+	maps.Copy(cmds, pubSubCommands(sub, func(pb publication) error { return c.Publish(pb) }))
 	return memberReady{PID: os.Getpid(), Leader: c.IsLeader()}, cmds, closeFn, nil
 }
 
@@ -520,6 +506,30 @@ func (s *subscriber) collect(from int64) deliveries {
 		d.Lat = append(d.Lat, lat)
 	}
 	return d
+}
+
+// pubSubCommands are the "collect" and "publish" commands of a cluster
+// member and of a relay's raw client: collect answers what sub received;
+// publish sends paced publications through send.
+func pubSubCommands(sub *subscriber, send func(publication) error) map[string]command {
+	return map[string]command{
+		"collect": func(data json.RawMessage) (any, error) {
+			var p struct {
+				From int64 `json:"from"`
+			}
+			if err := decodeArgs(data, &p); err != nil {
+				return nil, err
+			}
+			return sub.collect(p.From), nil
+		},
+		"publish": func(data json.RawMessage) (any, error) {
+			var p publishArgs
+			if err := decodeArgs(data, &p); err != nil {
+				return nil, err
+			}
+			return struct{}{}, publishPaced(p, send)
+		},
+	}
 }
 
 // publishPaced publishes p.Count values, one every p.Interval from

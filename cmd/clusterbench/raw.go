@@ -377,46 +377,30 @@ func fanCommands(c net.Conn) map[string]command {
 		once.Do(func() { _, helloErr = c.Write([]byte{kind}) })
 		return helloErr
 	}
-	return map[string]command{
-		"subscribe": func(json.RawMessage) (any, error) {
-			if err := hello(fanSubscribe); err != nil {
-				return nil, err
-			}
-			go func() {
-				msg := make([]byte, fanMsgSize)
-				for {
-					if _, err := io.ReadFull(c, msg); err != nil {
-						return
-					}
-					sub.deliver(publication{Seq: int64(binary.LittleEndian.Uint64(msg)), T: int64(binary.LittleEndian.Uint64(msg[8:]))})
+	msg := make([]byte, fanMsgSize)
+	cmds := pubSubCommands(&sub, func(pb publication) error {
+		if err := hello(fanPublish); err != nil {
+			return err
+		}
+		binary.LittleEndian.PutUint64(msg, uint64(pb.Seq))
+		binary.LittleEndian.PutUint64(msg[8:], uint64(pb.T))
+		_, err := c.Write(msg)
+		return err
+	})
+	cmds["subscribe"] = func(json.RawMessage) (any, error) {
+		if err := hello(fanSubscribe); err != nil {
+			return nil, err
+		}
+		go func() {
+			in := make([]byte, fanMsgSize)
+			for {
+				if _, err := io.ReadFull(c, in); err != nil {
+					return
 				}
-			}()
-			return struct{}{}, nil
-		},
-		"collect": func(data json.RawMessage) (any, error) {
-			var p struct {
-				From int64 `json:"from"`
+				sub.deliver(publication{Seq: int64(binary.LittleEndian.Uint64(in)), T: int64(binary.LittleEndian.Uint64(in[8:]))})
 			}
-			if err := decodeArgs(data, &p); err != nil {
-				return nil, err
-			}
-			return sub.collect(p.From), nil
-		},
-		"publish": func(data json.RawMessage) (any, error) {
-			var p publishArgs
-			if err := decodeArgs(data, &p); err != nil {
-				return nil, err
-			}
-			if err := hello(fanPublish); err != nil {
-				return nil, err
-			}
-			msg := make([]byte, fanMsgSize)
-			return struct{}{}, publishPaced(p, func(pb publication) error {
-				binary.LittleEndian.PutUint64(msg, uint64(pb.Seq))
-				binary.LittleEndian.PutUint64(msg[8:], uint64(pb.T))
-				_, err := c.Write(msg)
-				return err
-			})
-		},
+		}()
+		return struct{}{}, nil
 	}
+	return cmds
 }
