@@ -153,10 +153,13 @@ func decodeFast(data []byte, v any) bool {
 			*p = nil
 			return true
 		}
-		s, ok := plainQuoted(data)
-		if !ok || !isBase64(s) {
+		// Decode itself accepts only the base64 alphabet, which has no
+		// character a JSON string would escape, except that it skips
+		// '\r' and '\n' (which a JSON string may not hold raw).
+		if len(data) < 2 || data[0] != '"' || data[len(data)-1] != '"' || bytes.ContainsAny(data, "\r\n") {
 			return false
 		}
+		s := data[1 : len(data)-1]
 		b := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
 		n, err := base64.StdEncoding.Decode(b, s)
 		if err != nil {
@@ -172,12 +175,19 @@ func decodeFast(data []byte, v any) bool {
 // '\\': characters encoding/json writes as they are.
 func plain[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+		if !plainByte[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c <= 0x7e; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // plainQuoted returns the inside of a JSON string of plain characters
 // (nothing around the quotes).
@@ -187,13 +197,4 @@ func plainQuoted(data []byte) ([]byte, bool) {
 	}
 	s := data[1 : len(data)-1]
 	return s, plain(s)
-}
-
-func isBase64(s []byte) bool {
-	for _, c := range s {
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '=') {
-			return false
-		}
-	}
-	return true
 }
