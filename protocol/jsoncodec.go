@@ -156,7 +156,7 @@ func decodeFast(data []byte, v any) bool {
 		// Decode itself accepts only the base64 alphabet, which has no
 		// character a JSON string would escape, except that it skips
 		// '\r' and '\n' (which a JSON string may not hold raw).
-		if len(data) < 2 || data[0] != '"' || data[len(data)-1] != '"' || bytes.ContainsAny(data, "\r\n") {
+		if len(data) < 2 || data[0] != '"' || data[len(data)-1] != '"' || bytes.IndexByte(data, '\r') >= 0 || bytes.IndexByte(data, '\n') >= 0 {
 			return false
 		}
 		s := data[1 : len(data)-1]
