@@ -327,8 +327,10 @@ func (s *session) next() (answered bool, err error) {
 	}
 	switch co.Type {
 	case protocol.KindSubscribeResult:
-		s.w.send(true, pk.ID, 0, &protocol.ConnObject{Type: protocol.KindSubscribeResultRes}, nil)
+		// The value first: the acknowledgement's write need not delay
+		// the listeners.
 		s.c.deliver(co.Key, append([]byte(nil), pk.App...))
+		s.w.send(true, pk.ID, 0, &protocol.ConnObject{Type: protocol.KindSubscribeResultRes}, nil)
 	default:
 		s.c.report(s.num, RoleFollower, &Error{Op: "request", Channel: s.c.name, Addr: s.addr, Role: RoleFollower,
 			Kind: ErrProtocol, Err: fmt.Errorf("unsupported request type %q from the leader", co.Type)})
