@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-clusterclient/clusterclient/election"
 	"github.com/go-clusterclient/clusterclient/protocol"
@@ -138,6 +139,10 @@ type queuedCall struct {
 func New(name string, factory Factory, opts ...Option) (*Client, error) {
 	if name == "" {
 		return nil, optErr("empty client name")
+	}
+	if !utf8.ValidString(name) {
+		// It could never be matched: the wire carries it as JSON text.
+		return nil, optErr("client name %q is not valid UTF-8", name)
 	}
 	if factory == nil {
 		return nil, optErr("nil factory for %q", name)

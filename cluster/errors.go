@@ -148,8 +148,10 @@ func (e *Error) Error() string {
 		b.WriteString(" key ")
 		b.WriteString(e.Key)
 	}
-	b.WriteString(" on channel ")
-	b.WriteString(strconv.Quote(e.Channel))
+	if e.Channel != "" { // empty for what concerns no one channel (ListChannels)
+		b.WriteString(" on channel ")
+		b.WriteString(strconv.Quote(e.Channel))
+	}
 	if e.Role != RoleNone || e.Addr != "" {
 		b.WriteString(" (")
 		if e.Role != RoleNone {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -433,7 +434,15 @@ func (h *host) call(ctx context.Context, method string, args Args) (res any, err
 			res = nil
 		}
 	}()
-	return fn(ctx, args)
+	res, err = fn(ctx, args)
+	if e, ok := err.(*Error); ok && e.Channel == "" {
+		// An adapter's error (Method, Action) does not know where it ran.
+		named := *e
+		named.Channel = h.name
+		named.Method = cmp.Or(named.Method, method)
+		err = &named
+	}
+	return res, err
 }
 
 // barrier waits until the upstream operations queued so far are done.

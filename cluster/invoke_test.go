@@ -596,3 +596,20 @@ func TestOnewayCallsKeepTheirOrder(t *testing.T) {
 		}
 	}
 }
+
+// An argument the typed adapter (Method) cannot decode fails the call
+// with an error that names the method and the channel, from either role;
+// an error about no single channel names none.
+func TestAdapterErrorNamesChannel(t *testing.T) {
+	l, f := pair(t, "Adapted", newWorld())
+	for _, c := range []*cluster.Client{l, f} {
+		_, err := c.Invoke(tctx(t, 5*time.Second), "sleep", "not a number")
+		if err == nil || !strings.Contains(err.Error(), `invoke "sleep" on channel "Adapted"`) || strings.Contains(err.Error(), `channel ""`) {
+			t.Fatalf("%s: %v", c.Role(), err)
+		}
+	}
+	e := &cluster.Error{Op: "list", Addr: "tcp 127.0.0.1:1", Kind: cluster.ErrNoLeader}
+	if got := e.Error(); strings.Contains(got, "channel") {
+		t.Fatalf("an error of no channel: %q", got)
+	}
+}

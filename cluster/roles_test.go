@@ -196,6 +196,9 @@ func TestRG04_InvalidOptions(t *testing.T) {
 	if _, err := cluster.New("", f); !errors.Is(err, cluster.ErrInvalidOption) {
 		t.Errorf("empty name: %v", err)
 	}
+	if _, err := cluster.New("bad\xffname", f); !errors.Is(err, cluster.ErrInvalidOption) || !strings.Contains(err.Error(), "UTF-8") {
+		t.Errorf("invalid UTF-8 name: %v", err)
+	}
 	if _, err := cluster.New("x", nil); !errors.Is(err, cluster.ErrInvalidOption) {
 		t.Errorf("nil factory: %v", err)
 	}
