@@ -36,11 +36,11 @@ type rawConn struct {
 
 func (e *env) dialRaw(addr string) *rawConn {
 	e.t.Helper()
-	c, err := e.h.NewTransport(e.t).Dial(e.timeout(opTimeout), addr)
+	c, err := e.h.NewTransport(e.t).Dial(e.Timeout(opTimeout), addr)
 	if err != nil {
 		e.fatalf("stranger: Dial(%q): %v", addr, err)
 	}
-	e.onTeardown(func() { c.Close() })
+	e.OnTeardown(func() { c.Close() })
 	return &rawConn{e: e, c: c, r: protocol.NewReader(c, protocol.Limits{})}
 }
 
@@ -165,7 +165,7 @@ func testManyConnections(e *env) {
 	l, f := e.pair2(addr, "Crowded", cluster.WithMaxConns(bound))
 	tr := e.h.NewTransport(e.t)
 	held := make([]net.Conn, 0, strangers)
-	e.onTeardown(func() {
+	e.OnTeardown(func() {
 		for _, c := range held {
 			c.Close()
 		}
@@ -174,7 +174,7 @@ func testManyConnections(e *env) {
 	refused := 0
 	most := 0
 	for range strangers {
-		c, err := tr.Dial(e.timeout(opTimeout), addr)
+		c, err := tr.Dial(e.Timeout(opTimeout), addr)
 		if err != nil {
 			refused++ // the medium may refuse some itself (a full backlog): that is fine
 			continue
@@ -224,7 +224,7 @@ func testSquatter(e *env) {
 		e.errorf("the refusal does not say why: %v", ev.Err)
 	}
 	e.eventually("the member to keep trying", func() bool { return m.rec.count(isErrorEvent(cluster.ErrHandshake)) >= 3 })
-	if _, err := m.c.Invoke(e.timeout(200*time.Millisecond), MethodRecord, "for the squatter"); err == nil {
+	if _, err := m.c.Invoke(e.Timeout(200*time.Millisecond), MethodRecord, "for the squatter"); err == nil {
 		e.errorf("a call went through the squatter")
 	}
 	if st := e.upstream().latest("Data").state(); len(st.records) != 0 {

@@ -30,7 +30,7 @@ func testCloseIdempotent(e *env) {
 		errs := make([]error, 8)
 		for i := range errs {
 			wg.Go(func() {
-				ctx, cancel := context.WithTimeout(e.ctx, suiteCloseTimeout)
+				ctx, cancel := context.WithTimeout(e.Ctx, suiteCloseTimeout)
 				defer cancel()
 				errs[i] = m.c.Close(ctx)
 			})
@@ -41,10 +41,10 @@ func testCloseIdempotent(e *env) {
 				e.errorf("%s: concurrent Close %d: %v", m.label, i, err)
 			}
 		}
-		if err := m.c.Close(e.timeout(suiteCloseTimeout)); err != nil {
+		if err := m.c.Close(e.Timeout(suiteCloseTimeout)); err != nil {
 			e.errorf("%s: Close again: %v", m.label, err)
 		}
-		if _, err := m.c.Invoke(e.timeout(opTimeout), MethodWhoami); !errors.Is(err, cluster.ErrClosed) {
+		if _, err := m.c.Invoke(e.Timeout(opTimeout), MethodWhoami); !errors.Is(err, cluster.ErrClosed) {
 			e.errorf("%s: Invoke after Close: %v, want an error matching cluster.ErrClosed", m.label, err)
 		}
 		if err := m.c.Publish(Reg{Key: "k", Value: "v"}); !errors.Is(err, cluster.ErrClosed) {
@@ -99,7 +99,7 @@ func testCloseAddressFreed(e *env) {
 
 	x.mustClose()
 	e.stepf("listening on %s while channel Y still leads there", addr)
-	if ln, err := probe.Listen(e.timeout(opTimeout), addr); err == nil {
+	if ln, err := probe.Listen(e.Timeout(opTimeout), addr); err == nil {
 		ln.Close()
 		e.fatalf("Listen(%q) succeeded after one of two channels closed", addr)
 	} else if !errors.Is(err, transport.ErrAddrInUse) {
@@ -114,7 +114,7 @@ func testCloseAddressFreed(e *env) {
 
 	y.mustClose()
 	e.stepf("listening on %s after its last channel closed", addr)
-	ln, err := probe.Listen(e.timeout(opTimeout), addr)
+	ln, err := probe.Listen(e.Timeout(opTimeout), addr)
 	if err != nil {
 		e.fatalf("Listen(%q) after every channel on it closed: %v", addr, err)
 	}

@@ -17,8 +17,8 @@ var failoverCases = []testCase{
 // receives its error.
 func (e *env) inFlight(m *member) <-chan error {
 	done := make(chan error, 1)
-	ctx := e.timeout(opTimeout)
-	e.goSafe(func() {
+	ctx := e.Timeout(opTimeout)
+	e.Go(func() {
 		_, err := m.c.Invoke(ctx, MethodHold)
 		done <- err
 	})
@@ -35,7 +35,7 @@ func (e *env) expectLeaderLost(m *member, done <-chan error) {
 		if !errors.Is(err, cluster.ErrLeaderLost) {
 			e.fatalf("%s's call in flight on the lost leader: %v, want an error matching cluster.ErrLeaderLost", m.label, err)
 		}
-	case <-e.timeout(opTimeout).Done():
+	case <-e.Timeout(opTimeout).Done():
 		e.fatalf("%s's call in flight on the lost leader did not fail within %v", m.label, opTimeout)
 	}
 }
@@ -53,18 +53,18 @@ type callOutcomes struct {
 // toNew counts the calls answered by another real client than oldID.
 func (e *env) callAcross(m *member, oldID string, stop <-chan struct{}) <-chan callOutcomes {
 	out := make(chan callOutcomes, 1)
-	e.goSafe(func() {
+	e.Go(func() {
 		var o callOutcomes
 		defer func() { out <- o }()
 		for {
 			select {
 			case <-stop:
 				return
-			case <-e.ctx.Done():
+			case <-e.Ctx.Done():
 				return
 			default:
 			}
-			id, err := cluster.Call[string](e.timeout(opTimeout), m.c, MethodWhoami)
+			id, err := cluster.Call[string](e.Timeout(opTimeout), m.c, MethodWhoami)
 			switch {
 			case err == nil:
 				o.ok++
@@ -167,7 +167,7 @@ func testFailoverLeaderCloses(e *env) {
 	across := e.callAcross(f2, oldID, stop)
 	e.stepf("the leader closes with a call in flight")
 	closed := make(chan error, 1)
-	e.goSafe(func() { closed <- l.close() })
+	e.Go(func() { closed <- l.close() })
 	e.expectLeaderLost(f1, call)
 	e.upstream().releaseHolds() // the old leader's Close waits for its method
 
@@ -200,7 +200,7 @@ func testFailoverLeaderSIGKILL(e *env) {
 	const channel = "FailoverKill"
 	leader := e.startProcess(ProcessConfig{Channel: channel, Addr: addr, Mode: cluster.ForceLeader})
 	e.stepf("waiting for member process %d to lead", leader.Pid())
-	if role, err := leader.WaitReady(e.timeout(opTimeout)); err != nil || role != cluster.RoleLeader {
+	if role, err := leader.WaitReady(e.Timeout(opTimeout)); err != nil || role != cluster.RoleLeader {
 		e.fatalf("member process %d: %v, %v; want a ready leader", leader.Pid(), role, err)
 	}
 	other := e.startProcess(ProcessConfig{Channel: channel, Addr: addr, Mode: cluster.ForceFollower})
@@ -209,7 +209,7 @@ func testFailoverLeaderSIGKILL(e *env) {
 	f1.mustFollow()
 	f2.mustFollow()
 	e.stepf("waiting for member process %d to follow", other.Pid())
-	if role, err := other.WaitReady(e.timeout(opTimeout)); err != nil || role != cluster.RoleFollower {
+	if role, err := other.WaitReady(e.Timeout(opTimeout)); err != nil || role != cluster.RoleFollower {
 		e.fatalf("member process %d: %v, %v; want a ready follower", other.Pid(), role, err)
 	}
 	oldID := f1.whoami()
@@ -218,18 +218,18 @@ func testFailoverLeaderSIGKILL(e *env) {
 	}
 	f1.subscribe("k")
 	e.stepf("member process %d subscribes", other.Pid())
-	if err := other.Subscribe(e.timeout(opTimeout), "k"); err != nil {
+	if err := other.Subscribe(e.Timeout(opTimeout), "k"); err != nil {
 		e.fatalf("%v", err)
 	}
 	f2.publish("k", "v1")
 	f1.waitValue("k", "v1")
-	if _, err := other.WaitSnapshot(e.timeout(opTimeout), "k", func(s Snapshot) bool { return s.Has("v1") }); err != nil {
+	if _, err := other.WaitSnapshot(e.Timeout(opTimeout), "k", func(s Snapshot) bool { return s.Has("v1") }); err != nil {
 		e.fatalf("%v", err)
 	}
 
 	call := e.inFlight(f1)
 	e.stepf("waiting for the call to be in flight in member process %d", leader.Pid())
-	if _, err := leader.WaitState(e.timeout(opTimeout), "a held call", func(s ProcessState) bool { return s.Holding == 1 }); err != nil {
+	if _, err := leader.WaitState(e.Timeout(opTimeout), "a held call", func(s ProcessState) bool { return s.Holding == 1 }); err != nil {
 		e.fatalf("%v", err)
 	}
 	stop := make(chan struct{})
@@ -247,11 +247,11 @@ func testFailoverLeaderSIGKILL(e *env) {
 	rc := e.checkReplayed(channel, oldID, f2, f1, "v1")
 	e.checkCallsAcross(f2, stop, across)
 	e.stepf("waiting for member process %d to receive the new real client's value", other.Pid())
-	if _, err := other.WaitSnapshot(e.timeout(opTimeout), "k", func(s Snapshot) bool { return s.By == rc.id && s.Has("v1") }); err != nil {
+	if _, err := other.WaitSnapshot(e.Timeout(opTimeout), "k", func(s Snapshot) bool { return s.By == rc.id && s.Has("v1") }); err != nil {
 		e.fatalf("%v", err)
 	}
 	e.stepf("member process %d calls the new leader", other.Pid())
-	res, err := other.Invoke(e.timeout(opTimeout), MethodWhoami)
+	res, err := other.Invoke(e.Timeout(opTimeout), MethodWhoami)
 	if err != nil {
 		e.fatalf("member process %d: whoami after the failover: %v", other.Pid(), err)
 	}

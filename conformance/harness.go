@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/go-clusterclient/clusterclient/internal/guard"
 	"github.com/go-clusterclient/clusterclient/transport"
 	"github.com/go-clusterclient/clusterclient/transport/transporttest"
 )
@@ -257,60 +257,41 @@ func runKit(t *testing.T, h *Harness) { transporttest.Run(t, h.kit()) }
 
 // runCase runs one case under the watchdog.
 func runCase(t *testing.T, h *Harness, c caps, name string, fn func(e *env)) {
-	ctx, cancel := context.WithCancel(t.Context())
-	e := &env{t: t, h: h, caps: c, name: name, ctx: ctx, log: newLogBuffer()}
+	e := &env{t: t, h: h, caps: c, name: name, log: newLogBuffer()}
 	e.step.Store("starting")
-	finished := make(chan struct{})
-	d := h.watchdog()
-	watchdog := time.AfterFunc(d, func() {
-		t.Errorf("conformance: %s hung for %v at step %q; tearing down its clients, conns and child processes",
-			name, d, e.step.Load())
-		cancel()
-		e.teardown()
-		select {
-		case <-finished:
-		case <-time.After(hungGrace):
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			fmt.Fprintf(os.Stderr, "conformance: %s still hung %v after teardown, at step %q; goroutines:\n%s\n",
-				name, hungGrace, e.step.Load(), buf)
-			panic(fmt.Sprintf("conformance: case %s still hung %v after teardown", t.Name(), hungGrace))
-		}
-	})
-	defer func() {
-		cancel()
-		e.teardown()
-		e.wg.Wait()
-		watchdog.Stop()
-		close(finished)
-		if t.Failed() {
-			if s := e.log.String(); s != "" {
-				t.Logf("cluster logs of %s:\n%s", name, s)
+	guard.Run(t, guard.Config{
+		Kind: "conformance:", Name: name, Watchdog: h.watchdog(), Grace: hungGrace,
+		Where: func() string { return fmt.Sprintf(" at step %q", e.step.Load()) },
+		// Held calls first: a leader's Close waits for its running methods.
+		BeforeTeardown: func() {
+			if up := e.heldUpstream(); up != nil {
+				up.releaseHolds()
 			}
+		},
+	}, &e.Env, func() { fn(e) })
+	if t.Failed() {
+		if s := e.log.String(); s != "" {
+			t.Logf("cluster logs of %s:\n%s", name, s)
 		}
-	}()
-	fn(e)
+	}
 }
 
-// env is one case's world: its context, its upstream and everything the
-// suite made for it, so a watchdog can tear it all down.
+// env is one case's world: its upstream and the guard that tears down
+// everything the suite made for it when it ends or hangs.
 type env struct {
+	guard.Env
 	t    *testing.T
 	h    *Harness
 	caps caps
 	name string
-	ctx  context.Context // ends when the case ends or is declared hung
 	log  *logBuffer
 	step atomic.Value // string: what the case is doing, for the watchdog
 
 	upOnce sync.Once
 
-	mu       sync.Mutex
-	up       *upstream // the in-process real clients' upstream
-	closers  []func()
-	torndown bool
-	wg       sync.WaitGroup
-	procs    int
+	mu    sync.Mutex
+	up    *upstream // the in-process real clients' upstream
+	procs int
 }
 
 // stepf records what the case does now; a hung case is reported with its
@@ -319,52 +300,6 @@ func (e *env) stepf(format string, args ...any) {
 	s := fmt.Sprintf(format, args...)
 	e.step.Store(s)
 	e.log.note(s)
-}
-
-// onTeardown registers fn to run when the case ends or hangs (last
-// registered, first run). If the case was already torn down, fn runs at
-// once.
-func (e *env) onTeardown(fn func()) {
-	e.mu.Lock()
-	if e.torndown {
-		e.mu.Unlock()
-		fn()
-		return
-	}
-	e.closers = append(e.closers, fn)
-	e.mu.Unlock()
-}
-
-func (e *env) teardown() {
-	// Held calls first: a leader's Close waits for its running methods.
-	if up := e.heldUpstream(); up != nil {
-		up.releaseHolds()
-	}
-	e.mu.Lock()
-	closers := e.closers
-	e.closers = nil
-	e.torndown = true
-	e.mu.Unlock()
-	for i := len(closers) - 1; i >= 0; i-- {
-		closers[i]()
-	}
-}
-
-// goSafe runs fn in a goroutine the case waits for. fn must not call
-// t.Fatal (t.Error is fine).
-func (e *env) goSafe(fn func()) {
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		fn()
-	}()
-}
-
-// timeout returns a context that ends after d or with the case.
-func (e *env) timeout(d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(e.ctx, d)
-	e.onTeardown(cancel)
-	return ctx
 }
 
 // upstream returns the upstream shared by the case's in-process real
@@ -412,7 +347,7 @@ func (e *env) eventually(what string, f func() bool) {
 			e.fatalf("not true within %v: %s", opTimeout, what)
 		}
 		select {
-		case <-e.ctx.Done():
+		case <-e.Ctx.Done():
 			e.fatalf("case ended while waiting until %s", what)
 		case <-time.After(2 * time.Millisecond):
 		}

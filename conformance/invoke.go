@@ -41,7 +41,7 @@ func (e *env) pair2(addr, channel string, opts ...cluster.Option) (l, f *member)
 func invokeErr(m *member, method string, args ...any) error {
 	m.e.t.Helper()
 	m.e.stepf("%s invokes %s, which must fail", m.label, method)
-	res, err := m.c.Invoke(m.e.timeout(opTimeout), method, args...)
+	res, err := m.c.Invoke(m.e.Timeout(opTimeout), method, args...)
 	if err == nil {
 		raw, _ := res.Raw()
 		m.e.fatalf("%s: %s succeeded with %s, want an error", m.label, method, raw)
@@ -205,7 +205,7 @@ func testInvokeResponseTimeout(e *env) {
 	f := e.process().join("Timeout", addr, cluster.WithResponseTimeout(timeout))
 	f.mustFollow()
 	e.stepf("%s invokes hold with a %v response timeout", f.label, timeout)
-	_, err := f.c.Invoke(e.timeout(opTimeout), MethodHold)
+	_, err := f.c.Invoke(e.Timeout(opTimeout), MethodHold)
 	if !errors.Is(err, cluster.ErrTimeout) {
 		e.fatalf("%s: hold: %v, want an error matching cluster.ErrTimeout", f.label, err)
 	}
@@ -282,7 +282,7 @@ func testInvokeConcurrent(e *env) {
 			failed = append(failed, s)
 		}
 	}
-	ctx := e.timeout(opTimeout * 2)
+	ctx := e.Timeout(opTimeout * 2)
 	for i, f := range fs {
 		for j := range calls {
 			wg.Go(func() {

@@ -92,7 +92,7 @@ func (p *proc) join(channel, addr string, opts ...cluster.Option) *member {
 		e.fatalf("cluster.New(%q) in %s: %v", channel, p.label, err)
 	}
 	m.c = c
-	e.onTeardown(func() { m.close() })
+	e.OnTeardown(func() { m.close() })
 	return m
 }
 
@@ -120,7 +120,7 @@ func (m *member) mustClose() {
 func (m *member) ready() cluster.Role {
 	m.e.t.Helper()
 	m.e.stepf("waiting for %s to be ready", m.label)
-	if err := m.c.Ready(m.e.timeout(opTimeout)); err != nil {
+	if err := m.c.Ready(m.e.Timeout(opTimeout)); err != nil {
 		m.e.fatalf("%s not ready: %v", m.label, err)
 	}
 	return m.c.Role()
@@ -146,7 +146,7 @@ func (m *member) mustFollow() {
 func invoke[T any](m *member, method string, args ...any) T {
 	m.e.t.Helper()
 	m.e.stepf("%s invokes %s", m.label, method)
-	v, err := cluster.Call[T](m.e.timeout(opTimeout), m.c, method, args...)
+	v, err := cluster.Call[T](m.e.Timeout(opTimeout), m.c, method, args...)
 	if err != nil {
 		m.e.fatalf("%s: %s: %v", m.label, method, err)
 	}
@@ -186,7 +186,7 @@ func (m *member) publish(key, value string) {
 func (m *member) waitSnapshot(s *sink, key, what string, f func(Snapshot) bool) Snapshot {
 	m.e.t.Helper()
 	m.e.stepf("waiting for %s to receive %s", m.label, what)
-	snap, ok := s.wait(m.e.timeout(opTimeout), key, f)
+	snap, ok := s.wait(m.e.Timeout(opTimeout), key, f)
 	if !ok {
 		m.e.fatalf("%s did not receive %s for %q within %v; it received %v", m.label, what, key, opTimeout, s.all(key))
 	}
@@ -204,7 +204,7 @@ func (m *member) waitValue(key, value string) Snapshot {
 func (m *member) waitEvent(what string, f func(cluster.Event) bool) cluster.Event {
 	m.e.t.Helper()
 	m.e.stepf("waiting for %s to report %s", m.label, what)
-	ev, ok := m.rec.wait(m.e.timeout(opTimeout), f)
+	ev, ok := m.rec.wait(m.e.Timeout(opTimeout), f)
 	if !ok {
 		m.e.fatalf("%s reported no %s within %v; its events: %v", m.label, what, opTimeout, m.rec.all())
 	}

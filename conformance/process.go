@@ -589,6 +589,6 @@ func (e *env) startProcess(cfg ProcessConfig) *Process {
 	e.t.Helper()
 	e.stepf("starting a member process of %q", cfg.Channel)
 	p := StartProcess(e.t, *e.h, cfg)
-	e.onTeardown(func() { p.Kill() })
+	e.OnTeardown(func() { p.Kill() })
 	return p
 }

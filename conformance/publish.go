@@ -55,7 +55,7 @@ func testPublishChildProcesses(e *env) {
 	pub := e.startProcess(ProcessConfig{Channel: "PublishProc", Addr: addr, Mode: cluster.ForceFollower})
 	for _, p := range []*Process{sub, pub} {
 		e.stepf("waiting for member process %d to be ready", p.Pid())
-		if role, err := p.WaitReady(e.timeout(opTimeout)); err != nil || role != cluster.RoleFollower {
+		if role, err := p.WaitReady(e.Timeout(opTimeout)); err != nil || role != cluster.RoleFollower {
 			e.fatalf("member process %d: %v, %v; want a ready follower", p.Pid(), role, err)
 		}
 	}
@@ -64,18 +64,18 @@ func testPublishChildProcesses(e *env) {
 	l.subscribe("k")
 	f.subscribe("k")
 	e.stepf("member process %d subscribes", sub.Pid())
-	if err := sub.Subscribe(e.timeout(opTimeout), "k"); err != nil {
+	if err := sub.Subscribe(e.Timeout(opTimeout), "k"); err != nil {
 		e.fatalf("%v", err)
 	}
 	// A round trip after the subscribe, on the same connection.
-	if _, err := sub.Invoke(e.timeout(opTimeout), MethodWhoami); err != nil {
+	if _, err := sub.Invoke(e.Timeout(opTimeout), MethodWhoami); err != nil {
 		e.fatalf("member process %d: whoami: %v", sub.Pid(), err)
 	}
 	settle(f)
 	for i, publish := range []func(v string){
 		func(v string) {
 			e.stepf("member process %d publishes %q", pub.Pid(), v)
-			if err := pub.Publish(e.timeout(opTimeout), "k", v); err != nil {
+			if err := pub.Publish(e.Timeout(opTimeout), "k", v); err != nil {
 				e.fatalf("%v", err)
 			}
 		},
@@ -86,7 +86,7 @@ func testPublishChildProcesses(e *env) {
 		l.waitValue("k", v)
 		f.waitValue("k", v)
 		e.stepf("waiting for member process %d to receive %q", sub.Pid(), v)
-		if _, err := sub.WaitSnapshot(e.timeout(opTimeout), "k", func(s Snapshot) bool { return s.Has(v) }); err != nil {
+		if _, err := sub.WaitSnapshot(e.Timeout(opTimeout), "k", func(s Snapshot) bool { return s.Has(v) }); err != nil {
 			e.fatalf("%v", err)
 		}
 	}

@@ -76,7 +76,7 @@ func testRegisterUnknownChannel(e *env) {
 	// the leader can end Ready in time.
 	lonely := e.process().join("Nobody", addr, cluster.WithResponseTimeout(10*opTimeout))
 	e.stepf("waiting for the follower of an unknown channel to fail")
-	err := lonely.c.Ready(e.timeout(opTimeout))
+	err := lonely.c.Ready(e.Timeout(opTimeout))
 	switch {
 	case err == nil:
 		e.fatalf("a follower of a channel nobody leads on %s is ready", addr)

@@ -67,11 +67,11 @@ func testStranger(e *env, a attack) {
 	before := f.whoami()
 	tr := e.h.NewTransport(e.t)
 	e.stepf("a stranger dials %s", addr)
-	c, err := tr.Dial(e.timeout(opTimeout), addr)
+	c, err := tr.Dial(e.Timeout(opTimeout), addr)
 	if err != nil {
 		e.fatalf("stranger: Dial(%q): %v", addr, err)
 	}
-	e.onTeardown(func() { c.Close() })
+	e.OnTeardown(func() { c.Close() })
 	if a.payload != nil {
 		p := a.payload()
 		e.stepf("the stranger writes %d bytes (%s)", len(p), a.name)

@@ -1,15 +1,13 @@
 package transporttest
 
 import (
-	"context"
-	"fmt"
 	"net"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-clusterclient/clusterclient/internal/guard"
 	"github.com/go-clusterclient/clusterclient/transport"
 )
 
@@ -123,84 +121,19 @@ func Run(t *testing.T, h Harness) {
 	}
 }
 
-// env is one subtest's world: its context and everything the kit made for
-// it, so a watchdog can tear it all down.
+// env is one subtest's world: the guard that tears down everything the
+// kit made for it when it ends or hangs.
 type env struct {
-	t   *testing.T
-	h   Harness
-	ctx context.Context // ends when the subtest ends or is declared hung
-
-	mu       sync.Mutex
-	closers  []func()
-	torndown bool
-	wg       sync.WaitGroup
+	guard.Env
+	t *testing.T
+	h Harness
 }
 
 // runGuarded runs fn under a watchdog of d.
 func runGuarded(t *testing.T, name string, h Harness, d time.Duration, fn func(e *env)) {
-	ctx, cancel := context.WithCancel(t.Context())
-	e := &env{t: t, h: h, ctx: ctx}
-	finished := make(chan struct{})
-	watchdog := time.AfterFunc(d, func() {
-		t.Errorf("transporttest: subtest %s hung for %v; tearing down its listeners, conns and children", name, d)
-		cancel()
-		e.teardown()
-		select {
-		case <-finished:
-		case <-time.After(hungGrace):
-			panic(fmt.Sprintf("transporttest: subtest %s still hung %v after teardown", t.Name(), hungGrace))
-		}
-	})
-	defer func() {
-		cancel()
-		e.teardown()
-		e.wg.Wait()
-		watchdog.Stop()
-		close(finished)
-	}()
-	fn(e)
-}
-
-// onTeardown registers fn to run when the subtest ends or hangs (last
-// registered, first run). If the subtest was already torn down, fn runs
-// at once.
-func (e *env) onTeardown(fn func()) {
-	e.mu.Lock()
-	if e.torndown {
-		e.mu.Unlock()
-		fn()
-		return
-	}
-	e.closers = append(e.closers, fn)
-	e.mu.Unlock()
-}
-
-func (e *env) teardown() {
-	e.mu.Lock()
-	closers := e.closers
-	e.closers = nil
-	e.torndown = true
-	e.mu.Unlock()
-	for i := len(closers) - 1; i >= 0; i-- {
-		closers[i]()
-	}
-}
-
-// goSafe runs fn in a goroutine the subtest waits for. fn must not call
-// t.Fatal (t.Error is fine).
-func (e *env) goSafe(fn func()) {
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		fn()
-	}()
-}
-
-// timeout returns a context that ends after d or with the subtest.
-func (e *env) timeout(d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(e.ctx, d)
-	e.onTeardown(cancel)
-	return ctx
+	e := &env{t: t, h: h}
+	guard.Run(t, guard.Config{Kind: "transporttest: subtest", Name: name, Watchdog: d, Grace: hungGrace}, &e.Env,
+		func() { fn(e) })
 }
 
 func (e *env) transport() transport.Transport { return e.h.NewTransport(e.t) }
@@ -209,17 +142,17 @@ func (e *env) addr() string { return e.h.NewAddr(e.t) }
 
 func (e *env) listen(tr transport.Transport, addr string) net.Listener {
 	e.t.Helper()
-	l, err := tr.Listen(e.timeout(10*time.Second), addr)
+	l, err := tr.Listen(e.Timeout(10*time.Second), addr)
 	if err != nil {
 		e.t.Fatalf("%s Listen(%q): %v", tr.Name(), addr, err)
 	}
-	e.onTeardown(func() { l.Close() })
+	e.OnTeardown(func() { l.Close() })
 	return l
 }
 
 // track closes c at teardown.
 func (e *env) track(c net.Conn) net.Conn {
-	e.onTeardown(func() { c.Close() })
+	e.OnTeardown(func() { c.Close() })
 	return c
 }
 
@@ -231,7 +164,7 @@ type acceptResult struct {
 // acceptAsync accepts one conn in the background.
 func (e *env) acceptAsync(l net.Listener) <-chan acceptResult {
 	ch := make(chan acceptResult, 1)
-	e.goSafe(func() {
+	e.Go(func() {
 		c, err := l.Accept()
 		if err == nil {
 			e.track(c)
@@ -246,7 +179,7 @@ func (e *env) acceptAsync(l net.Listener) <-chan acceptResult {
 func (e *env) pair(tr transport.Transport, l net.Listener, addr string) (dialed, accepted net.Conn) {
 	e.t.Helper()
 	ch := e.acceptAsync(l)
-	c, err := tr.Dial(e.timeout(10*time.Second), addr)
+	c, err := tr.Dial(e.Timeout(10*time.Second), addr)
 	if err != nil {
 		e.t.Fatalf("%s Dial(%q): %v", tr.Name(), addr, err)
 	}
@@ -257,8 +190,8 @@ func (e *env) pair(tr transport.Transport, l net.Listener, addr string) (dialed,
 			e.t.Fatalf("%s Accept on %q: %v", tr.Name(), addr, r.err)
 		}
 		return c, r.c
-	case <-e.ctx.Done():
-		e.t.Fatalf("%s Accept on %q: %v", tr.Name(), addr, e.ctx.Err())
+	case <-e.Ctx.Done():
+		e.t.Fatalf("%s Accept on %q: %v", tr.Name(), addr, e.Ctx.Err())
 		return nil, nil
 	}
 }

@@ -45,7 +45,7 @@ func (e *env) exchange(from, to net.Conn, msg string) {
 func (e *env) contender() *Contender {
 	e.t.Helper()
 	c := StartContender(e.t, e.h)
-	e.onTeardown(func() { c.Kill() })
+	e.OnTeardown(func() { c.Kill() })
 	return c
 }
 
@@ -63,13 +63,13 @@ func testNettest(e *env) {
 	tr := e.transport()
 	nettest.TestConn(e.t, func() (c1, c2 net.Conn, stop func(), err error) {
 		addr := e.addr()
-		l, err := tr.Listen(e.timeout(opTimeout), addr)
+		l, err := tr.Listen(e.Timeout(opTimeout), addr)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		e.onTeardown(func() { l.Close() })
+		e.OnTeardown(func() { l.Close() })
 		accepted := e.acceptAsync(l)
-		c1, err = tr.Dial(e.timeout(opTimeout), addr)
+		c1, err = tr.Dial(e.Timeout(opTimeout), addr)
 		if err != nil {
 			l.Close()
 			return nil, nil, nil, err
@@ -83,8 +83,8 @@ func testNettest(e *env) {
 				return nil, nil, nil, r.err
 			}
 			c2 = r.c
-		case <-e.ctx.Done():
-			return nil, nil, nil, e.ctx.Err()
+		case <-e.Ctx.Done():
+			return nil, nil, nil, e.Ctx.Err()
 		}
 		stop = func() {
 			c1.Close()
@@ -105,7 +105,7 @@ func testExclusiveListen(e *env) {
 		what string
 		tr   transport.Transport
 	}{{"the same transport", tr}, {"another transport", e.transport()}} {
-		l2, err := other.tr.Listen(e.timeout(opTimeout), addr)
+		l2, err := other.tr.Listen(e.Timeout(opTimeout), addr)
 		if err == nil {
 			l2.Close()
 			e.t.Fatalf("a second Listen(%q) through %s succeeded while a listener holds it", addr, other.what)
@@ -123,7 +123,7 @@ func testExclusiveListen(e *env) {
 	if err := l.Close(); err != nil {
 		e.t.Errorf("Close: %v", err)
 	}
-	l3, err := tr.Listen(e.timeout(opTimeout), addr)
+	l3, err := tr.Listen(e.Timeout(opTimeout), addr)
 	if err != nil {
 		e.t.Fatalf("Listen(%q) after the holder closed: %v", addr, err)
 	}
@@ -134,7 +134,7 @@ func testDialNoListener(e *env) {
 	tr := e.transport()
 	check := func(what, addr string) {
 		e.t.Helper()
-		c, err := tr.Dial(e.timeout(opTimeout), addr)
+		c, err := tr.Dial(e.Timeout(opTimeout), addr)
 		switch {
 		case err == nil:
 			c.Close()
@@ -166,7 +166,7 @@ func (e *env) unansweredAddr(tr transport.Transport) string {
 func testDialHonoursDeadline(e *env) {
 	tr := e.transport()
 	addr := e.unansweredAddr(tr)
-	ctx, cancel := context.WithTimeout(e.ctx, 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(e.Ctx, 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	c, err := tr.Dial(ctx, addr)
@@ -183,7 +183,7 @@ func testDialHonoursDeadline(e *env) {
 func testDialHonoursCancel(e *env) {
 	tr := e.transport()
 	addr := e.unansweredAddr(tr)
-	ctx, cancel := context.WithCancel(e.ctx)
+	ctx, cancel := context.WithCancel(e.Ctx)
 	defer cancel()
 	timer := time.AfterFunc(100*time.Millisecond, cancel)
 	defer timer.Stop()
@@ -213,7 +213,7 @@ func testListenerCloseUnblocksAccept(e *env) {
 		if !isClosedErr(r.err) {
 			e.t.Errorf("Accept after Close: %v, want an error matching net.ErrClosed or transport.ErrClosed", r.err)
 		}
-	case <-e.ctx.Done():
+	case <-e.Ctx.Done():
 		e.t.Fatal("Close did not unblock Accept")
 	}
 	if _, err := l.Accept(); !isClosedErr(err) {
@@ -236,7 +236,7 @@ func testConcurrentDials(e *env) {
 	const n, size = 32, 4096
 	tr, addr := e.transport(), e.addr()
 	l := e.listen(tr, addr)
-	e.goSafe(func() {
+	e.Go(func() {
 		for range n {
 			c, err := l.Accept()
 			if err != nil {
@@ -244,13 +244,13 @@ func testConcurrentDials(e *env) {
 				return
 			}
 			e.track(c)
-			e.goSafe(func() { io.Copy(c, c) })
+			e.Go(func() { io.Copy(c, c) })
 		}
 	})
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			c, err := tr.Dial(e.timeout(opTimeout), addr)
+			c, err := tr.Dial(e.Timeout(opTimeout), addr)
 			if err != nil {
 				e.t.Errorf("dialer %d: %v", i, err)
 				return
@@ -353,7 +353,7 @@ func testPeerCredentials(e *env) {
 	// Across processes: a child dials, the accepted conn names the child.
 	child := e.contender()
 	accepted := e.acceptAsync(l)
-	res, err := child.Dial(e.timeout(opTimeout), addr)
+	res, err := child.Dial(e.Timeout(opTimeout), addr)
 	if err != nil || !res.OK {
 		e.t.Fatalf("child Dial(%q): %v %s", addr, err, res.Err)
 	}
@@ -369,7 +369,7 @@ func testPeerCredentials(e *env) {
 		if int(cred.PID) != child.Pid() {
 			e.t.Errorf("conn dialed by pid %d reports peer pid %d", child.Pid(), cred.PID)
 		}
-	case <-e.ctx.Done():
+	case <-e.Ctx.Done():
 		e.t.Fatal("Accept of the child's conn did not return")
 	}
 }
@@ -380,13 +380,13 @@ func testMultiProcessExclusivity(e *env) {
 	e.skipUnlessMultiProcess(tr)
 	cs := make([]*Contender, processes)
 	for i, c := range StartContenders(e.t, e.h, processes) {
-		e.onTeardown(func() { c.Kill() })
+		e.OnTeardown(func() { c.Kill() })
 		cs[i] = c
 	}
 	wins := make([]int, processes)
 	for round := 1; round <= rounds; round++ {
 		addr := e.addr()
-		res, err := Compete(e.timeout(opTimeout*3), cs, addr)
+		res, err := Compete(e.Timeout(opTimeout*3), cs, addr)
 		if err != nil {
 			e.t.Fatalf("round %d: %v", round, err)
 		}
@@ -405,7 +405,7 @@ func testMultiProcessExclusivity(e *env) {
 			e.t.Fatalf("round %d: no process could listen on %q: %+v", round, addr, res)
 		}
 		wins[winner]++
-		if l, err := tr.Listen(e.timeout(opTimeout), addr); err == nil {
+		if l, err := tr.Listen(e.Timeout(opTimeout), addr); err == nil {
 			l.Close()
 			e.t.Errorf("round %d: this process could listen on %q held by pid %d", round, addr, cs[winner].Pid())
 		} else if !errors.Is(err, transport.ErrAddrInUse) {
@@ -413,7 +413,7 @@ func testMultiProcessExclusivity(e *env) {
 		}
 		for i, r := range res {
 			if r.OK {
-				if err := cs[i].Close(e.timeout(opTimeout)); err != nil {
+				if err := cs[i].Close(e.Timeout(opTimeout)); err != nil {
 					e.t.Fatalf("round %d: %v", round, err)
 				}
 			}
@@ -430,15 +430,15 @@ func testMultiProcessExclusivity(e *env) {
 func (e *env) listenInChild(tr transport.Transport, addr string) (*Contender, net.Conn) {
 	e.t.Helper()
 	child := e.contender()
-	res, err := child.Listen(e.timeout(opTimeout), addr)
+	res, err := child.Listen(e.Timeout(opTimeout), addr)
 	if err != nil || !res.OK {
 		e.t.Fatalf("child Listen(%q): %v %s", addr, err, res.Err)
 	}
-	if l, err := tr.Listen(e.timeout(opTimeout), addr); err == nil {
+	if l, err := tr.Listen(e.Timeout(opTimeout), addr); err == nil {
 		l.Close()
 		e.t.Fatalf("this process could listen on %q held by pid %d", addr, child.Pid())
 	}
-	c, err := tr.Dial(e.timeout(opTimeout), addr)
+	c, err := tr.Dial(e.Timeout(opTimeout), addr)
 	if err != nil {
 		e.t.Fatalf("Dial(%q) to pid %d: %v", addr, child.Pid(), err)
 	}
@@ -455,12 +455,12 @@ func testFailoverAfterSIGKILL(e *env) {
 		e.t.Fatal(err)
 	}
 	start := time.Now()
-	l, attempts, err := ListenWhenFree(e.timeout(opTimeout), tr, addr)
+	l, attempts, err := ListenWhenFree(e.Timeout(opTimeout), tr, addr)
 	took := time.Since(start)
 	if err != nil {
 		e.t.Fatalf("Listen(%q) after SIGKILL of its holder: %v", addr, err)
 	}
-	e.onTeardown(func() { l.Close() })
+	e.OnTeardown(func() { l.Close() })
 	e.t.Logf("Listen(%q) succeeded %v after SIGKILL of pid %d (%d attempts)", addr, took, child.Pid(), attempts)
 	c, s := e.pair(tr, l, addr)
 	e.exchange(c, s, "new leader")
@@ -491,7 +491,7 @@ func testStranger(e *env) {
 	}
 	tr, addr := e.transport(), e.addr()
 	dialConnects := e.h.HoldAddr(e.t, addr)
-	l, err := tr.Listen(e.timeout(opTimeout), addr)
+	l, err := tr.Listen(e.Timeout(opTimeout), addr)
 	if err == nil {
 		l.Close()
 		e.t.Fatalf("Listen(%q) succeeded while a stranger holds it", addr)
@@ -504,14 +504,14 @@ func testStranger(e *env) {
 		e.t.Errorf("Listen error %q does not wrap the OS error (want a *transport.OpError with Err set)", err)
 	}
 	if dialConnects {
-		c, err := tr.Dial(e.timeout(opTimeout), addr)
+		c, err := tr.Dial(e.Timeout(opTimeout), addr)
 		if err != nil {
 			e.t.Fatalf("Dial(%q) to a stranger that accepts: %v", addr, err)
 		}
 		c.Close()
 		return
 	}
-	c, err := tr.Dial(e.timeout(2*time.Second), addr)
+	c, err := tr.Dial(e.Timeout(2*time.Second), addr)
 	if err == nil {
 		c.Close()
 		e.t.Fatalf("Dial(%q) to a stranger that answers no handshake succeeded", addr)
