@@ -208,20 +208,7 @@ func TestGoLeaderNodeFollowers(t *testing.T) {
 	})
 
 	t.Run("publish from either side reaches every subscriber", func(t *testing.T) {
-		reg := sub("pub")
-		for _, m := range members {
-			m.subscribe(t, "P", reg)
-			waitData(t, m, "P", 0, "first", anyValue)
-		}
-		for _, p := range []struct {
-			from  member
-			value string
-		}{{leader, "from go leader"}, {a, "from node A"}, {b, "from node B"}} {
-			p.from.publish(t, pubReg{DataID: "pub", Value: p.value})
-			for _, m := range members {
-				waitData(t, m, "P", 0, p.value, lastIs(p.value))
-			}
-		}
+		publishFromEach(t, members, sub("pub"), sentBy{leader, "from go leader"}, sentBy{a, "from node A"}, sentBy{b, "from node B"})
 	})
 
 	t.Run("invoke", func(t *testing.T) {
@@ -397,20 +384,7 @@ func TestNodeLeaderGoFollowers(t *testing.T) {
 	})
 
 	t.Run("publish from either side reaches every subscriber", func(t *testing.T) {
-		reg := sub("pub")
-		for _, m := range members {
-			m.subscribe(t, "P", reg)
-			waitData(t, m, "P", 0, "first", anyValue)
-		}
-		for _, p := range []struct {
-			from  member
-			value string
-		}{{leader, "from node leader"}, {ga, "from go A"}, {gb, "from go B"}} {
-			p.from.publish(t, pubReg{DataID: "pub", Value: p.value})
-			for _, m := range members {
-				waitData(t, m, "P", 0, p.value, lastIs(p.value))
-			}
-		}
+		publishFromEach(t, members, sub("pub"), sentBy{leader, "from node leader"}, sentBy{ga, "from go A"}, sentBy{gb, "from go B"})
 	})
 
 	t.Run("invoke", func(t *testing.T) {
@@ -540,6 +514,29 @@ func TestNodeLeaderGoFollowers(t *testing.T) {
 			// provoked: a failed invoke, the timeout, the control
 		default:
 			t.Errorf("node leader reported: %s", ev)
+		}
+	}
+}
+
+// sentBy is a value a member publishes.
+type sentBy struct {
+	from  member
+	value string
+}
+
+// publishFromEach subscribes every member to reg (each first gets reg's
+// current data), then has each publisher publish its value, which every
+// member must receive.
+func publishFromEach(t *testing.T, members []member, reg dataReg, pubs ...sentBy) {
+	t.Helper()
+	for _, m := range members {
+		m.subscribe(t, "P", reg)
+		waitData(t, m, "P", 0, "first", anyValue)
+	}
+	for _, p := range pubs {
+		p.from.publish(t, pubReg{DataID: "pub", Value: p.value})
+		for _, m := range members {
+			waitData(t, m, "P", 0, p.value, lastIs(p.value))
 		}
 	}
 }
