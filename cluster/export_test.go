@@ -1,5 +1,7 @@
 package cluster
 
+import "time"
+
 // CloseListenerForTest closes the listener of the channel c leads, from
 // under it, as Node's test "server close" does (CC-017). It reports false
 // if c does not lead.
@@ -12,4 +14,52 @@ func CloseListenerForTest(c *Client) bool {
 	}
 	li.lt.srv.ln.Close()
 	return true
+}
+
+// WithInlineBudgetForTest sets how long a follower's call may run on the
+// leader's reading goroutine before the watchdog moves reading to a new
+// goroutine. A test that hands reading over itself (HandOverForTest)
+// sets it to hours, so that only the test decides when it happens.
+func WithInlineBudgetForTest(d time.Duration) Option {
+	return func(c *config) error { c.inlineBudget = d; return nil }
+}
+
+// HandOverForTest does what the watchdog does when a follower's call has
+// run on the reader past the inline budget: a new goroutine reads that
+// follower's connection. It does so for every follower connection of the
+// channel c leads whose reader is running a call, and returns how many
+// there were.
+func HandOverForTest(c *Client) int {
+	c.mu.Lock()
+	li, ok := c.cur.inner.(*localInner)
+	c.mu.Unlock()
+	if !ok || li.lt == nil {
+		return 0
+	}
+	lt := li.lt
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	n := 0
+	for p := range lt.peers {
+		if p.relay.Load() == relayInline {
+			p.handOver()
+			n++
+		}
+	}
+	return n
+}
+
+// HoldForTest makes the follower c queue the frames it sends without
+// writing them, until the returned function is called: then they leave
+// in one write, and the leader reads them together. It returns nil if c
+// does not follow.
+func HoldForTest(c *Client) (release func()) {
+	c.mu.Lock()
+	s, ok := c.cur.inner.(*session)
+	c.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	s.w.setHeld(true)
+	return func() { s.w.setHeld(false) }
 }

@@ -603,19 +603,12 @@ func (p *peer) close(reason error) {
 // until it handed reading over to another goroutine.
 func (p *peer) readLoop() {
 	lt := p.lt
-	// While whole requests wait in the Reader's buffer, answers are held
-	// and then written in one go. held starts true so that a reader that
-	// took over releases what its predecessor held.
-	held := true
 	for {
-		if pending := p.r.Pending(); pending != held {
-			if pending {
-				p.w.hold()
-			} else {
-				p.w.release()
-			}
-			held = pending
-		}
+		// While whole requests wait in the Reader's buffer, answers are
+		// held, then written in one go. Whoever reads now decides, from
+		// the buffer as it is now: a reader that took over, or took
+		// reading back, never acts on what it saw earlier (see inline).
+		p.w.setHeld(p.r.Pending())
 		pk, err := p.r.Next()
 		if err != nil {
 			switch {
@@ -725,7 +718,7 @@ func (p *peer) inline(f func()) (reader bool) {
 
 // watch hands reading over when a call has run inline too long.
 func (p *peer) watch(now time.Time) bool {
-	busy, late := p.inlineSince.check(now, inlineBudget)
+	busy, late := p.inlineSince.check(now, p.lt.c.cfg.inlineBudget)
 	if late {
 		p.handOver()
 	}

@@ -120,6 +120,7 @@ type config struct {
 	insecure          bool
 	electionBackoffLo time.Duration
 	electionBackoffHi time.Duration
+	inlineBudget      time.Duration // how long a follower's call runs on the leader's reader before reading moves on (tests lengthen it)
 }
 
 func defaultConfig() config {
@@ -138,6 +139,7 @@ func defaultConfig() config {
 		eventBuffer:      DefaultEventBuffer,
 		broadcast:        true,
 		mode:             Auto,
+		inlineBudget:     inlineBudget,
 	}
 }
 

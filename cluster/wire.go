@@ -31,7 +31,6 @@ type wire struct {
 	spare   []byte
 	scratch []byte // conn object encoding
 	writing bool   // a sender or the writer goroutine owns the socket
-	held    bool   // hold: queue frames without writing them until release
 	err     error  // first write error or close reason; sticky
 
 	draining    bool // flushClose: close once the buffer is written
@@ -42,6 +41,7 @@ type wire struct {
 	done     chan struct{} // writer exited
 	once     sync.Once
 	lastRecv atomic.Int64 // unix nanos of the last frame read
+	held     atomic.Bool  // setHeld: queue frames without writing them (written under mu)
 }
 
 // errWireClosed is the close reason when the owner closes on purpose.
@@ -93,19 +93,22 @@ func (w *wire) send(response bool, id int64, timeout int32, co *protocol.ConnObj
 	return nil
 }
 
-// hold makes sends queue their frames without writing them until release:
-// a reader with more requests already buffered answers them all and
-// writes the answers in one go.
-func (w *wire) hold() {
+// setHeld(true) makes sends queue their frames without writing them;
+// setHeld(false) writes what was queued meanwhile. The leader's reader
+// sets it from what its Reader has buffered before each read: answers to
+// requests that arrived together then leave in one write. The state is
+// the wire's, not the reader's: reading moves between goroutines, and
+// whichever reads next acts on what is true of the connection now.
+func (w *wire) setHeld(on bool) {
+	if w.held.Load() == on {
+		return
+	}
 	w.mu.Lock()
-	w.held = true
-	w.mu.Unlock()
-}
-
-// release ends hold and writes what was queued meanwhile.
-func (w *wire) release() {
-	w.mu.Lock()
-	w.held = false
+	w.held.Store(on)
+	if on {
+		w.mu.Unlock()
+		return
+	}
 	w.flushLocked()
 }
 
@@ -113,7 +116,7 @@ func (w *wire) release() {
 // other goroutine owns the socket (it writes them). It is called with
 // w.mu held and unlocks it.
 func (w *wire) flushLocked() {
-	if w.held || w.writing || len(w.buf) == 0 || w.err != nil {
+	if w.held.Load() || w.writing || len(w.buf) == 0 || w.err != nil {
 		w.mu.Unlock()
 		return
 	}
@@ -147,7 +150,9 @@ func (w *wire) flushLocked() {
 		if w.draining || w.err != nil {
 			break
 		}
-		if len(w.buf) == 0 {
+		if len(w.buf) == 0 || w.held.Load() {
+			// Done, or held meanwhile: what was queued since waits
+			// for setHeld(false).
 			w.writing = false
 			w.mu.Unlock()
 			return
@@ -188,6 +193,11 @@ func (w *wire) writeLoop() {
 		}
 		for {
 			w.mu.Lock()
+			if w.held.Load() && !w.draining {
+				w.writing = false // setHeld(false) writes the rest
+				w.mu.Unlock()
+				break
+			}
 			out := w.buf
 			w.buf, w.spare = w.spare[:0], nil
 			if len(out) == 0 {

@@ -159,16 +159,18 @@ func TestWireFlushCloseWritesQueuedFrames(t *testing.T) {
 	}
 }
 
-// Frames sent while the wire is held are written only at release, all of
-// them, in order.
+// Frames sent while the wire is held are written when it is no longer
+// held, all of them, in order. The state is the wire's: setting it twice
+// changes nothing, and one setHeld(false) releases.
 func TestWireHoldRelease(t *testing.T) {
 	for _, kind := range []string{"tcp", "unix"} {
 		t.Run(kind, func(t *testing.T) {
 			a, b := wirePair(t, kind)
 			w := newWire(a, 64<<20)
 			defer func() { w.close(nil); w.wait() }()
-			w.hold()
+			w.setHeld(true)
 			for i := range 3 {
+				w.setHeld(true)
 				if err := w.send(true, int64(i+1), 0, &protocol.ConnObject{Type: protocol.KindInvokeResult, Success: true}, []byte(`"x"`)); err != nil {
 					t.Fatal(err)
 				}
@@ -177,7 +179,7 @@ func TestWireHoldRelease(t *testing.T) {
 			if n, err := b.Read(make([]byte, 1)); n != 0 || err == nil {
 				t.Fatalf("read %d bytes (%v) while the wire was held", n, err)
 			}
-			w.release()
+			w.setHeld(false)
 			b.SetReadDeadline(time.Now().Add(10 * time.Second))
 			r := protocol.NewReader(b, protocol.Limits{})
 			for i := range 3 {
