@@ -518,6 +518,23 @@ func (lt *leaderTerm) idleLoop(iv time.Duration) {
 }
 
 // peer is the leader's side of one follower connection.
+//
+// Goroutines that touch it:
+//   - its reader: one goroutine at a time runs readLoop. Reading moves: the
+//     watchdog starts a new reader when a call has run inline past the
+//     budget (handOver), and a goroutine whose inline call returns while
+//     the current reader itself runs a call takes reading back (inline's
+//     compare-and-swap on relay). So nothing about the connection lives in
+//     readLoop's locals: what a reader must know (is the wire held, which
+//     call runs inline and since when) is in the peer or the wire, and the
+//     reader that holds reading now acts on it as it is now.
+//   - the watchdog (watch, handOver), goroutines running calls that left
+//     the reader (serve, then w.send), the one-way queue's goroutine
+//     (oneways), the host delivering pushes (deliver, under the host's
+//     lock), the term's idle check and the confirm timer (close, drop).
+//
+// Lock order: the host's lock, then pending's or the wire's (deliver).
+// p.mu is a leaf: nothing else is locked while it is held.
 type peer struct {
 	lt          *leaderTerm
 	w           *wire
@@ -525,7 +542,7 @@ type peer struct {
 	acks        *pending
 	oneways     serial
 	relay       atomic.Int32 // relayIdle, relayInline or relayHanded: see inline
-	inlineSince moment       // when the call running inline began
+	inlineSince moment       // when the call the reader runs inline began (the last reader to mark it, see inline)
 	admitted    atomic.Bool  // registered, and with a Handshake verified
 	overloaded  atomic.Bool  // reported and dropped once
 	inflight    atomic.Int32 // calls running for it (not one-way)
