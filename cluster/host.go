@@ -209,24 +209,34 @@ func (h *host) detach(s eventSink) {
 // value at once (broadcast mode), queued before any newer value. Adding a
 // subscriber twice is a no-op.
 func (h *host) subscribe(key string, reg json.RawMessage, s subscriber) {
+	h.subscribeUpTo(key, reg, s, 0)
+}
+
+// subscribeUpTo is subscribe, except that it refuses (false) a key the
+// host does not have yet when it already has maxKeys keys (0: no bound).
+func (h *host) subscribeUpTo(key string, reg json.RawMessage, s subscriber, maxKeys int) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return
+		return true
 	}
 	t := h.topics[key]
+	if t == nil && maxKeys > 0 && len(h.topics) >= maxKeys {
+		return false
+	}
 	if t == nil {
 		t = &topic{key: key, reg: reg}
 		h.topics[key] = t
 		h.queue(upOp{t: t, sub: true})
 	}
 	if slices.Contains(t.subs, s) {
-		return
+		return true
 	}
 	t.subs = append(slices.Clip(t.subs), s)
 	if t.cached && h.broadcast {
 		s.deliver(key, t.cache)
 	}
+	return true
 }
 
 // unsubscribe removes s from key's subscribers; the last one leaving ends

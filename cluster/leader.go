@@ -66,6 +66,7 @@ type server struct {
 	limits   protocol.Limits
 	deadline time.Duration
 	maxBuf   int
+	unproven int // write bound of a connection before its proof
 	log      *slog.Logger
 
 	// claimed lists the channels this process's registry has elected on
@@ -100,6 +101,7 @@ func newServer(ln net.Listener, t transport.Transport, addr string, cfg *config,
 		limits:   cfg.limits,
 		deadline: cfg.registerDeadline,
 		maxBuf:   cfg.maxWriteBuffer,
+		unproven: cfg.unprovenBuffer,
 		log:      cfg.logger.With(slog.String("addr", t.Name()+" "+addr), slog.String("role", RoleLeader.String())),
 		channels: make(map[string]*leaderTerm),
 		unrouted: make(map[*wire]struct{}),
@@ -187,8 +189,15 @@ func (s *server) acceptLoop() {
 				return
 			}
 			if !errors.Is(err, net.ErrClosed) && !errors.Is(err, transport.ErrClosed) {
-				// EMFILE, ECONNABORTED, ...: wait and go on.
+				// EMFILE, ECONNABORTED, ...: wait and go on. Out of
+				// descriptors, the oldest connection that has not proved
+				// itself goes, so that strangers cannot keep members out.
 				s.log.Warn("accept failed; retrying", slog.Any("error", err), slog.Duration("backoff", backoff))
+				if outOfFiles(err) {
+					s.mu.Lock()
+					s.evictLocked("out of file descriptors")
+					s.mu.Unlock()
+				}
 				time.Sleep(backoff)
 				backoff = min(2*backoff, time.Second)
 				continue
@@ -203,18 +212,21 @@ func (s *server) acceptLoop() {
 			conn.Close()
 			continue
 		}
-		if len(s.live) >= s.maxConns && !s.evictLocked() {
+		if len(s.live) >= s.maxConns && !s.evictLocked(fmt.Sprintf("%d connections open (WithMaxConns)", s.maxConns)) {
 			s.mu.Unlock()
 			conn.Close()
 			continue
 		}
-		w := newWire(conn, s.maxBuf)
+		// A stranger gets a small write bound until it proves itself
+		// (peer.admit lifts it).
+		w := newWire(conn, s.unproven)
+		now := time.Now()
 		s.unrouted[w] = struct{}{}
 		s.live[w] = struct{}{}
-		s.fresh[w] = time.Now()
+		s.fresh[w] = now
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.route(w)
+		go s.route(w, now)
 	}
 }
 
@@ -240,10 +252,10 @@ func (s *server) fail(err error) {
 	}
 }
 
-// evictLocked makes room at the connection bound: it closes the oldest
-// connection that is not admitted yet, and reports false if every one is.
-// s.mu is held.
-func (s *server) evictLocked() bool {
+// evictLocked makes room at the connection bound or when the process is
+// out of descriptors (why): it closes the oldest connection that is not
+// admitted yet, and reports false if every one is. s.mu is held.
+func (s *server) evictLocked(why string) bool {
 	var oldest *wire
 	var at time.Time
 	for w, t := range s.fresh {
@@ -256,9 +268,9 @@ func (s *server) evictLocked() bool {
 		s.warned = now
 		if oldest != nil {
 			s.log.Warn("connection limit reached: dropping the oldest connection that has not registered",
-				slog.Int("limit", s.maxConns), slog.String("remote", oldest.conn.RemoteAddr().String()))
+				slog.String("why", why), slog.String("remote", oldest.conn.RemoteAddr().String()))
 		} else {
-			s.log.Warn("connection limit reached with every connection registered: refusing new ones", slog.Int("limit", s.maxConns))
+			s.log.Warn("connection limit reached with every connection registered: refusing new ones", slog.String("why", why))
 		}
 	}
 	if oldest == nil {
@@ -267,7 +279,7 @@ func (s *server) evictLocked() bool {
 	delete(s.fresh, oldest)
 	delete(s.live, oldest)
 	oldest.close(&Error{Op: "accept", Addr: s.addr, Kind: ErrOverloaded,
-		Err: fmt.Errorf("%d connections open (WithMaxConns): the oldest one that has not registered goes", s.maxConns)})
+		Err: fmt.Errorf("%s: the oldest connection that has not registered goes", why)})
 	return true
 }
 
@@ -296,7 +308,7 @@ func (s *server) connCount() int {
 // route reads a new connection's first frames until register_channel and
 // hands it to the channel's leader; for a routed connection it returns
 // when the connection ends.
-func (s *server) route(w *wire) {
+func (s *server) route(w *wire, accepted time.Time) {
 	defer s.wg.Done()
 	routed := false
 	defer func() {
@@ -309,8 +321,8 @@ func (s *server) route(w *wire) {
 			w.wait()
 		}
 	}()
-	w.conn.SetReadDeadline(time.Now().Add(s.deadline))
-	r := protocol.NewReader(w.conn, s.limits)
+	w.conn.SetReadDeadline(accepted.Add(s.deadline))
+	r := protocol.NewReader(w.conn, unprovenLimits(s.limits))
 	for {
 		p, err := r.Next()
 		if err != nil {
@@ -329,10 +341,16 @@ func (s *server) route(w *wire) {
 		}
 		switch co.Type {
 		case protocol.KindHeartbeat:
-			w.send(true, p.ID, p.Timeout, &protocol.ConnObject{Type: protocol.KindHeartbeatRes}, nil)
+			if err := w.send(true, p.ID, p.Timeout, &protocol.ConnObject{Type: protocol.KindHeartbeatRes}, nil); err != nil {
+				s.log.Debug("dropping unregistered connection that does not read", slog.String("remote", w.conn.RemoteAddr().String()), slog.Any("error", err))
+				return
+			}
 			continue
 		case kindStatus:
-			s.listing(w, p.ID, p.Timeout)
+			if err := s.listing(w, p.ID, p.Timeout); err != nil {
+				s.log.Debug("dropping unregistered connection that does not read", slog.String("remote", w.conn.RemoteAddr().String()), slog.Any("error", err))
+				return
+			}
 			continue
 		case protocol.KindRegisterChannel:
 		default:
@@ -345,7 +363,7 @@ func (s *server) route(w *wire) {
 			delete(s.unrouted, w)
 			s.mu.Unlock()
 		}
-		if lt == nil || !lt.adopt(w, r, p.ID, p.Timeout, &co) {
+		if lt == nil || !lt.adopt(w, r, accepted, p.ID, p.Timeout, &co) {
 			s.refuse(w, p.ID, p.Timeout, co.ChannelName)
 			return
 		}
@@ -401,6 +419,8 @@ type leaderTerm struct {
 	// paces holds, by method name, the *pace of the methods that ran past
 	// inlineBudget.
 	paces sync.Map
+
+	refused refusals // what it refused its peers, told once per interval
 }
 
 func newLeaderTerm(c *Client, num uint64, h *host, srv *server) *leaderTerm {
@@ -431,12 +451,14 @@ func (lt *leaderTerm) lose(err error) {
 // adopt takes over a connection whose first register_channel names this
 // channel; the calling goroutine becomes the connection's reader (until
 // it hands reading over, see peer.inline).
-func (lt *leaderTerm) adopt(w *wire, r *protocol.Reader, id int64, timeout int32, co *protocol.ConnObject) bool {
+func (lt *leaderTerm) adopt(w *wire, r *protocol.Reader, accepted time.Time, id int64, timeout int32, co *protocol.ConnObject) bool {
 	p := &peer{lt: lt, w: w, r: r, keys: make(map[string]struct{})}
+	p.ctx, p.cancel = context.WithCancel(lt.ctx)
 	p.acks = newPending(lt.c.cfg.responseTimeout, nil, p.ackExpired)
 	lt.mu.Lock()
 	if lt.ended {
 		lt.mu.Unlock()
+		p.cancel()
 		return false
 	}
 	lt.peers[p] = struct{}{}
@@ -444,6 +466,7 @@ func (lt *leaderTerm) adopt(w *wire, r *protocol.Reader, id int64, timeout int32
 	lt.mu.Unlock()
 	watch.add(p)
 	w.conn.SetReadDeadline(time.Time{})
+	p.mustAdmitBy(accepted.Add(lt.c.cfg.registerDeadline))
 	defer lt.wg.Done()
 	p.register(id, timeout, co)
 	p.readLoop()
@@ -547,12 +570,29 @@ type peer struct {
 	overloaded  atomic.Bool  // reported and dropped once
 	inflight    atomic.Int32 // calls running for it (not one-way)
 
-	mu      sync.Mutex
-	keys    map[string]struct{}
-	closed  bool
-	hsHello Ext         // with a Handshake: the follower's register_channel fields
-	hsReply Ext         // and Admit's answer to them
-	confirm *time.Timer // drops the connection if it does not confirm in time
+	// ctx is the context of its calls: cancelled when it leaves (its
+	// calls still running learn that nobody waits for them) or the term
+	// ends.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	keys      map[string]struct{}
+	closed    bool
+	hsHello   Ext         // with a Handshake: the follower's register_channel fields
+	hsReply   Ext         // and Admit's answer to them
+	admission *time.Timer // drops the connection if it is not admitted by the register deadline
+	reg       regWait     // the latest register_channel waiting for the real client's start
+}
+
+// regWait is a register_channel that waits for the real client's start:
+// one per connection, however many it sends (a follower that sends
+// another gave the earlier one up, and is answered on the latest).
+type regWait struct {
+	id      int64
+	timeout int32
+	ext     Ext
+	waiting bool // a goroutine waits for the start to answer it
 }
 
 // deliver pushes a value as subscribe_result (subscriber; host lock held).
@@ -564,22 +604,41 @@ func (p *peer) deliver(key string, data []byte) {
 		putCall(c)
 		return
 	}
-	err := p.w.send(false, id, p.lt.c.cfg.timeoutMS(), &protocol.ConnObject{Type: protocol.KindSubscribeResult, Key: key}, data)
-	if err != nil {
-		p.acks.remove(c)
-		putCall(c)
-		if errors.Is(err, ErrOverloaded) && p.overloaded.CompareAndSwap(false, true) {
-			lt := p.lt
-			err := &Error{Op: "push", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader, Key: key, Kind: ErrOverloaded,
-				Err: fmt.Errorf("follower %s does not read: more than %d bytes queued", p.w.conn.RemoteAddr(), lt.c.cfg.maxWriteBuffer)}
-			go func() { // deliver runs under the host's lock; close takes it
-				lt.c.report(lt.num, RoleLeader, err)
-				p.close(err)
-			}()
+	if err := p.w.send(false, id, p.lt.c.cfg.timeoutMS(), &protocol.ConnObject{Type: protocol.KindSubscribeResult, Key: key}, data); err != nil {
+		if p.acks.remove(c) { // else the connection's end failed it, and put it back
+			putCall(c)
 		}
+		p.sendFailed("push", key, err)
 		return
 	}
 	p.lt.c.stats.pushes.Add(1)
+}
+
+// send writes one frame to the follower. A follower that does not read is dropped at its write bound
+// (WithMaxWriteBuffer for a member, WithUnprovenBuffer before its proof):
+// op and key say what could not be sent. send may run under the host's
+// lock (deliver): the drop runs on a goroutine of its own, once.
+func (p *peer) send(op, key string, response bool, id int64, timeout int32, co *protocol.ConnObject, app []byte) {
+	if err := p.w.send(response, id, timeout, co, app); err != nil {
+		p.sendFailed(op, key, err)
+	}
+}
+
+// sendFailed drops the follower if err says it does not read.
+func (p *peer) sendFailed(op, key string, err error) {
+	if errors.Is(err, ErrOverloaded) && p.overloaded.CompareAndSwap(false, true) {
+		lt := p.lt
+		limit, opt := lt.c.cfg.maxWriteBuffer, "WithMaxWriteBuffer"
+		if !p.admitted.Load() {
+			limit, opt = lt.c.cfg.unprovenBuffer, "WithUnprovenBuffer"
+		}
+		err := &Error{Op: op, Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader, Key: key, Kind: ErrOverloaded,
+			Err: fmt.Errorf("follower %s does not read: more than %d bytes queued (%s)", p.w.conn.RemoteAddr(), limit, opt)}
+		go func() {
+			lt.refuse("overloaded", err)
+			p.close(err)
+		}()
+	}
 }
 
 func (p *peer) ackExpired(c *call, _ error) {
@@ -598,14 +657,18 @@ func (p *peer) close(reason error) {
 		return
 	}
 	p.closed = true
-	if p.confirm != nil {
-		p.confirm.Stop()
+	if p.admission != nil {
+		p.admission.Stop()
 	}
 	keys := make([]string, 0, len(p.keys))
 	for k := range p.keys {
 		keys = append(keys, k)
 	}
 	p.mu.Unlock()
+	// Nobody waits for its calls any more: those running see their
+	// context end, those queued never start.
+	p.cancel()
+	p.oneways.drop()
 	p.w.close(reason)
 	p.acks.fail(ErrClosed)
 	p.lt.host.unsubscribeAll(p, keys)
@@ -765,7 +828,7 @@ func (p *peer) handle(pk protocol.Packet, co *protocol.ConnObject) bool {
 	lt := p.lt
 	switch co.Type {
 	case protocol.KindHeartbeat:
-		p.w.send(true, pk.ID, pk.Timeout, &protocol.ConnObject{Type: protocol.KindHeartbeatRes}, nil)
+		p.send("heartbeat", "", true, pk.ID, pk.Timeout, &protocol.ConnObject{Type: protocol.KindHeartbeatRes}, nil)
 		return true
 	case protocol.KindRegisterChannel:
 		p.register(pk.ID, pk.Timeout, co)
@@ -785,26 +848,7 @@ func (p *peer) handle(pk protocol.Packet, co *protocol.ConnObject) bool {
 	}
 	switch co.Type {
 	case protocol.KindSubscribe, protocol.KindUnsubscribe:
-		key := co.Key
-		if key == "" {
-			key = protocol.SubscriptionKey(co.Reg)
-		}
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			return true
-		}
-		if co.Type == protocol.KindSubscribe {
-			p.keys[key] = struct{}{}
-		} else {
-			delete(p.keys, key)
-		}
-		p.mu.Unlock()
-		if co.Type == protocol.KindSubscribe {
-			lt.host.subscribe(key, co.Reg, p)
-		} else {
-			lt.host.unsubscribe(key, p)
-		}
+		p.subscribe(co)
 	case kindStatus:
 		p.status(pk.ID, pk.Timeout)
 	case protocol.KindInvoke:
@@ -882,8 +926,10 @@ func (p *peer) register(id int64, timeout int32, co *protocol.ConnObject) {
 			ext, err = hs.Admit(ctx, p.info(), co.Ext)
 			cancel()
 			if err != nil {
-				lt.log.Warn("follower refused by the handshake", slog.String("remote", p.w.conn.RemoteAddr().String()), slog.Any("error", err))
-				refuse(&Error{Op: "register", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader, Kind: ErrHandshake, Err: err})
+				err := &Error{Op: "register", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader, Kind: ErrHandshake,
+					Err: fmt.Errorf("follower %s refused: %w", p.w.conn.RemoteAddr(), err)}
+				lt.refuse("handshake", err)
+				refuse(err)
 				return
 			}
 			p.mu.Lock()
@@ -896,18 +942,27 @@ func (p *peer) register(id int64, timeout int32, co *protocol.ConnObject) {
 	} else {
 		p.admit()
 	}
-	answer := func() {
+	answer := func(rw regWait) {
 		var re *protocol.RemoteError
 		if err := lt.host.err; err != nil {
 			re = toRemote(err)
 		}
-		p.reply(protocol.KindRegisterChannelRes, id, timeout, re, replyExt)
-		if cfg.handshake != nil {
-			p.awaitConfirm()
-		}
+		p.reply(protocol.KindRegisterChannelRes, rw.id, rw.timeout, re, rw.ext)
 	}
+	rw := regWait{id: id, timeout: timeout, ext: replyExt}
 	if lt.host.isReady() {
-		answer()
+		answer(rw)
+		return
+	}
+	// Before the real client started: one goroutine per connection waits
+	// for the start, however many register_channel the connection sends,
+	// and answers the latest.
+	p.mu.Lock()
+	rw.waiting = true
+	waiting := p.reg.waiting
+	p.reg = rw
+	p.mu.Unlock()
+	if waiting {
 		return
 	}
 	lt.wg.Add(1)
@@ -915,7 +970,10 @@ func (p *peer) register(id int64, timeout int32, co *protocol.ConnObject) {
 		defer lt.wg.Done()
 		select {
 		case <-lt.host.ready:
-			answer()
+			p.mu.Lock()
+			rw := p.reg
+			p.mu.Unlock()
+			answer(rw)
 		case <-p.w.closed:
 		}
 	}()
@@ -926,18 +984,17 @@ func (p *peer) info() PeerInfo {
 	return PeerInfo{Channel: p.lt.c.name, Transport: cfg.transport.Name(), Addr: cfg.addr, Conn: p.w.conn}
 }
 
-// awaitConfirm gives the follower the register deadline to send
-// register_confirm after the reply it was answered.
-func (p *peer) awaitConfirm() {
+// mustAdmitBy drops the connection if it is not admitted by t: the
+// register deadline runs from accept, whatever the real client's start
+// is doing (a stranger cannot stay longer by arriving while it starts;
+// a follower still waiting then is dropped and registers again).
+func (p *peer) mustAdmitBy(t time.Time) {
 	d := p.lt.c.cfg.registerDeadline
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.confirm != nil || p.closed || p.admitted.Load() {
-		return
-	}
-	p.confirm = time.AfterFunc(d, func() {
+	p.admission = time.AfterFunc(time.Until(t), func() {
 		if !p.admitted.Load() {
-			p.drop(fmt.Errorf("no register_confirm within the register deadline (%v)", d))
+			p.drop(fmt.Errorf("not registered within the register deadline (%v after it connected)", d))
 		}
 	})
 }
@@ -961,33 +1018,90 @@ func (p *peer) verify(id int64, timeout int32, co *protocol.ConnObject) {
 	err := hs.Verify(ctx, p.info(), hello, reply, co.Ext)
 	cancel()
 	if err != nil {
-		lt.log.Warn("follower refused by the handshake", slog.String("remote", p.w.conn.RemoteAddr().String()), slog.Any("error", err))
-		err = &Error{Op: "register", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader, Kind: ErrHandshake, Err: err}
+		err := &Error{Op: "register", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader, Kind: ErrHandshake,
+			Err: fmt.Errorf("follower %s refused: %w", p.w.conn.RemoteAddr(), err)}
+		lt.refuse("handshake", err)
 		p.reply(kindRegisterConfirmRes, id, timeout, toRemote(err), nil)
 		go p.w.flushClose(err, time.Second)
 		return
 	}
-	p.mu.Lock()
-	if p.confirm != nil {
-		p.confirm.Stop()
-	}
-	p.mu.Unlock()
 	p.admit()
 	p.reply(kindRegisterConfirmRes, id, timeout, nil, nil)
 }
 
-// admit lets the connection's requests through.
+// admit lets the connection's requests through, and gives it a member's
+// budget: the frame limits of WithLimits and the write bound of
+// WithMaxWriteBuffer. It runs on the connection's reader (it changes the
+// Reader's limits).
 func (p *peer) admit() {
-	if !p.admitted.Swap(true) {
-		p.lt.srv.admitted(p.w)
+	if p.admitted.Swap(true) {
+		return
 	}
+	cfg := &p.lt.c.cfg
+	p.mu.Lock()
+	if p.admission != nil {
+		p.admission.Stop()
+	}
+	p.mu.Unlock()
+	p.r.SetLimits(cfg.limits)
+	p.w.setMax(cfg.maxWriteBuffer)
+	p.lt.srv.admitted(p.w)
 }
 
-// drop hangs up on a connection the Handshake did not admit.
+// drop hangs up on a connection that was not admitted.
 func (p *peer) drop(cause error) {
 	lt := p.lt
-	lt.log.Warn("follower refused by the handshake", slog.String("remote", p.w.conn.RemoteAddr().String()), slog.Any("error", cause))
-	p.close(&Error{Op: "register", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader, Kind: ErrHandshake, Err: cause})
+	err := &Error{Op: "register", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader, Kind: ErrHandshake,
+		Err: fmt.Errorf("follower %s dropped: %w", p.w.conn.RemoteAddr(), cause)}
+	lt.refuse("unadmitted", err)
+	p.close(err)
+}
+
+// subscribe adds the follower to a key's subscribers, or removes it. The
+// key is the leader's own computation from reg (a follower cannot file
+// its subscription under another registration's key); a follower at
+// WithMaxSubscriptions, or a new key beyond the leader's bound, is
+// refused.
+func (p *peer) subscribe(co *protocol.ConnObject) {
+	lt := p.lt
+	cfg := &lt.c.cfg
+	key := protocol.SubscriptionKey(co.Reg)
+	refuse := func(kind string, err error) {
+		lt.refuse(kind, &Error{Op: co.Type, Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader, Key: key, Kind: ErrOverloaded, Err: err})
+	}
+	if co.Key != "" && co.Key != key {
+		lt.refuse("key", &Error{Op: co.Type, Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader, Key: co.Key, Kind: ErrProtocol,
+			Err: fmt.Errorf("follower %s sent key %q for a registration whose key is %q: refused", p.w.conn.RemoteAddr(), co.Key, key)})
+		return
+	}
+	sub := co.Type == protocol.KindSubscribe
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	_, had := p.keys[key]
+	if sub && !had && len(p.keys) >= cfg.maxSubs {
+		p.mu.Unlock()
+		refuse("subscriptions", fmt.Errorf("follower %s already subscribes %d keys (WithMaxSubscriptions): refused", p.w.conn.RemoteAddr(), cfg.maxSubs))
+		return
+	}
+	if sub {
+		p.keys[key] = struct{}{}
+	} else {
+		delete(p.keys, key)
+	}
+	p.mu.Unlock()
+	if !sub {
+		lt.host.unsubscribe(key, p)
+		return
+	}
+	if !lt.host.subscribeUpTo(key, co.Reg, p, cfg.maxKeys) {
+		p.mu.Lock()
+		delete(p.keys, key)
+		p.mu.Unlock()
+		refuse("keys", fmt.Errorf("the leader already subscribes %d keys for its followers (WithMaxSubscriptions): follower %s refused", cfg.maxKeys, p.w.conn.RemoteAddr()))
+	}
 }
 
 // sameExt reports whether two extension sets are byte for byte equal.
@@ -1022,7 +1136,7 @@ func (p *peer) reply(kind string, id int64, timeout int32, re *protocol.RemoteEr
 func (p *peer) serve(id int64, timeout int32, method string, argc int, app []byte, oneway bool) {
 	lt := p.lt
 	start := time.Now()
-	ctx := lt.ctx
+	ctx := p.ctx
 	if timeout > 0 {
 		cc := newCallCtx(ctx, start.Add(protocol.Timeout(timeout)))
 		defer cc.release()
@@ -1037,11 +1151,11 @@ func (p *peer) serve(id int64, timeout int32, method string, argc int, app []byt
 		lt.ran(method, time.Since(start))
 	}
 	lt.c.stats.served.Add(1)
-	if lt.ctx.Err() != nil {
-		// The term ended while the method ran: its connection is closing,
-		// and the caller must see ErrLeaderLost (the effect is unknown, a
-		// retry is safe), not the context cancellation the term's end
-		// caused inside the method.
+	if p.ctx.Err() != nil {
+		// The term ended while the method ran, or the follower left: its
+		// connection is closing, and the caller must see ErrLeaderLost
+		// (the effect is unknown, a retry is safe), not the context
+		// cancellation the end caused inside the method.
 		return
 	}
 	if oneway {
@@ -1073,11 +1187,18 @@ func (p *peer) serve(id int64, timeout int32, method string, argc int, app []byt
 				Err: fmt.Errorf("cannot encode the result (%T) with the %s codec: %w", res, codec.Name(), encErr)}
 		}
 	}
+	if ok && len(*buf) > appLen(lt.c.cfg.limits) {
+		// The follower would drop its connection at a frame over its
+		// limit, failing every call in flight on it: fail this one.
+		ok = false
+		err = &Error{Op: "invoke", Channel: lt.c.name, Method: method, Kind: ErrProtocol,
+			Err: fmt.Errorf("the result encodes to %d bytes, more than a frame may carry (%d, WithLimits)", len(*buf), appLen(lt.c.cfg.limits))}
+	}
 	if !ok {
 		p.fail(id, timeout, err)
 		return
 	}
-	p.w.send(true, id, timeout, &protocol.ConnObject{Type: protocol.KindInvokeResult, Success: true}, *buf)
+	p.send("invoke", "", true, id, timeout, &protocol.ConnObject{Type: protocol.KindInvokeResult, Success: true}, *buf)
 }
 
 // fail answers a call with an error.
@@ -1089,7 +1210,7 @@ func (p *peer) fail(id int64, timeout int32, err error) {
 		p.lt.log.Error("cannot encode an error reply", slog.Any("error", encErr))
 		return
 	}
-	p.w.send(true, id, timeout, &protocol.ConnObject{Type: protocol.KindInvokeResult, Success: false}, *buf)
+	p.send("invoke", "", true, id, timeout, &protocol.ConnObject{Type: protocol.KindInvokeResult, Success: false}, *buf)
 }
 
 // overload is the error of a call refused at the WithMaxPending bound.
@@ -1175,9 +1296,38 @@ func (s *serial) run() {
 
 func (s *serial) wait() { s.wg.Wait() }
 
+// drop forgets the functions still waiting (their caller left); one that
+// runs goes on.
+func (s *serial) drop() {
+	s.mu.Lock()
+	clear(s.q)
+	s.q = s.q[:0]
+	s.mu.Unlock()
+}
+
 // len returns the number of functions waiting.
 func (s *serial) len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.q)
+}
+
+// unprovenAppLen bounds the app object of a frame from a connection that
+// has not proved itself: none of the requests it may send (register,
+// its confirmation, heartbeats, a status query) carries one.
+const unprovenAppLen = 4 << 10
+
+// unprovenLimits are the frame limits of a connection before its proof:
+// conn objects as for members (a channel name travels in one), app
+// objects of at most unprovenAppLen.
+func unprovenLimits(l protocol.Limits) protocol.Limits {
+	return protocol.Limits{MaxConnLen: l.MaxConnLen, MaxAppLen: min(unprovenAppLen, appLen(l))}
+}
+
+// appLen is the app object limit of l, its default if unset.
+func appLen(l protocol.Limits) int {
+	if l.MaxAppLen > 0 {
+		return l.MaxAppLen
+	}
+	return protocol.DefaultMaxAppLen
 }

@@ -57,6 +57,23 @@ const (
 	// connection is registered. An unregistered connection costs about
 	// 50 KB until the register deadline drops it.
 	DefaultMaxConns = 1024
+	// DefaultMaxSubscriptions bounds the keys one follower connection
+	// subscribes on the leader (not in Node). A subscribe beyond it is
+	// refused: the leader does not subscribe it and reports ErrOverloaded
+	// (in an event and a log line, once per interval with a count); the
+	// follower's other keys keep working.
+	DefaultMaxSubscriptions = 10000
+	// DefaultMaxKeys bounds the distinct keys a leader subscribes upstream
+	// for its followers (not in Node). A follower's subscribe that would
+	// add a key beyond it is refused as above; subscribing to a key the
+	// leader already has is not, nor are the leader process's own
+	// subscriptions.
+	DefaultMaxKeys = 100000
+	// DefaultUnprovenBuffer bounds the bytes a leader queues for a
+	// connection that has not proved itself yet (not registered, or, with
+	// authentication, not confirmed). A stranger that sends requests and
+	// does not read the answers is dropped at it.
+	DefaultUnprovenBuffer = 4 << 10
 	// DefaultEventBuffer is how many events (and subscription deliveries)
 	// may wait for the client's callback goroutine before events are
 	// dropped (deliveries are never dropped) and counted in Stats.
@@ -106,6 +123,9 @@ type config struct {
 	maxWriteBuffer    int
 	maxPending        int
 	maxConns          int
+	maxSubs           int // keys per follower connection
+	maxKeys           int // distinct keys subscribed for followers
+	unprovenBuffer    int // bytes queued for a connection before its proof
 	eventBuffer       int
 	broadcast         bool
 	mode              Mode
@@ -136,6 +156,9 @@ func defaultConfig() config {
 		maxWriteBuffer:   DefaultMaxWriteBuffer,
 		maxPending:       DefaultMaxPending,
 		maxConns:         DefaultMaxConns,
+		maxSubs:          DefaultMaxSubscriptions,
+		maxKeys:          DefaultMaxKeys,
+		unprovenBuffer:   DefaultUnprovenBuffer,
 		eventBuffer:      DefaultEventBuffer,
 		broadcast:        true,
 		mode:             Auto,
@@ -326,6 +349,32 @@ func WithMaxWriteBuffer(n int) Option {
 			return optErr("max write buffer %d is below 64 KiB", n)
 		}
 		c.maxWriteBuffer = n
+		return nil
+	}
+}
+
+// WithMaxSubscriptions bounds the keys one follower connection subscribes
+// on the leader (default DefaultMaxSubscriptions) and the distinct keys
+// the leader subscribes for all its followers (default DefaultMaxKeys).
+func WithMaxSubscriptions(perFollower, keys int) Option {
+	return func(c *config) error {
+		if perFollower <= 0 || keys <= 0 {
+			return optErr("max subscriptions %d per follower and %d keys must be positive", perFollower, keys)
+		}
+		c.maxSubs, c.maxKeys = perFollower, keys
+		return nil
+	}
+}
+
+// WithUnprovenBuffer bounds the bytes a leader queues for a connection
+// that has not proved itself yet (default DefaultUnprovenBuffer; at least
+// 1 KiB, so that a register reply always fits).
+func WithUnprovenBuffer(n int) Option {
+	return func(c *config) error {
+		if n < 1<<10 {
+			return optErr("unproven buffer %d is below 1 KiB", n)
+		}
+		c.unprovenBuffer = n
 		return nil
 	}
 }

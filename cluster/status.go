@@ -210,7 +210,7 @@ func (s *server) channelNames() []string {
 // listing answers a status request sent before registration: the channel
 // names, unless a channel authenticates its followers (then the observer
 // must register on a channel first, which runs its Handshake).
-func (s *server) listing(w *wire, id int64, timeout int32) {
+func (s *server) listing(w *wire, id int64, timeout int32) error {
 	s.mu.Lock()
 	auth := false
 	for _, lt := range s.channels {
@@ -227,9 +227,9 @@ func (s *server) listing(w *wire, id int64, timeout int32) {
 	app, err := json.Marshal(rep)
 	if err != nil {
 		s.log.Error("cannot encode the channel listing", slog.Any("error", err))
-		return
+		return nil
 	}
-	w.send(true, id, timeout, &protocol.ConnObject{Type: kindStatusRes}, app)
+	return w.send(true, id, timeout, &protocol.ConnObject{Type: kindStatusRes}, app)
 }
 
 // ---- observer side ----

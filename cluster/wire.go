@@ -23,7 +23,7 @@ import (
 // Concurrency: send and close are safe for concurrent use.
 type wire struct {
 	conn   net.Conn
-	max    int                       // write buffer bound
+	max    int                       // write buffer bound (under mu: see setMax)
 	direct func([]byte) (int, error) // non-blocking write to the socket; nil when the conn has none
 
 	mu      sync.Mutex
@@ -91,6 +91,14 @@ func (w *wire) send(response bool, id int64, timeout int32, co *protocol.ConnObj
 	})
 	w.flushLocked()
 	return nil
+}
+
+// setMax changes the bound on queued bytes: a leader keeps a connection
+// that has not proved itself to a small one.
+func (w *wire) setMax(n int) {
+	w.mu.Lock()
+	w.max = n
+	w.mu.Unlock()
 }
 
 // setHeld(true) makes sends queue their frames without writing them;

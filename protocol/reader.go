@@ -53,6 +53,13 @@ func NewReader(r io.Reader, lim Limits) *Reader {
 	return &Reader{rd: r, lim: lim.withDefaults()}
 }
 
+// SetLimits changes the limits the following packets are checked against
+// (zero fields mean the defaults of Limits): a server keeps a connection
+// that has not proved itself to small packets and lifts the limits once
+// it has. A packet whose header was already read keeps the limits it
+// passed.
+func (r *Reader) SetLimits(lim Limits) { r.lim = lim.withDefaults() }
+
 // Next returns the next packet of the stream.
 //
 // The returned Packet's Conn and App alias the Reader's buffer: they are

@@ -363,3 +363,27 @@ func TestReaderPending(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, r.Pending(), "a sticky error is returned without reading")
 }
+
+// SetLimits applies from the next packet on: a server lifts the limits of
+// a connection once it proved itself.
+func TestReaderSetLimits(t *testing.T) {
+	small := Limits{MaxConnLen: 64, MaxAppLen: 16}
+	var stream []byte
+	stream = AppendPacket(stream, &Packet{ID: 1, Conn: []byte(`{"type":"x"}`), App: []byte("small")})
+	stream = AppendPacket(stream, &Packet{ID: 2, Conn: []byte(`{"type":"x"}`), App: bytes.Repeat([]byte("a"), 1000)})
+	r := NewReader(bytes.NewReader(stream), small)
+	p, err := r.Next()
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), p.ID)
+	r.SetLimits(Limits{})
+	p, err = r.Next()
+	require.NoError(t, err, "a 1000 B app object after the limits were lifted")
+	assert.Len(t, p.App, 1000)
+
+	r = NewReader(bytes.NewReader(stream), Limits{})
+	_, err = r.Next()
+	require.NoError(t, err)
+	r.SetLimits(small)
+	_, err = r.Next()
+	assert.ErrorIs(t, err, ErrTooLarge)
+}
