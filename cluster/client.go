@@ -622,7 +622,7 @@ func (c *Client) hostEvent(ev Event) {
 
 // deliver queues a value for the listeners of key (subscriber).
 func (c *Client) deliver(key string, data []byte) {
-	c.disp.push(task{key: key, data: data, isValue: true})
+	c.disp.push(task{key: key, data: data})
 }
 
 // runTask runs on the callback goroutine.
@@ -1046,7 +1046,7 @@ func (c *Client) Close(ctx context.Context) error {
 			<-c.runDone
 			c.bg.Wait()
 			c.event(Event{Kind: EventClosed, Role: t.role, Term: t.num})
-			c.disp.stop(nil)
+			c.disp.stop()
 			c.log.Info("closed", slog.String("role", t.role.String()), slog.Uint64("term", t.num))
 			close(c.closeDone)
 		}()

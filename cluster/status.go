@@ -355,7 +355,7 @@ func newObserver(ctx context.Context, channel string, opts []Option) (*observer,
 
 func (o *observer) close() {
 	o.s.close(nil)
-	o.c.disp.stop(nil)
+	o.c.disp.stop()
 }
 
 func (o *observer) err(kind, cause error) error {
