@@ -690,17 +690,25 @@ func (c *Client) Ready(ctx context.Context) error {
 }
 
 // IsLeader reports whether this Client currently owns the real client (in
-// single mode: always, once started).
+// single mode: always, once started, until Close).
 func (c *Client) IsLeader() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.cur.role == RoleLeader || c.cur.role == RoleSingle
+	r := c.Role()
+	return r == RoleLeader || r == RoleSingle
 }
 
-// Role returns the current role.
+// Role returns the current role: RoleNone before the first election,
+// between terms and once Close was called.
 func (c *Client) Role() Role {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.roleLocked()
+}
+
+// roleLocked is Role with c.mu held.
+func (c *Client) roleLocked() Role {
+	if c.closed {
+		return RoleNone
+	}
 	return c.cur.role
 }
 
@@ -1070,7 +1078,7 @@ func (c *Client) Stats() Stats {
 	t := c.cur
 	st := Stats{
 		Channel:       c.name,
-		Role:          t.role,
+		Role:          c.roleLocked(),
 		Term:          t.num,
 		Ready:         t.ready(),
 		Closed:        c.closed,
