@@ -10,7 +10,7 @@ import (
 // dispatcher is a Client's callback goroutine: it runs subscription
 // listeners and the event handler, one at a time, in the order things
 // happened, and never on a caller's goroutine (so a listener is never
-// called inside Subscribe, CC-022, and never under a lock of ours).
+// called inside Subscribe, and never under a lock of ours).
 //
 // Values are never dropped (the queue grows); events beyond the event
 // buffer are dropped and counted, so a stuck event handler cannot grow
