@@ -34,7 +34,8 @@
 // Both sides also compare the cluster identity (Identity: channel,
 // transport, address and the optional Config.Fingerprint of the real
 // client's configuration) and refuse a mismatch with ErrIdentityMismatch,
-// naming both sides' values (behaviours UI-06 and UI-07).
+// naming both sides' values (Node compares the channel name only, so
+// two differently configured clients of one name shared a leader).
 //
 // # Using it
 //

@@ -16,7 +16,7 @@ var (
 
 	// ErrIdentityMismatch: the peer authenticated but belongs to another
 	// cluster: its channel, transport, address or configuration
-	// fingerprint differs from ours (UI-06, UI-07).
+	// fingerprint differs from ours.
 	ErrIdentityMismatch = errors.New("auth: cluster identity mismatch")
 
 	// ErrMalformed: the peer's handshake fields are not what this version

@@ -31,7 +31,7 @@ func ExampleHandshake() {
 }
 
 // Two clients of one channel name with different configurations refuse to
-// share a leader (behaviour UI-07), and the error names both sides.
+// share a leader (in Node they do, and read each other's data), and the error names both sides.
 func ExampleFingerprint() {
 	type acmConfig struct{ Endpoint, Namespace string }
 	ctx := context.Background()

@@ -13,7 +13,7 @@ import (
 // channel name, the transport and address they meet on, and a fingerprint
 // of the real client's configuration. Two clients with the same channel
 // name but, say, different namespaces must carry different fingerprints,
-// or they would share one leader and receive each other's data (UI-07).
+// or they would share one leader and receive each other's data (Node shares them).
 type Identity struct {
 	Channel     string `json:"channel"`
 	Transport   string `json:"transport"`

@@ -134,7 +134,7 @@ type queuedCall struct {
 // New creates a Client for the channel name (Node's client name; followers
 // find their leader by it) and starts its election in the background. The
 // factory builds the real client; it runs only in the leader. Invalid
-// arguments fail here (RG-04); everything else is reported by Ready and by
+// arguments fail here; everything else is reported by Ready and by
 // each call.
 func New(name string, factory Factory, opts ...Option) (*Client, error) {
 	if name == "" {
@@ -362,7 +362,7 @@ func (c *Client) runFollower(conn net.Conn) bool {
 		c.settle(t, readyErr)
 		if errors.Is(readyErr, ErrNoChannel) {
 			// Another process owns the address but leads no such
-			// channel (SRC-01): fail fast now, try again later.
+			// channel: fail fast now, try again later.
 			s.log.Warn("no leader for this channel on the address; will retry", slog.Any("error", readyErr),
 				slog.Duration("retry", c.cfg.registerRetry))
 			s.close(nil)
@@ -372,7 +372,7 @@ func (c *Client) runFollower(conn net.Conn) bool {
 			}
 			return true
 		}
-		// The leader's real client failed (CC-032): stay failed until the
+		// The leader's real client failed: stay failed until the
 		// leader goes away.
 		select {
 		case <-s.dead:
@@ -477,7 +477,7 @@ func (c *Client) attachLocked(t *term, in inner) {
 	}
 }
 
-// replayAndReady publishes again every remembered publication (SRC-08),
+// replayAndReady publishes again every remembered publication,
 // runs the one-way calls queued while there was no leader, and marks the
 // term ready. Publications made meanwhile are caught by the watermark.
 func (c *Client) replayAndReady(t *term) {
@@ -594,7 +594,7 @@ func (c *Client) event(ev Event) {
 }
 
 // report logs a background error and raises it as an event. Once Close
-// has begun, internal errors of the teardown are only logged (RG-20).
+// has begun, internal errors of the teardown are only logged.
 func (c *Client) report(num uint64, role Role, err error) {
 	c.mu.Lock()
 	closed := c.closed
@@ -622,7 +622,7 @@ func (c *Client) hostEvent(ev Event) {
 
 // deliver queues a value for the listeners of key (subscriber).
 func (c *Client) deliver(key string, data []byte) {
-	c.disp.push(task{key: key, data: data, isValue: true})
+	c.disp.push(task{key: key, data: data})
 }
 
 // runTask runs on the callback goroutine.
@@ -683,30 +683,37 @@ func (c *Client) call(l *listener, data []byte) {
 // Ready waits until the Client is ready (it leads with a started real
 // client, or follows a ready leader) and returns nil, or returns the ready
 // error: the factory's error on the leader and on every follower
-// (CC-032..034), ErrNoLeader for a forced follower that found none, ...
+// alike, ErrNoLeader for a forced follower that found none, ...
 func (c *Client) Ready(ctx context.Context) error {
 	_, err := c.waitReady(ctx, nil)
 	return err
 }
 
 // IsLeader reports whether this Client currently owns the real client (in
-// single mode: always, once started).
+// single mode: always, once started, until Close).
 func (c *Client) IsLeader() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.cur.role == RoleLeader || c.cur.role == RoleSingle
+	r := c.Role()
+	return r == RoleLeader || r == RoleSingle
 }
 
-// Role returns the current role.
+// Role returns the current role: RoleNone before the first election,
+// between terms and once Close was called.
 func (c *Client) Role() Role {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.roleLocked()
+}
+
+// roleLocked is Role with c.mu held.
+func (c *Client) roleLocked() Role {
+	if c.closed {
+		return RoleNone
+	}
 	return c.cur.role
 }
 
 // waitReady returns a ready term other than stale, waiting through
-// elections as long as ctx allows (calls made before ready are queued:
-// RG-24).
+// elections as long as ctx allows (calls made before ready are queued).
 func (c *Client) waitReady(ctx context.Context, stale *term) (*term, error) {
 	for {
 		c.mu.Lock()
@@ -782,7 +789,7 @@ func (c *Client) countErr(err error) {
 // InvokeOneway calls method without waiting for (or getting) a result.
 // Before the Client is ready the call is queued (at most DefaultMaxQueued)
 // and sent once ready; it fails with the ready error after a failed start
-// (CC-024: never a panic). Errors of the real client are reported on the
+// (never a panic). Errors of the real client are reported on the
 // leader (EventError), as in Node.
 func (c *Client) InvokeOneway(method string, args ...any) error {
 	c.stats.invokes.Add(1)
@@ -916,7 +923,7 @@ func (c *Client) dropSubLocked(s *wsub) {
 
 // Unsubscribe removes every listener this Client has for reg. When the
 // last subscriber of the key on the host leaves, the real client's
-// Unsubscribe runs (SRC-05).
+// Unsubscribe runs (Node never ends the upstream subscription).
 func (c *Client) Unsubscribe(reg any) error {
 	_, key, err := c.regJSON("unsubscribe", reg)
 	if err != nil {
@@ -963,8 +970,8 @@ func (c *Client) armSubscribeTimeout(s *wsub) {
 }
 
 // Publish sends reg to the real client's Publish and remembers it: after
-// every failover it is published again to the new leader, until Unpublish
-// (SRC-08). Errors of the real client are reported as events; Publish
+// every failover it is published again to the new leader, until Unpublish.
+// Errors of the real client are reported as events; Publish
 // itself fails only if reg cannot be encoded or the Client is closed.
 func (c *Client) Publish(reg any) error {
 	return c.publish(reg, false)
@@ -1023,7 +1030,7 @@ func (c *Client) publish(reg any, un bool) error {
 
 // Close closes the Client: a follower hangs up; a leader closes the real
 // client (exactly once, waiting for its Close) and frees the address when
-// the last channel on it in this process closes (CC-004, CC-005); single
+// the last channel on it in this process closes; single
 // mode closes the shared real client with its last user. Close is
 // idempotent and safe from any goroutine; later calls return the first
 // result. If ctx ends first, Close returns ctx's error and the teardown
@@ -1046,7 +1053,7 @@ func (c *Client) Close(ctx context.Context) error {
 			<-c.runDone
 			c.bg.Wait()
 			c.event(Event{Kind: EventClosed, Role: t.role, Term: t.num})
-			c.disp.stop(nil)
+			c.disp.stop()
 			c.log.Info("closed", slog.String("role", t.role.String()), slog.Uint64("term", t.num))
 			close(c.closeDone)
 		}()
@@ -1070,7 +1077,7 @@ func (c *Client) Stats() Stats {
 	t := c.cur
 	st := Stats{
 		Channel:       c.name,
-		Role:          t.role,
+		Role:          c.roleLocked(),
 		Term:          t.num,
 		Ready:         t.ready(),
 		Closed:        c.closed,

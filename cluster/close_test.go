@@ -369,3 +369,39 @@ func TestCloseWaitsForRunningCalls(t *testing.T) {
 		t.Fatalf("real client closed %v before the method returned", time.Duration(end-closed))
 	}
 }
+
+// A closed Client reports role "none" (RoleNone's documentation says so)
+// and is no longer the leader, whichever role it had: leader, follower or
+// single mode. Role, IsLeader and Stats agree.
+func TestRoleAfterCloseIsNone(t *testing.T) {
+	check := func(t *testing.T, c *cluster.Client, was cluster.Role) {
+		t.Helper()
+		if got := c.Role(); got != was {
+			t.Fatalf("before Close: role %s, want %s", got, was)
+		}
+		if err := c.Close(tctx(t, wait)); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Role(); got != cluster.RoleNone {
+			t.Errorf("%s after Close: Role() = %s, want none", was, got)
+		}
+		if c.IsLeader() {
+			t.Errorf("%s after Close: IsLeader() = true", was)
+		}
+		if st := c.Stats(); st.Role != cluster.RoleNone || !st.Closed {
+			t.Errorf("%s after Close: Stats().Role = %s, Closed = %v; want none, true", was, st.Role, st.Closed)
+		}
+	}
+	t.Run("cluster", func(t *testing.T) {
+		w := newWorld()
+		tr, addr := memNet(t)
+		l, f := pair(t, "RoleAfterClose", w, cluster.WithTransport(tr), cluster.WithAddr(addr))
+		check(t, f, cluster.RoleFollower)
+		check(t, l, cluster.RoleLeader)
+	})
+	t.Run("single", func(t *testing.T) {
+		c := newClient(t, "RoleAfterClose", newWorld(), cluster.WithSingleMode(true))
+		ready(t, c)
+		check(t, c, cluster.RoleSingle)
+	})
+}

@@ -10,7 +10,7 @@ import (
 // dispatcher is a Client's callback goroutine: it runs subscription
 // listeners and the event handler, one at a time, in the order things
 // happened, and never on a caller's goroutine (so a listener is never
-// called inside Subscribe, CC-022, and never under a lock of ours).
+// called inside Subscribe, and never under a lock of ours).
 //
 // Values are never dropped (the queue grows); events beyond the event
 // buffer are dropped and counted, so a stuck event handler cannot grow
@@ -30,11 +30,10 @@ type dispatcher struct {
 
 // task is one unit of callback work.
 type task struct {
-	ev      *Event // an event for the handler
-	key     string // a value for every listener of key...
-	data    []byte
-	only    *listener // ...or only for this listener (cache replay)
-	isValue bool
+	ev   *Event // an event for the handler
+	key  string // a value for every listener of key...
+	data []byte
+	only *listener // ...or only for this listener (cache replay)
 }
 
 func newDispatcher(max int, run func(task)) *dispatcher {
@@ -68,17 +67,12 @@ func (d *dispatcher) push(t task) bool {
 	return true
 }
 
-// stop queues last (if not nil) as the final task and makes the goroutine
-// exit after it. It waits for the goroutine unless it is called from a
-// callback (which would wait for itself).
-func (d *dispatcher) stop(last *task) {
+// stop makes the goroutine exit after the tasks already queued. It waits
+// for the goroutine unless it is called from a callback (which would wait
+// for itself).
+func (d *dispatcher) stop() {
 	d.mu.Lock()
-	if !d.stopped {
-		if last != nil {
-			d.q = append(d.q, *last)
-		}
-		d.stopped = true
-	}
+	d.stopped = true
 	d.mu.Unlock()
 	select {
 	case d.wake <- struct{}{}:

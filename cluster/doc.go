@@ -12,7 +12,7 @@
 // leader, in Node cluster-client 3.7.0's wire format (package protocol).
 // Several channels share one address; a second Client of the same name in
 // one process is a follower over a real connection, like a Client in
-// another process (CC-052).
+// another process (as in Node).
 //
 //	c, err := cluster.New("DataClient", func(ctx context.Context, emit cluster.Emit) (*cluster.Service, error) {
 //		rc, err := registry.Dial(ctx, upstream) // only the leader does this
@@ -53,7 +53,8 @@
 //     *protocol.RemoteError on both sides, errors.Is finds the package
 //     sentinels on both sides.
 //   - Publications: Publish is remembered and published again to every new
-//     leader; Unpublish forgets it (Node forgets nothing, SRC-08).
+//     leader; Unpublish forgets it (Node forgets nothing and
+//     replays every publication it ever saw).
 //
 // # Failover
 //
@@ -79,11 +80,11 @@
 //
 // A leader whose factory fails keeps the address and answers every
 // register with its error, so every follower fails with the same ready
-// error (Node's behaviour, CC-032); the Client recovers when a new term
+// error (Node's behaviour); the Client recovers when a new term
 // starts. A follower that reaches a process that owns the address but has
 // no leader for its channel gets ErrNoChannel at once and tries again
 // every register-retry interval (Node drops the request and retries
-// forever, SRC-01).
+// forever).
 //
 // # Single mode
 //
@@ -130,7 +131,7 @@
 //
 // # Behaviour catalogue
 //
-// BEHAVIOURS.md maps every behaviour of Node's library (CC-, RG-, SRC-,
-// RP- and UI- ids) to the test that checks it here, or to the reason it
-// does not apply.
+// BEHAVIOURS.md, next to this file, states each behaviour of Node's
+// library in a sentence: what Node does, what this package does, and the
+// test that checks it here (or why it does not apply to Go).
 package cluster

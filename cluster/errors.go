@@ -35,7 +35,7 @@ var (
 	// wait. It is election.ErrNoLeader, so either name matches.
 	ErrNoLeader = election.ErrNoLeader
 	// ErrNoChannel: something leads the address, but no leader of this
-	// channel lives there (Node's SRC-01: Node drops such a register and
+	// channel lives there (Node drops such a register and
 	// the follower retries forever; we answer at once).
 	ErrNoChannel = errors.New("cluster: no leader for this channel on the address")
 	// ErrNotReady: the real client failed to start (the factory's error is
@@ -193,7 +193,7 @@ func (e *Error) Unwrap() []error {
 	return errs
 }
 
-// Bounds on the strings of an error sent over the wire (RG-03): an error
+// Bounds on the strings of an error sent over the wire: an error
 // with a huge message or stack is cut, never refused.
 const (
 	maxErrName    = 256
@@ -211,7 +211,7 @@ const (
 func toRemote(err error) (res *protocol.RemoteError) {
 	defer func() {
 		// An Error method that panics (user code) must not take the
-		// leader down with it: marshalling never fails (RG-03).
+		// leader down with it: marshalling never fails.
 		if r := recover(); r != nil {
 			res = boundRemote(&protocol.RemoteError{Name: "Error", Code: CodePanic,
 				Message: fmt.Sprintf("the %T error's Error method panicked: %v", err, r)})

@@ -52,7 +52,7 @@ const (
 	// EventUpstream: the real client emitted an event (Factory's emit). Name
 	// and Data are what it passed; Err is Data when Data is an error. Only
 	// the leader's Client sees these (in single mode: every Client sharing
-	// the real client, CC-041).
+	// the real client).
 	EventUpstream
 	// EventClosed: Close finished. It is the last event.
 	EventClosed

@@ -72,8 +72,8 @@ type ConfigClient struct {
 }
 
 // NewConfigClient creates the cluster client and runs its own init:
-// subscribe to keys and wait for their first values (Node's initMethod,
-// RG-29: the APIClient is ready when its init is done).
+// subscribe to keys and wait for their first values (Node's initMethod:
+// the APIClient is ready when its init is done).
 func NewConfigClient(ctx context.Context, server *configServer, keys []string, opts ...cluster.Option) (*ConfigClient, error) {
 	c, err := cluster.New("ConfigClient", server.dial, opts...)
 	if err != nil {
@@ -142,7 +142,7 @@ func (cc *ConfigClient) Set(ctx context.Context, key, value string) error {
 // IsLeader says whether this process holds the upstream connection.
 func (cc *ConfigClient) IsLeader() bool { return cc.c.IsLeader() }
 
-// Close closes the cluster client (the APIClient's default close, CC-037).
+// Close closes the cluster client (the APIClient's default close).
 func (cc *ConfigClient) Close(ctx context.Context) error { return cc.c.Close(ctx) }
 
 // Example_apiClient composes a business client with its own cache over a

@@ -339,7 +339,7 @@ func (s *session) next() (answered bool, err error) {
 }
 
 // heartbeatLoop sends a heartbeat every interval and declares the leader
-// hung when nothing at all arrived since the previous heartbeat (UI-02).
+// hung when nothing at all arrived since the previous heartbeat.
 func (s *session) heartbeatLoop(iv time.Duration) {
 	defer s.wg.Done()
 	t := time.NewTicker(iv)
@@ -362,7 +362,7 @@ func (s *session) heartbeatLoop(iv time.Duration) {
 }
 
 // register joins the channel: register_channel, resent every
-// responseTimeout+registerRetry while the connection lives (CC-045); any
+// responseTimeout+registerRetry while the connection lives (as Node); any
 // answer to any of the requests counts, so a leader that answers late
 // (its real client was slow to start) costs no extra wait. It returns the
 // leader's ready error as readyErr; err is a failure of the session itself

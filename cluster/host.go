@@ -240,7 +240,7 @@ func (h *host) subscribeUpTo(key string, reg json.RawMessage, s subscriber, maxK
 }
 
 // unsubscribe removes s from key's subscribers; the last one leaving ends
-// the upstream subscription (SRC-05).
+// the upstream subscription.
 func (h *host) unsubscribe(key string, s subscriber) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -613,3 +613,74 @@ func TestAdapterErrorNamesChannel(t *testing.T) {
 		t.Fatalf("an error of no channel: %q", got)
 	}
 }
+
+// errNotFound is a sentinel of user code: it does not cross the wire.
+var errNotFound = errors.New("not found")
+
+// What errors.Is and errors.As find after a method's error crossed from
+// the leader to a follower (the README's "Errors across processes"): the
+// package's wire sentinels (ErrUnknownMethod, ErrPanic, ErrOverloaded, ...)
+// and a *protocol.RemoteError with name, message, code and stack do; a
+// sentinel of user code or of the standard library does not (only its
+// message does). On the leader, the caller gets the method's error itself.
+func TestErrorsAcrossTheHop(t *testing.T) {
+	factory := func(context.Context, cluster.Emit) (*cluster.Service, error) {
+		return &cluster.Service{Methods: map[string]cluster.Handler{
+			"user":   func(context.Context, cluster.Args) (any, error) { return nil, fmt.Errorf("lookup a: %w", errNotFound) },
+			"stdlib": func(context.Context, cluster.Args) (any, error) { return nil, context.DeadlineExceeded },
+			"remote": func(context.Context, cluster.Args) (any, error) {
+				return nil, &protocol.RemoteError{Name: "NotFoundError", Message: "no a", Code: "E_NOT_FOUND"}
+			},
+			"overloaded": func(context.Context, cluster.Args) (any, error) {
+				return nil, fmt.Errorf("upstream: %w", cluster.ErrOverloaded)
+			},
+		}}, nil
+	}
+	tr, addr := memNet(t)
+	opts := append(fastOpts(), cluster.WithTransport(tr), cluster.WithAddr(addr))
+	l, err := cluster.New("Errors", factory, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close(context.Background()) })
+	ready(t, l)
+	f, err := cluster.New("Errors", factory, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close(context.Background()) })
+	ready(t, f)
+	call := func(c *cluster.Client, method string) error {
+		_, err := c.Invoke(tctx(t, wait), method)
+		if err == nil {
+			t.Fatalf("%s: %s succeeded", c.Role(), method)
+		}
+		return err
+	}
+	for _, c := range []*cluster.Client{l, f} {
+		if err := call(c, "undeclared"); !errors.Is(err, cluster.ErrUnknownMethod) {
+			t.Errorf("%s: undeclared method: %v is not ErrUnknownMethod", c.Role(), err)
+		}
+		if err := call(c, "overloaded"); !errors.Is(err, cluster.ErrOverloaded) {
+			t.Errorf("%s: %v is not ErrOverloaded", c.Role(), err)
+		}
+		var re *protocol.RemoteError
+		if err := call(c, "remote"); !errors.As(err, &re) || re.Code != "E_NOT_FOUND" || re.Name != "NotFoundError" {
+			t.Errorf("%s: remote error: %v (as %+v)", c.Role(), err, re)
+		}
+	}
+	if err := call(l, "user"); !errors.Is(err, errNotFound) {
+		t.Errorf("leader: %v is not the user's sentinel", err)
+	}
+	if err := call(l, "stdlib"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("leader: %v is not context.DeadlineExceeded", err)
+	}
+	err = call(f, "user")
+	var re *protocol.RemoteError
+	if errors.Is(err, errNotFound) || !errors.As(err, &re) || !strings.Contains(re.Message, "lookup a: not found") {
+		t.Errorf("follower: user sentinel: %v (want only its message, in a RemoteError)", err)
+	}
+	if err := call(f, "stdlib"); errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), context.DeadlineExceeded.Error()) {
+		t.Errorf("follower: stdlib sentinel: %v (want only its message)", err)
+	}
+}

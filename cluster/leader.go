@@ -57,7 +57,7 @@ type regReply struct {
 // server is the accept loop and channel demultiplexer attached to one
 // shared listener (election.Lease.Attach): it reads each new connection's
 // register_channel and hands the connection to that channel's leader, or
-// answers at once that the channel has no leader here (SRC-01).
+// answers at once that the channel has no leader here (Node drops it).
 //
 // Concurrency: safe for concurrent use.
 type server struct {
@@ -230,7 +230,7 @@ func (s *server) acceptLoop() {
 	}
 }
 
-// fail is the listener dying under us (closed from outside, CC-017): every
+// fail is the listener dying under us (closed from outside): every
 // channel leading on it ends its term and elects again.
 func (s *server) fail(err error) {
 	s.mu.Lock()
@@ -510,7 +510,7 @@ func (lt *leaderTerm) followers() int {
 	return n
 }
 
-// idleLoop drops followers that sent nothing for three intervals (CC-007).
+// idleLoop drops followers that sent nothing for three intervals.
 func (lt *leaderTerm) idleLoop(iv time.Duration) {
 	defer lt.wg.Done()
 	t := time.NewTicker(iv)
@@ -698,9 +698,8 @@ func (p *peer) readLoop() {
 				// not news: it will register again when it restarts.
 				lt.log.Debug("follower disconnected", slog.String("remote", p.w.conn.RemoteAddr().String()), slog.Any("error", err))
 			default:
-				// A malformed frame (CC-050): drop this
-				// connection only; it is not an error of the cluster
-				// (RG-23).
+				// A malformed frame: drop this connection only;
+				// it is not an error of the cluster.
 				lt.log.Warn("dropping follower connection", slog.String("remote", p.w.conn.RemoteAddr().String()), slog.Any("error", err))
 			}
 			p.close(err)
@@ -889,7 +888,7 @@ func (p *peer) handle(pk protocol.Packet, co *protocol.ConnObject) bool {
 			serve()
 		}()
 	default:
-		// SRC-04: report, keep the connection.
+		// An unknown request type: report it, keep the connection (as Node).
 		lt.c.report(lt.num, RoleLeader, &Error{Op: "request", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader,
 			Kind: ErrProtocol, Err: fmt.Errorf("unsupported request type %q from %s", co.Type, p.w.conn.RemoteAddr())})
 	}
@@ -897,7 +896,7 @@ func (p *peer) handle(pk protocol.Packet, co *protocol.ConnObject) bool {
 }
 
 // register answers register_channel once the real client is ready
-// (RG-17, SRC-24), with the ready error if it failed.
+// (heartbeats are answered meanwhile), with the ready error if it failed.
 func (p *peer) register(id int64, timeout int32, co *protocol.ConnObject) {
 	lt := p.lt
 	cfg := &lt.c.cfg
@@ -915,7 +914,7 @@ func (p *peer) register(id int64, timeout int32, co *protocol.ConnObject) {
 		}
 	}
 	if hs := cfg.handshake; hs != nil {
-		// A retried register_channel (CC-045) carries the same hello and
+		// A retried register_channel carries the same hello and
 		// gets the same reply: the follower may answer either.
 		p.mu.Lock()
 		ext, again := p.hsReply, p.hsHello != nil && sameExt(p.hsHello, co.Ext)
@@ -1131,7 +1130,7 @@ func (p *peer) reply(kind string, id int64, timeout int32, re *protocol.RemoteEr
 }
 
 // serve runs one invoke from the follower and answers it, unless it is
-// oneway or outlived the caller's timeout (CC-013: the late reply is
+// oneway or outlived the caller's timeout (then the late reply is
 // dropped and reported).
 func (p *peer) serve(id int64, timeout int32, method string, argc int, app []byte, oneway bool) {
 	lt := p.lt

@@ -235,3 +235,112 @@ func isTimeout(err error) bool {
 	var te interface{ Timeout() bool }
 	return errors.As(err, &te) && te.Timeout()
 }
+
+// WithLimits bounds the frames a leader accepts: an invoke whose app object
+// is larger than MaxAppLen makes it hang up on that connection, where the
+// same frame under the default limits is answered. Other followers are
+// served either way.
+func TestWithLimitsBoundsFrames(t *testing.T) {
+	big := strings.Repeat("x", 4096)
+	args, err := protocol.AppendArg(nil, protocol.JSON, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	invoke := func(p *rawPeer) {
+		t.Helper()
+		if err := p.send(false, 3, 3000, protocol.ConnObject{Type: protocol.KindInvoke, Method: "echo", ArgLength: 1}, args); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("default limits answer", func(t *testing.T) {
+		_, tr, addr := startLeader(t, "Limits")
+		p := dialRaw(t, tr, addr)
+		p.register("Limits")
+		invoke(p)
+		pk, _ := p.expect(protocol.KindInvokeResult)
+		if !strings.Contains(string(pk.App), big) {
+			t.Fatalf("echo answered %.200s", pk.App)
+		}
+	})
+	t.Run("smaller limit hangs up", func(t *testing.T) {
+		l, tr, addr := startLeader(t, "Limits", cluster.WithLimits(protocol.Limits{MaxAppLen: 1024}))
+		f := newClient(t, "Limits", newWorld(), cluster.WithTransport(tr), cluster.WithAddr(addr))
+		ready(t, f)
+		p := dialRaw(t, tr, addr)
+		p.register("Limits")
+		invoke(p)
+		expectHangUp(t, p)
+		if got := mustInvoke[string](t, f, "echo", "small"); got != "small" {
+			t.Fatalf("echo %q", got)
+		}
+		if n := l.Stats().Followers; n != 1 {
+			t.Fatalf("%d followers after the oversized frame, want 1", n)
+		}
+	})
+}
+
+// WithEventBuffer bounds the events waiting for a slow handler: with room
+// for 4, a burst of 50 upstream events while the handler is stuck keeps at
+// most 4 (plus the one being handled) and counts the rest as dropped; the
+// default buffer keeps them all.
+func TestWithEventBufferBoundsQueuedEvents(t *testing.T) {
+	const burst = 50
+	run := func(t *testing.T, opts ...cluster.Option) (handled int, dropped uint64) {
+		var (
+			mu      sync.Mutex
+			n       int
+			stuck   = make(chan struct{})
+			blocked = make(chan struct{})
+			once    sync.Once
+			emit    = make(chan cluster.Emit, 1)
+		)
+		h := func(ev cluster.Event) {
+			if ev.Kind != cluster.EventUpstream {
+				return
+			}
+			once.Do(func() { close(blocked); <-stuck })
+			mu.Lock()
+			n++
+			mu.Unlock()
+		}
+		factory := func(_ context.Context, e cluster.Emit) (*cluster.Service, error) {
+			emit <- e
+			return &cluster.Service{}, nil
+		}
+		tr, addr := memNet(t)
+		c, err := cluster.New("EventBuffer", factory, append(append(fastOpts(),
+			cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithEventHandler(h)), opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(context.Background()) })
+		ready(t, c)
+		e := <-emit
+		e("tick", 0)
+		<-blocked // the handler holds the first event
+		for i := 1; i <= burst; i++ {
+			e("tick", i)
+		}
+		dropped = c.Stats().EventsDropped
+		close(stuck)
+		eventually(t, wait, "the handler to drain", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return uint64(n)+c.Stats().EventsDropped == burst+1
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		return n, dropped
+	}
+	t.Run("buffer 4", func(t *testing.T) {
+		handled, dropped := run(t, cluster.WithEventBuffer(4))
+		if dropped == 0 || handled > 5 {
+			t.Fatalf("WithEventBuffer(4): %d events handled, %d dropped; want at most 5 handled, the rest dropped", handled, dropped)
+		}
+	})
+	t.Run("default", func(t *testing.T) {
+		if handled, dropped := run(t); dropped != 0 || handled != burst+1 {
+			t.Fatalf("default buffer: %d handled, %d dropped; want %d, 0", handled, dropped, burst+1)
+		}
+	})
+}

@@ -195,8 +195,8 @@ func WithAddr(addr string) Option {
 }
 
 // WithPort sets the port of the transport's default host:port address
-// (Node's port option). It must be in 1..65535 (RG-04: Node once waited a
-// minute on "port:undefined").
+// (Node's port option). It must be in 1..65535 (Node once waited a minute on
+// "port:undefined").
 func WithPort(port int) Option {
 	return func(c *config) error {
 		if port < 1 || port > 65535 {
@@ -280,7 +280,7 @@ func WithMaxWait(d time.Duration) Option {
 
 // WithSubscribeTimeout reports ErrSubscribeTimeout (once per key) when a new
 // subscription gets no value within d. Zero (the default) turns it off. A
-// key that already has a cached value never times out (RG-02).
+// key that already has a cached value never times out.
 func WithSubscribeTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d < 0 {
@@ -382,7 +382,7 @@ func WithUnprovenBuffer(n int) Option {
 // WithBroadcast turns broadcast on (the default: every subscriber gets
 // every value, and late subscribers get the cached value) or off (each
 // value goes to one subscriber chosen at random, and nothing is replayed;
-// Node's isBroadcast: false, CC-016).
+// Node's isBroadcast: false).
 func WithBroadcast(on bool) Option {
 	return func(c *config) error { c.broadcast = on; return nil }
 }
@@ -475,7 +475,7 @@ func WithRegistry(r *election.Registry) Option {
 // proven by the kernel on unix sockets and by the per-user secret file on
 // other transports, and no configuration fingerprint. Set
 // auth.Config.Fingerprint to keep clients of one name but different
-// configurations apart (UI-07). New fails if the secret file cannot be
+// configurations apart. New fails if the secret file cannot be
 // used (the error matches auth.ErrSecretFile). Single mode authenticates
 // nothing. WithAuth, WithHandshake, WithInsecure and WithNodeCompat
 // replace each other: the last one given counts.

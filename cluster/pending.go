@@ -98,7 +98,7 @@ func (p *pending) add(c *call) error {
 }
 
 // settle completes the request id with a response. It reports false for
-// an id that is not pending (answered, expired, or never ours: CC-046).
+// an id that is not pending (answered, expired, or never ours).
 func (p *pending) settle(id int64, ok bool, data []byte) bool {
 	p.mu.Lock()
 	c := p.m[id]

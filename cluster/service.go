@@ -13,7 +13,7 @@ import (
 // name in single mode), once per leadership term, and it should return
 // when the real client is ready to serve (Node's ready()). Its error is the
 // ready error: every call on the leader and on every follower fails with
-// it until a new term starts (CC-032..CC-035).
+// it until a new term starts.
 //
 // ctx is cancelled if the Client closes while the factory runs. emit lets
 // the real client raise its own events (see EventUpstream); it may be
@@ -56,7 +56,7 @@ type Service struct {
 	// for them to return).
 	Subscribe func(reg Reg, push func(value any)) error
 	// Unsubscribe ends the upstream subscription of reg when its last
-	// subscriber on the host left (Node never does this: SRC-05). Values
+	// subscriber on the host left (Node never does this). Values
 	// pushed after it are dropped.
 	Unsubscribe func(reg Reg) error
 	// Publish receives every Client's Publish, and the replay of every
@@ -203,7 +203,7 @@ func (r Reg) Bytes() []byte { return r.data }
 func (r Reg) String() string { return string(r.data) }
 
 // Value is one value delivered to a subscription listener. Each listener
-// decodes its own copy (CC-039), so listeners never share a map or slice.
+// decodes its own copy, so listeners never share a map or slice.
 type Value struct {
 	data  []byte
 	codec protocol.Codec

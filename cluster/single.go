@@ -8,7 +8,7 @@ import (
 
 // singles is the process's table of single-mode real clients: one per
 // name, shared by every single-mode Client of that name and closed with
-// the last of them (RG-10, RG-11, SRC-17). The first Client of a name
+// the last of them; it binds no address. The first Client of a name
 // decides its factory and options (codec, broadcast).
 var singles = singleTable{m: make(map[string]*singleEntry)}
 

@@ -25,7 +25,7 @@ import (
 // lists the channels the process leads on the address, and only when none
 // of them authenticates (a Handshake would otherwise be bypassed). A Node
 // leader answers neither: it reports "unsupport data type" and keeps the
-// connection (SRC-04), so the observer checks that the leader is a Go
+// connection, so the observer checks that the leader is a Go
 // peer (its register reply carries the extension field) before it asks.
 const (
 	kindStatus    = "cluster_status"
@@ -355,7 +355,7 @@ func newObserver(ctx context.Context, channel string, opts []Option) (*observer,
 
 func (o *observer) close() {
 	o.s.close(nil)
-	o.c.disp.stop(nil)
+	o.c.disp.stop()
 }
 
 func (o *observer) err(kind, cause error) error {

@@ -38,7 +38,8 @@
 // cluster on the same port). Election cannot tell, and returns a Follower
 // outcome with the connection; the cluster package's handshake verifies
 // the leader and calls Elect again if it is not one. Likewise, a follower
-// of a channel that the address's owner does not lead (Node's SRC-01) is
+// of a channel that the address's owner does not lead (Node's leader
+// ignores its register, so it waits forever) is
 // detected by the handshake, not here.
 //
 // Election starts no goroutines: everything happens inside Elect,

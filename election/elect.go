@@ -45,7 +45,8 @@ type Outcome struct {
 // then fails with ErrNoLeader naming the address and the time waited.
 //
 // Election cannot tell a leader from a stranger that accepts connections
-// on the address: both yield a Follower outcome (Node's SRC-12). The
+// on the address: both yield a Follower outcome (Node cannot
+// tell them apart either). The
 // cluster layer's handshake detects the stranger and may elect again.
 //
 // An invalid cfg fails with an error matching ErrInvalidConfig; every
@@ -189,7 +190,7 @@ func (e *election) auto(ctx context.Context) (Outcome, error) {
 		}
 		// Lost the bind for a reason other than "in use" and nobody
 		// answers: retrying cannot help (EACCES on a privileged port,
-		// EADDRNOTAVAIL, ...). Report the real bind error (UI-05).
+		// EADDRNOTAVAIL, ...). Report the real bind error.
 		if lerr != nil && !errors.Is(lerr, transport.ErrAddrInUse) && errors.Is(derr, transport.ErrNoListener) {
 			return Outcome{}, e.fail(ErrCannotElect, errors.Join(lerr, derr))
 		}

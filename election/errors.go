@@ -18,7 +18,8 @@ var (
 	ErrLeaderBind = errors.New("election: forced leader cannot bind")
 	// ErrChannelLeading means a forced leader asked for a channel that this
 	// process already leads on the address. Only one lease per channel and
-	// address exists in a process (Node's typeSet, CC-052).
+	// address exists in a process (as Node's per-process table of
+	// leading channels).
 	ErrChannelLeading = errors.New("election: channel already leads on this address in this process")
 	// ErrCannotElect means an auto election can neither bind the address
 	// nor reach a leader on it, for a reason that retrying will not cure

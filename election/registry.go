@@ -19,7 +19,7 @@ import (
 // the same address in this process joins that listener and leads too. A
 // second claim of a channel that already leads on the address makes the
 // newcomer a follower that dials the listener over a real connection
-// (CC-052), so heartbeats and timeouts behave as across processes. The
+// (as in Node), so heartbeats and timeouts behave as across processes. The
 // listener closes when the last channel on it releases its Lease.
 //
 // Addresses are keyed by Transport.Name() and the address string: all
@@ -264,7 +264,7 @@ func (l *Lease) Attach(init func(ln net.Listener) io.Closer) any {
 
 // Release gives up the channel. When the last channel on the address
 // releases, the attachment is closed and then the listener, freeing the
-// address (CC-004, CC-005, CC-038, CC-053). Release is idempotent: later
+// address for the next listener. Release is idempotent: later
 // calls return nil. The error is the attachment's or the listener's Close
 // error.
 func (l *Lease) Release() error {

@@ -1,8 +1,10 @@
 // Package interop holds the tests that run clusterclient against the real
 // Node cluster-client 3.7.0 (npm, pinned in package.json and
 // package-lock.json): Go and Node processes in one cluster, each side as
-// leader and as follower. Run `npm ci` in this directory first (CI does);
-// without Node or node_modules the tests skip, saying so.
+// leader and as follower. When node_modules is missing, the first test
+// that needs Node runs `npm ci` in this directory (once, under a file lock
+// shared by concurrent test processes); without Node, or without npm and
+// node_modules, the tests skip, saying so (and fail under CI=true).
 //
 // The Node side is node/peer.js: one cluster-client process (role leader,
 // follower or auto) around a small real client, driven by JSON-line

@@ -199,8 +199,10 @@ func (b *lockedBuffer) String() string {
 	return b.b.String()
 }
 
-// requireNode skips the test, loudly, when Node or the pinned npm package
-// is missing, and returns the node binary otherwise. These are the only
+// requireNode returns the node binary, installing the pinned npm package
+// first when interop/node_modules is missing (ensureNodeModules: npm ci,
+// once). It skips the test, loudly, when Node is missing, or npm is
+// missing with node_modules, or the install failed. These are the only
 // reasons an interop test skips, and only outside CI: where the CI
 // environment variable is set (CI services set CI=true), they must run, so
 // a missing Node fails the test instead.
@@ -217,8 +219,8 @@ func requireNode(t testing.TB) string {
 	if err != nil {
 		missing("`node` is not on PATH; install Node.js (>= 18) to run clusterclient against the real cluster-client 3.7.0")
 	}
-	if _, err := os.Stat(filepath.Join("node_modules", "cluster-client", "package.json")); err != nil {
-		missing("interop/node_modules is missing; run `npm ci` in interop/ (CI does) to install the pinned cluster-client 3.7.0")
+	if err := ensureNodeModules(); err != nil {
+		missing(err.Error())
 	}
 	return node
 }

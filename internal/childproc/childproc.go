@@ -96,9 +96,6 @@ func encodeEvent(name string, data any) ([]byte, error) {
 	return append(line, '\n'), nil
 }
 
-// IsChild reports whether this process was started by Start.
-func IsChild() bool { return os.Getenv(EnvMode) != "" }
-
 // child-side state
 var (
 	emitMu   sync.Mutex
