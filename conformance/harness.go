@@ -58,7 +58,9 @@ type Harness struct {
 	// transport lacks, such as several processes, skip by themselves.)
 	Skip map[string]string
 
-	// Watchdog bounds each case. Zero means DefaultWatchdog.
+	// Watchdog bounds each case, and the capability probe's waits when it
+	// is under 15 s. Zero means DefaultWatchdog. The kit's subtests have
+	// their own, Kit.Watchdog (see the package doc, "Time budgets").
 	Watchdog time.Duration
 
 	// IgnoreGoroutines lists goroutines the transport keeps for the life
@@ -259,6 +261,13 @@ func Run(t *testing.T, h Harness) {
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
 		t.Fatalf("conformance: Harness.Skip names unknown subtests %q (known: %q)", unknown, known)
+	}
+	if notRun := h.kit().NotRun(); len(notRun) > 0 && h.Skip["transport"] == "" {
+		t.Logf("conformance: the harness leaves out %d transport kit subtest(s) for want of a Harness.Kit field:\n\t%s",
+			len(notRun), strings.Join(notRun, "\n\t"))
+		t.Cleanup(func() {
+			t.Logf("conformance: skipped for want of a Harness.Kit field (see the start of this run):\n\t%s", strings.Join(notRun, "\n\t"))
+		})
 	}
 	c := probe(t, &h)
 	t.Logf("conformance: %s: multi-process %v, peer credentials %v", c.name, c.multiProcess, c.peerCred)
