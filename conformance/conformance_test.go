@@ -19,6 +19,7 @@ import (
 	"github.com/go-clusterclient/clusterclient/transport"
 	"github.com/go-clusterclient/clusterclient/transport/mem"
 	"github.com/go-clusterclient/clusterclient/transport/tcp"
+	"github.com/go-clusterclient/clusterclient/transport/transporttest"
 	"github.com/go-clusterclient/clusterclient/transport/unix"
 )
 
@@ -199,6 +200,13 @@ var brokenHarnesses = map[string]func() conformance.Harness{
 		}
 		return h
 	},
+	"lazy-tls": func() conformance.Harness {
+		h := memHarness()
+		h.NewTransport = newLazyTLS
+		h.NewAddr = func(tb testing.TB) string { return transporttest.FreeAddr(tb, "tcp", "127.0.0.1") }
+		h.Watchdog = 2 * time.Second // the probe waits no longer
+		return h
+	},
 	"bad-skip": func() conformance.Harness {
 		h := memHarness()
 		h.Skip = map[string]string{"invoke/no-such-case": "typo"}
@@ -228,6 +236,13 @@ func TestSuiteCatches(t *testing.T) {
 		{"leaky", "close/no-goroutine-left", []string{"--- FAIL: TestBroken/close/no-goroutine-left", "goroutines left", "leakyConn"}},
 		{"sticky", "close/address-freed-after-last-channel", []string{
 			"--- FAIL: TestBroken/close/address-freed-after-last-channel", "after every channel on it closed"}},
+		{"lazy-tls", "register/follower", []string{
+			`conformance: capability probe: lazy-tls Dial(`,
+			"did not complete within 2s",
+			"Dial must complete without the accepting side doing any I/O",
+			"as soon as the conn is accepted",
+			"conformance: the harness leaves out 3 transport kit subtest(s) for want of a Harness.Kit field",
+			"stranger: set Harness.HoldAddr"}},
 		{"bad-skip", "", []string{`names unknown subtests ["invoke/no-such-case"]`}},
 	} {
 		t.Run(tc.harness, func(t *testing.T) {

@@ -10,33 +10,87 @@
 //
 // A transport's test package says how to make a fresh transport and a fresh,
 // unused address, and calls Run; its TestMain calls Main, so the suite can
-// re-execute the test binary as child processes:
+// re-execute the test binary as child processes. For a transport on TCP
+// (New returning a transport.Transport and an error):
 //
 //	func TestMain(m *testing.M) {
 //		conformance.Main(func(kind string) (transport.Transport, error) {
-//			return quic.New(quic.DefaultConfig())
+//			return mytransport.New()
 //		})
 //		goleak.VerifyTestMain(m)
 //	}
 //
 //	func TestConformance(t *testing.T) {
 //		conformance.Run(t, conformance.Harness{
-//			NewTransport: func(testing.TB) transport.Transport { return quic.New(quic.DefaultConfig()) },
-//			NewAddr:      func(tb testing.TB) string { return freeAddr(tb) },
+//			NewTransport: func(tb testing.TB) transport.Transport {
+//				tr, err := mytransport.New()
+//				if err != nil {
+//					tb.Fatal(err)
+//				}
+//				return tr
+//			},
+//			NewAddr: func(tb testing.TB) string { return transporttest.FreeAddr(tb, "tcp", "127.0.0.1") },
+//			Kit: transporttest.Harness{
+//				HoldAddr: func(tb testing.TB, addr string) bool {
+//					transporttest.Hold(tb, "tcp", addr)
+//					return true // false if Dial waits for a handshake
+//				},
+//				UnansweredAddr: transporttest.UnansweredTCPAddr("127.0.0.1"),
+//			},
 //		})
 //	}
+//
+// Kit.HoldAddr and Kit.UnansweredAddr enable the kit's stranger,
+// dial-honours-deadline and dial-honours-cancel subtests; without them the
+// suite logs, at its start and in its summary, what it skipped and which
+// field enables it. The examples module of this repository has a whole
+// transport written this way (examples/tlstransport, TLS 1.3 over TCP),
+// run by CI.
 //
 // A package with several configurations (yamux over TCP and over unix
 // sockets) gives each harness a Kind, which the factory receives in the
 // child, to rebuild the matching transport there.
 //
+// # What the transport must do, and the capability probe
+//
+// Before any case, Run probes the transport: it Listens on an address of
+// Harness.NewAddr, Accepts in a goroutine that never reads or writes the
+// conn, and Dials, each within 15 s (or Harness.Watchdog if shorter); then
+// it looks at what the two conns implement (transport.PeerCredentials) and
+// asks transport.IsMultiProcess. A failure stops the whole run and says
+// what the transport must do:
+//
+//   - Listen failed: Listen must bind an address nobody uses (and NewAddr
+//     must return one).
+//   - Dial did not complete in time: a Dial must complete without the
+//     accepting side doing any I/O. A transport with a handshake runs the
+//     server side of it as soon as a conn is accepted, not lazily on the
+//     conn's first Read as crypto/tls does.
+//   - Dial did not return 5 s after its context ended: Dial must honour
+//     its context in every step, a handshake included.
+//   - Accept did not return although Dial completed: Accept must return
+//     the conn a Dial made.
+//
+// The rest of the contract (go doc transport, "What a transport must do")
+// is checked by the kit (the transport subtest) and the cases.
+//
+// # Time budgets
+//
+// Each case runs under a watchdog of Harness.Watchdog (DefaultWatchdog,
+// 60 s, when zero); within it, a wait for something that should happen
+// promptly fails after 15 s. The transport subtest runs the kit, whose
+// subtests have budgets of their own: Kit.Watchdog (30 s by default) times
+// a factor, 11× for nettest and 4× for multi-process-exclusivity (see go
+// doc transporttest). If a case hangs, the watchdog fails it, naming the
+// case and the step it was at ("waiting for process 2's Register client to
+// be ready") on the test's output and on the standard error (which
+// survives without -v), closes every Client, conn and child process the
+// case made, and panics with every goroutine's stack if that does not free
+// the case within 10 s.
+//
 // # Subtests
 //
-// Subtests lists the names. Each case runs under a watchdog (Harness.Watchdog,
-// DefaultWatchdog by default): if it hangs, the watchdog fails it, naming the
-// case and the step it was at ("waiting for process 2's Register client to be
-// ready"), closes every Client, conn and child process the case made, and
-// panics with every goroutine's stack if that does not free the case.
+// Subtests lists the names.
 //
 //   - transport: the transport kit (transporttest.Run with Harness.Kit):
 //     golang.org/x/net/nettest.TestConn on the transport's conns, exclusive

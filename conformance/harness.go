@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -57,7 +58,9 @@ type Harness struct {
 	// transport lacks, such as several processes, skip by themselves.)
 	Skip map[string]string
 
-	// Watchdog bounds each case. Zero means DefaultWatchdog.
+	// Watchdog bounds each case, and the capability probe's waits when it
+	// is under 15 s. Zero means DefaultWatchdog. The kit's subtests have
+	// their own, Kit.Watchdog (see the package doc, "Time budgets").
 	Watchdog time.Duration
 
 	// IgnoreGoroutines lists goroutines the transport keeps for the life
@@ -119,18 +122,22 @@ func (c caps) lacks(need capability) string {
 	return ""
 }
 
-// probe answers the capability probes: it makes a transport and a conn
-// pair and looks at what they implement.
+// probe answers the capability probes: it makes a transport, listens on
+// a fresh address, accepts in a goroutine that never reads or writes, and
+// dials, each step within probeTimeout, then looks at what the conn pair
+// implements. A failure says what the transport must do.
 func probe(t *testing.T, h *Harness) caps {
 	t.Helper()
 	tr := h.NewTransport(t)
 	c := caps{name: tr.Name(), multiProcess: transport.IsMultiProcess(tr)}
-	ctx, cancel := context.WithTimeout(t.Context(), opTimeout)
+	timeout := min(opTimeout, h.watchdog())
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
 	addr := h.NewAddr(t)
 	l, err := tr.Listen(ctx, addr)
 	if err != nil {
-		t.Fatalf("conformance: capability probe: %s Listen(%q): %v", tr.Name(), addr, err)
+		t.Fatalf("conformance: capability probe: %s Listen(%q) on a fresh address of Harness.NewAddr: %v\n"+
+			"\tListen must bind an address nobody uses (and NewAddr must return one)", tr.Name(), addr, err)
 	}
 	defer l.Close()
 	accepted := make(chan net.Conn, 1)
@@ -142,25 +149,56 @@ func probe(t *testing.T, h *Harness) caps {
 		}
 		accepted <- s
 	}()
-	d, err := tr.Dial(ctx, addr)
-	if err != nil {
-		t.Fatalf("conformance: capability probe: %s Dial(%q): %v", tr.Name(), addr, err)
+	type dialed struct {
+		c   net.Conn
+		err error
 	}
-	defer d.Close()
+	dialDone := make(chan dialed, 1)
+	go func() {
+		d, err := tr.Dial(ctx, addr)
+		dialDone <- dialed{d, err}
+	}()
+	var d dialed
+	select {
+	case d = <-dialDone:
+	case <-time.After(timeout + probeGrace):
+		t.Fatalf("conformance: capability probe: %s Dial(%q) did not return %v after its context's %v deadline ended\n"+
+			"\tDial must honour its context in every step, a handshake included (go doc transport.Transport)",
+			tr.Name(), addr, probeGrace, timeout)
+	}
+	if d.err != nil {
+		if errors.Is(d.err, context.DeadlineExceeded) {
+			t.Fatalf("conformance: capability probe: %s Dial(%q) did not complete within %v: %v\n"+
+				"\tthe probe accepts the conn and then neither reads nor writes it, as a busy leader may: "+
+				"Dial must complete without the accepting side doing any I/O. "+
+				"A transport with a handshake must run the server side of it as soon as the conn is accepted "+
+				"(not lazily on its first Read, as crypto/tls does) (go doc transport, \"What a transport must do\")",
+				tr.Name(), addr, timeout, d.err)
+		}
+		t.Fatalf("conformance: capability probe: %s Dial(%q) to its listener: %v\n"+
+			"\tDial must connect to a listener of the same transport", tr.Name(), addr, d.err)
+	}
+	defer d.c.Close()
 	select {
 	case s, ok := <-accepted:
 		if !ok {
-			t.Fatalf("conformance: capability probe: %s Accept on %q failed", tr.Name(), addr)
+			t.Fatalf("conformance: capability probe: %s Accept on %q failed\n"+
+				"\tAccept must return the conn a Dial made", tr.Name(), addr)
 		}
 		defer s.Close()
-		_, dp := d.(transport.PeerCredentials)
+		_, dp := d.c.(transport.PeerCredentials)
 		_, sp := s.(transport.PeerCredentials)
 		c.peerCred = dp && sp
 	case <-ctx.Done():
-		t.Fatalf("conformance: capability probe: %s Accept on %q: %v", tr.Name(), addr, ctx.Err())
+		t.Fatalf("conformance: capability probe: %s Accept on %q did not return within %v although Dial completed: %v\n"+
+			"\tAccept must return the conn once its Dial completed", tr.Name(), addr, timeout, ctx.Err())
 	}
 	return c
 }
+
+// probeGrace is how long the probe waits for a Dial past its context
+// before declaring that Dial ignores its context.
+const probeGrace = 5 * time.Second
 
 // A subtest is one named group of cases ("invoke").
 type subtest struct {
@@ -223,6 +261,13 @@ func Run(t *testing.T, h Harness) {
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
 		t.Fatalf("conformance: Harness.Skip names unknown subtests %q (known: %q)", unknown, known)
+	}
+	if notRun := h.kit().NotRun(); len(notRun) > 0 && h.Skip["transport"] == "" {
+		t.Logf("conformance: the harness leaves out %d transport kit subtest(s) for want of a Harness.Kit field:\n\t%s",
+			len(notRun), strings.Join(notRun, "\n\t"))
+		t.Cleanup(func() {
+			t.Logf("conformance: skipped for want of a Harness.Kit field (see the start of this run):\n\t%s", strings.Join(notRun, "\n\t"))
+		})
 	}
 	c := probe(t, &h)
 	t.Logf("conformance: %s: multi-process %v, peer credentials %v", c.name, c.multiProcess, c.peerCred)

@@ -14,6 +14,59 @@
 // Optional capabilities (peer credentials, half-close, ...) are small
 // interfaces a transport or its conns may implement; callers probe them with
 // a type assertion, as io.WriterTo is probed.
+//
+// # What a transport must do
+//
+// Every point below is checked by the transport kit (package
+// transport/transporttest) and the conformance suite (package
+// conformance), which runs the kit:
+//
+//   - Listen is exclusive, across processes for a MultiProcess transport;
+//     a held address fails with ErrAddrInUse wrapping the OS error, also
+//     when the holder is a plain socket that speaks no protocol.
+//   - Dial completes without the accepting side doing any I/O. The cluster
+//     layer, and the suite's capability probe, may accept a conn and not
+//     read or write it for a while (a leader reads a new conn only when it
+//     gets to it); a Dial that waits for the acceptor to read (a TLS server
+//     handshake run lazily, on the first Read, as crypto/tls does) waits
+//     forever. Run such a handshake on the accepting side yourself, as
+//     soon as the conn is accepted, in a goroutine of its own (or before
+//     Accept returns it, without blocking other conns).
+//   - Dial honours its context's deadline and cancellation in every step,
+//     a handshake included: the error then matches ctx.Err(). Nobody
+//     listening is ErrNoListener, before the context ends where the medium
+//     can tell (a refused connect).
+//   - Conns are full net.Conns: they pass
+//     golang.org/x/net/nettest.TestConn, deadlines included. A Read or
+//     Write that timed out leaves the conn usable: a wrapper whose writes
+//     must not be interrupted (crypto/tls) keeps its write deadline
+//     outside the socket, with package transport/deadline's Writer.
+//   - Closing a listener unblocks Accept (net.ErrClosed or ErrClosed) and
+//     keeps the conns it accepted; after Close the address can be listened
+//     on again at once.
+//
+// # Transports on the host's sockets
+//
+// ExclusiveAddr, IsAddrInUse, IsRefused and IsPortUnreachable are what a
+// transport on the host's sockets needs to know about the OS: how to make
+// a bind exclusive (Windows lets another socket take over a bound port
+// unless told otherwise), and which errors of package net mean
+// ErrAddrInUse and ErrNoListener on Linux, the BSDs, macOS and Windows,
+// whose error numbers differ. The tcp, unix and kcp transports use them;
+// so can a transport outside this module:
+//
+//	lc := net.ListenConfig{Control: transport.ExclusiveAddr}
+//	l, err := lc.Listen(ctx, "tcp", addr)
+//	if err != nil {
+//		var kind error
+//		if transport.IsAddrInUse(err) {
+//			kind = transport.ErrAddrInUse
+//		}
+//		return nil, &transport.OpError{Op: "listen", Transport: "mine", Addr: addr, Kind: kind, Err: err}
+//	}
+//
+// Package transport/deadline has the deadlines of conns that cannot pass
+// them to a socket.
 package transport
 
 import (
@@ -62,7 +115,8 @@ type Transport interface {
 	// Dial connects to the listener at addr. It honours the context's
 	// deadline and cancellation: if ctx ends first, the error matches
 	// ctx.Err() (context.DeadlineExceeded or context.Canceled). If nobody
-	// listens, the error matches ErrNoListener.
+	// listens, the error matches ErrNoListener. It completes without the
+	// accepting side reading or writing the conn (see the package doc).
 	Dial(ctx context.Context, addr string) (net.Conn, error)
 }
 

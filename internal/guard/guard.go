@@ -61,7 +61,11 @@ func Run(t *testing.T, cfg Config, e *Env, body func()) {
 	}
 	finished := make(chan struct{})
 	watchdog := time.AfterFunc(cfg.Watchdog, func() {
-		t.Errorf("%s %s hung for %v%s; tearing down what it started", cfg.Kind, cfg.Name, cfg.Watchdog, where())
+		msg := fmt.Sprintf("%s %s hung for %v%s; tearing down what it started", cfg.Kind, cfg.Name, cfg.Watchdog, where())
+		t.Error(msg)
+		// Also where it survives a panic below: without -v, the test's
+		// output is printed only when it ends, which a panic prevents.
+		fmt.Fprintf(os.Stderr, "--- %s: %s\n", t.Name(), msg)
 		cancel()
 		e.Teardown()
 		select {

@@ -12,7 +12,7 @@ import (
 
 	kcpgo "github.com/xtaci/kcp-go/v5"
 
-	"github.com/go-clusterclient/clusterclient/transport/internal/deadline"
+	"github.com/go-clusterclient/clusterclient/transport/deadline"
 )
 
 // Conn is a KCP conversation returned by Dial and by a listener's Accept.

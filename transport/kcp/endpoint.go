@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-clusterclient/clusterclient/transport/internal/sockopt"
+	"github.com/go-clusterclient/clusterclient/transport"
 )
 
 // endpoint owns one UDP socket: a listener's bound socket, shared by all the
@@ -134,7 +134,7 @@ func (e *endpoint) readLoop() {
 			if e.closing() {
 				return
 			}
-			if e.peer != nil && sockopt.IsPortUnreachable(err) {
+			if e.peer != nil && transport.IsPortUnreachable(err) {
 				e.refused(err)
 				continue
 			}
@@ -245,7 +245,7 @@ func (e *endpoint) sendControl(conv uint32, kind byte, value uint64, to *net.UDP
 	} else {
 		_, err = e.pc.WriteToUDP(b, to)
 	}
-	if err != nil && e.peer != nil && sockopt.IsPortUnreachable(err) {
+	if err != nil && e.peer != nil && transport.IsPortUnreachable(err) {
 		e.refused(err)
 	}
 }
@@ -269,7 +269,7 @@ func (e *endpoint) writeKCP(b []byte, addr net.Addr) (int, error) {
 		return len(b), nil
 	case errors.Is(err, net.ErrClosed):
 		return 0, err
-	case e.peer != nil && sockopt.IsPortUnreachable(err):
+	case e.peer != nil && transport.IsPortUnreachable(err):
 		e.refused(err)
 		return 0, err
 	default:

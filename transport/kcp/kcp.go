@@ -16,7 +16,6 @@ import (
 	kcpgo "github.com/xtaci/kcp-go/v5"
 
 	"github.com/go-clusterclient/clusterclient/transport"
-	"github.com/go-clusterclient/clusterclient/transport/internal/sockopt"
 )
 
 // Errors of this package, returned wrapped; match them with errors.Is.
@@ -122,11 +121,11 @@ func (t *Transport) Listen(ctx context.Context, addr string) (net.Listener, erro
 	if err != nil {
 		return nil, err
 	}
-	lc := net.ListenConfig{Control: sockopt.ExclusiveAddr}
+	lc := net.ListenConfig{Control: transport.ExclusiveAddr}
 	pc, err := lc.ListenPacket(ctx, udpNetwork(ua), ua.String())
 	if err != nil {
 		var kind error
-		if sockopt.IsAddrInUse(err) {
+		if transport.IsAddrInUse(err) {
 			kind = transport.ErrAddrInUse
 		}
 		return nil, t.opErr("listen", addr, kind, err)
@@ -196,7 +195,7 @@ func (t *Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
 		err = ctx.Err()
 	case ctxBound && errors.Is(err, os.ErrDeadlineExceeded):
 		err = context.DeadlineExceeded // the context's timer has not run yet
-	case sockopt.IsPortUnreachable(err):
+	case transport.IsPortUnreachable(err):
 		kind, err = transport.ErrNoListener, fmt.Errorf("nothing is bound there: %w", osError(err))
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		kind, err = transport.ErrNoListener, fmt.Errorf("no hello-ack within %v (the port may be held by something that is not a kcp listener)", wait.Round(time.Millisecond))

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-clusterclient/clusterclient/transport/internal/deadline"
+	"github.com/go-clusterclient/clusterclient/transport/deadline"
 )
 
 // ErrWriteAfterCloseWrite is returned (wrapped in a *net.OpError) by Write

@@ -34,7 +34,6 @@ import (
 	"time"
 
 	"github.com/go-clusterclient/clusterclient/transport"
-	"github.com/go-clusterclient/clusterclient/transport/internal/sockopt"
 )
 
 // DefaultAddr is the address used when the caller gives none (Node's
@@ -131,11 +130,11 @@ func (tr *Transport) Listen(ctx context.Context, addr string) (net.Listener, err
 	if err != nil {
 		return nil, tr.opError("listen", addr, transport.ErrInvalidAddr, err)
 	}
-	lc := net.ListenConfig{KeepAlive: tr.cfg.KeepAlive, Control: sockopt.ExclusiveAddr}
+	lc := net.ListenConfig{KeepAlive: tr.cfg.KeepAlive, Control: transport.ExclusiveAddr}
 	l, err := lc.Listen(ctx, network, ap.String())
 	if err != nil {
 		var kind error
-		if sockopt.IsAddrInUse(err) {
+		if transport.IsAddrInUse(err) {
 			kind = transport.ErrAddrInUse
 		}
 		return nil, tr.opError("listen", addr, kind, err)
@@ -155,7 +154,7 @@ func (tr *Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	c, err := d.DialContext(ctx, network, ap.String())
 	if err != nil {
 		var kind error
-		if sockopt.IsRefused(err) {
+		if transport.IsRefused(err) {
 			kind = transport.ErrNoListener
 		}
 		return nil, tr.opError("dial", addr, kind, deadlineError(ctx, err))

@@ -31,11 +31,25 @@
 //
 // # Subtests
 //
-// Run runs these subtests, in this order, each under a watchdog
-// (Harness.Watchdog, 30 s by default) that, if the subtest hangs, fails it
-// naming the subtest, closes every listener, conn and child process the kit
-// made for it, and panics (dumping every goroutine) if that does not free
-// it within 10 s:
+// Run runs these subtests, in this order, each under a watchdog that, if
+// the subtest hangs, fails it naming the subtest (on the standard error
+// too, so the message survives without -v), closes every listener, conn
+// and child process the kit made for it, and panics (dumping every
+// goroutine) if that does not free it within 10 s.
+//
+// A subtest's budget is Harness.Watchdog (DefaultWatchdog, 30 s, when
+// zero) times its factor: nettest 11× (5 min 30 s by default: its eleven
+// checks run as one unit), multi-process-exclusivity 4× (2 min), every
+// other subtest 1× (30 s). A conn that hangs is reported only when the
+// budget ends: while developing a transport, set Harness.Watchdog lower
+// (5 s, say) to hear of it sooner.
+//
+// Run logs, at its start and again at its end, the subtests it skips
+// because a Harness field is nil (Harness.NotRun), with the field that
+// enables each: UnansweredAddr for dial-honours-deadline and
+// dial-honours-cancel, HoldAddr for stranger.
+//
+// The subtests:
 //
 //   - nettest: golang.org/x/net/nettest.TestConn on a listened, dialed and
 //     accepted pair. nettest.TestConn runs its eleven checks as one unit

@@ -111,14 +111,40 @@ func Run(t *testing.T, h Harness) {
 		sort.Strings(unknown)
 		t.Fatalf("transporttest: Harness.Skip names unknown subtests %q", unknown)
 	}
+	notRun := h.NotRun()
+	if len(notRun) > 0 {
+		t.Logf("transporttest: the harness leaves out %d subtest(s) for want of a field:\n\t%s", len(notRun), strings.Join(notRun, "\n\t"))
+		t.Cleanup(func() {
+			t.Logf("transporttest: skipped for want of a harness field (see the start of this run):\n\t%s", strings.Join(notRun, "\n\t"))
+		})
+	}
 	for _, st := range subtests {
 		t.Run(st.name, func(t *testing.T) {
 			if reason, ok := h.Skip[st.name]; ok {
 				t.Skipf("skipped by the harness: %s", reason)
 			}
-			runGuarded(t, st.name, h, h.watchdog()*time.Duration(st.budget), st.run)
+			runGuarded(t, st.name, h, st.watchdog(h), st.run)
 		})
 	}
+}
+
+// watchdog is the subtest's budget under h.
+func (st subtest) watchdog(h Harness) time.Duration {
+	return h.watchdog() * time.Duration(st.budget)
+}
+
+// NotRun returns the subtests Run skips because a field of h is nil, each
+// as "subtest: the field that enables it, and how", in Run's order.
+func (h Harness) NotRun() []string {
+	var out []string
+	if h.UnansweredAddr == nil {
+		how := "set Harness.UnansweredAddr to an address where a Dial blocks (transporttest.UnansweredTCPAddr for TCP on Linux)"
+		out = append(out, "dial-honours-deadline: "+how, "dial-honours-cancel: "+how)
+	}
+	if h.HoldAddr == nil {
+		out = append(out, "stranger: set Harness.HoldAddr to hold an address with a plain socket of the medium (transporttest.Hold); it catches a Dial that ignores its context during a handshake")
+	}
+	return out
 }
 
 // env is one subtest's world: the guard that tears down everything the

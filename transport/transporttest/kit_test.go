@@ -189,3 +189,38 @@ func TestPercentile(t *testing.T) {
 		t.Errorf("p99 of one sample = %d", got)
 	}
 }
+
+// TestDocBudgets: the package doc states every subtest's watchdog factor
+// that is not 1, as the code has it.
+func TestDocBudgets(t *testing.T) {
+	src, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.Join(strings.Fields(strings.ReplaceAll(string(src), "//", "")), " ")
+	for _, st := range subtests {
+		if st.budget == 1 {
+			continue
+		}
+		d := st.watchdog(Harness{})
+		want := fmt.Sprintf("%s %d× (", st.name, st.budget)
+		if !strings.Contains(doc, want) {
+			t.Errorf("doc.go does not state %q (%v by default)", want, d)
+		}
+	}
+}
+
+// TestNotRun: a harness without HoldAddr and UnansweredAddr is told which
+// subtests that leaves out, and how to enable them.
+func TestNotRun(t *testing.T) {
+	got := strings.Join(Harness{}.NotRun(), "\n")
+	for _, want := range []string{"dial-honours-deadline: set Harness.UnansweredAddr", "dial-honours-cancel: set Harness.UnansweredAddr", "stranger: set Harness.HoldAddr"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("NotRun lacks %q:\n%s", want, got)
+		}
+	}
+	full := Harness{HoldAddr: func(testing.TB, string) bool { return true }, UnansweredAddr: func(testing.TB, transport.Transport) string { return "" }}
+	if n := full.NotRun(); len(n) != 0 {
+		t.Errorf("a harness with every field leaves out %q", n)
+	}
+}

@@ -158,7 +158,7 @@ func testDialNoListener(e *env) {
 
 func (e *env) unansweredAddr(tr transport.Transport) string {
 	if e.h.UnansweredAddr == nil {
-		e.t.Skip("the harness has no address where Dial blocks (Harness.UnansweredAddr is nil)")
+		e.t.Skip("the harness has no address where Dial blocks (Harness.UnansweredAddr is nil; transporttest.UnansweredTCPAddr suits TCP on Linux)")
 	}
 	return e.h.UnansweredAddr(e.t, tr)
 }
@@ -487,7 +487,7 @@ func testEOFAfterPeerSIGKILL(e *env) {
 
 func testStranger(e *env) {
 	if e.h.HoldAddr == nil {
-		e.t.Skip("the harness has no stranger (Harness.HoldAddr is nil)")
+		e.t.Skip("the harness has no stranger (Harness.HoldAddr is nil; transporttest.Hold suits socket transports)")
 	}
 	tr, addr := e.transport(), e.addr()
 	dialConnects := e.h.HoldAddr(e.t, addr)

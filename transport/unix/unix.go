@@ -81,7 +81,6 @@ import (
 	"time"
 
 	"github.com/go-clusterclient/clusterclient/transport"
-	"github.com/go-clusterclient/clusterclient/transport/internal/sockopt"
 )
 
 const (
@@ -273,7 +272,7 @@ func (tr *Transport) Listen(ctx context.Context, addr string) (net.Listener, err
 // replacing a dead socket file.
 func (tr *Transport) listenLocked(ctx context.Context, addr, path string) (*listener, error) {
 	ul, err := tr.bind(ctx, path)
-	if sockopt.IsAddrInUse(err) {
+	if transport.IsAddrInUse(err) {
 		fi, lerr := os.Lstat(path)
 		switch {
 		case lerr == nil && fi.Mode().Type() != os.ModeSocket:
@@ -313,7 +312,7 @@ func (tr *Transport) bind(ctx context.Context, name string) (*net.UnixListener, 
 }
 
 func listenKind(err error) error {
-	if sockopt.IsAddrInUse(err) {
+	if transport.IsAddrInUse(err) {
 		return transport.ErrAddrInUse
 	}
 	return nil
@@ -330,7 +329,7 @@ func (tr *Transport) alive(ctx context.Context, path string) bool {
 		c.Close()
 		return true
 	}
-	return !sockopt.IsRefused(err) && !errors.Is(err, os.ErrNotExist)
+	return !transport.IsRefused(err) && !errors.Is(err, os.ErrNotExist)
 }
 
 // Dial connects to the socket at addr, honouring ctx. A missing socket
@@ -350,7 +349,7 @@ func (tr *Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
 		var kind error
-		if sockopt.IsRefused(err) || errors.Is(err, os.ErrNotExist) {
+		if transport.IsRefused(err) || errors.Is(err, os.ErrNotExist) {
 			kind = transport.ErrNoListener
 		}
 		return nil, tr.opError("dial", addr, kind, err)

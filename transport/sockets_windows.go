@@ -1,4 +1,4 @@
-package sockopt
+package transport
 
 import (
 	"errors"
@@ -25,17 +25,22 @@ func ExclusiveAddr(network, address string, c syscall.RawConn) error {
 	return serr
 }
 
-// IsAddrInUse reports whether err says the address is bound already.
+// IsAddrInUse reports whether err, from a bind or listen of the OS
+// (package net), says the address is bound already: the OpError.Kind is
+// then ErrAddrInUse.
 func IsAddrInUse(err error) bool {
 	return errors.Is(err, windows.WSAEADDRINUSE) || errors.Is(err, syscall.EADDRINUSE)
 }
 
-// IsRefused reports whether err says nobody listens at the address.
+// IsRefused reports whether err, from a connect of the OS (package net),
+// says nobody listens at the address: the OpError.Kind is then
+// ErrNoListener.
 func IsRefused(err error) bool {
 	return errors.Is(err, windows.WSAECONNREFUSED) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
-// IsPortUnreachable reports whether err is the ICMP port unreachable
+// IsPortUnreachable reports whether err, from a read or write of a
+// connected UDP socket, is the ICMP port unreachable
 // that a connected UDP socket reports when nobody is bound at its peer's
 // port: Winsock reports it as WSAECONNRESET (when SIO_UDP_CONNRESET is
 // on, the default).

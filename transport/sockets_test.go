@@ -1,4 +1,4 @@
-package sockopt
+package transport
 
 import (
 	"context"

@@ -1,9 +1,15 @@
-// Package deadline implements the deadlines of a net.Conn that blocks on
-// its own channels (the in-memory and KCP conns): a settable point in time
-// with a channel that is closed when it passes, the pattern of net.Pipe.
-// A blocked Read or Write selects on Done; SetReadDeadline and
-// SetWriteDeadline call Set, which wakes it when the new deadline has
-// passed already.
+// Package deadline implements the deadlines of a net.Conn whose own calls
+// cannot carry them: a conn that blocks on its own channels (the in-memory
+// and KCP conns of this repository), or a conn wrapped around a socket
+// that must never see a write deadline of its own (crypto/tls: once a
+// write to its socket times out, a *tls.Conn is corrupt for good).
+//
+// Deadline is a settable point in time with a channel that is closed when
+// it passes, the pattern of net.Pipe: a blocked Read or Write selects on
+// Done, and SetReadDeadline and SetWriteDeadline call Set, which wakes it
+// when the new deadline has passed already. Writer builds on it: it gives
+// any io.Writer the write deadline of a net.Conn, so a wrapped conn's
+// SetWriteDeadline never reaches its socket.
 package deadline
 
 import (
