@@ -87,6 +87,7 @@ type server struct {
 	live     map[*wire]struct{}
 	fresh    map[*wire]time.Time
 	warned   time.Time // last warning about the connection bound
+	refused  refusals  // accept failures, told once per interval
 	closing  bool
 	failed   error
 	wg       sync.WaitGroup
@@ -192,7 +193,9 @@ func (s *server) acceptLoop() {
 				// EMFILE, ECONNABORTED, ...: wait and go on. Out of
 				// descriptors, the oldest connection that has not proved
 				// itself goes, so that strangers cannot keep members out.
-				s.log.Warn("accept failed; retrying", slog.Any("error", err), slog.Duration("backoff", backoff))
+				if n, tell := s.refused.note("accept", time.Now()); tell {
+					s.log.Warn("accept failed; retrying", slog.Any("error", err), slog.Duration("backoff", backoff), slog.Int("failures", n))
+				}
 				if outOfFiles(err) {
 					s.mu.Lock()
 					s.evictLocked("out of file descriptors")
@@ -703,6 +706,12 @@ func (p *peer) readLoop() {
 				lt.log.Warn("dropping follower connection", slog.String("remote", p.w.conn.RemoteAddr().String()), slog.Any("error", err))
 			}
 			p.close(err)
+			p.w.wait()
+			return
+		}
+		if p.ctx.Err() != nil {
+			// It was dropped (or the term ended) while requests it sent
+			// were still buffered: none of them starts now.
 			p.w.wait()
 			return
 		}
