@@ -1,10 +1,12 @@
 package conformance
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -25,6 +27,49 @@ var attackCases = []testCase{
 	{name: "unauthenticated", run: testUnauthenticated},
 	{name: "2000-connections", run: testManyConnections},
 	{name: "squatter", run: testSquatter},
+	{name: "does-not-read", run: testStrangerDoesNotRead},
+}
+
+// A stranger sends heartbeats, which the leader answers before
+// registration, and never reads the answers: the leader drops it once a
+// few KiB wait for it (cluster.WithUnprovenBuffer), long before the
+// register deadline, and its memory does not grow with what the stranger
+// sends. Its follower never notices.
+func testStrangerDoesNotRead(e *env) {
+	addr := e.addr()
+	l, f := e.pair2(addr, "Unread", cluster.WithRegisterDeadline(time.Hour))
+	before := f.whoami()
+	r := e.dialRaw(addr)
+	beats := bytes.Repeat(protocol.AppendPacket(nil, &protocol.Packet{ID: 1, Timeout: 3000,
+		Conn: protocol.AppendConn(nil, &protocol.ConnObject{Type: protocol.KindHeartbeat})}), 1000)
+	const most = 24 << 20
+	e.stepf("the stranger writes up to %d MiB of heartbeats and reads nothing", most>>20)
+	r.c.SetWriteDeadline(time.Now().Add(opTimeout))
+	sent := 0
+	var err error
+	for sent < most && err == nil {
+		var n int
+		n, err = r.c.Write(beats)
+		sent += n
+	}
+	switch {
+	case err == nil:
+		e.fatalf("the leader read %d MiB of heartbeats from a stranger that reads nothing, and kept it", sent>>20)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// It stopped reading: it should have hung up too.
+		e.stepf("the leader stopped reading after %d KiB; waiting for it to hang up", sent>>10)
+	default:
+		e.stepf("the leader hung up after %d KiB: %v", sent>>10, err)
+	}
+	r.c.SetReadDeadline(time.Now().Add(opTimeout))
+	if _, err := io.Copy(io.Discard, r.c); errors.Is(err, os.ErrDeadlineExceeded) {
+		e.fatalf("the leader kept the connection of a stranger that does not read (%d KiB sent)", sent>>10)
+	}
+	e.t.Logf("the leader dropped a stranger that does not read after it sent %d KiB of heartbeats (%v)", sent>>10, err)
+	if got := f.whoami(); got != before {
+		e.errorf("after the stranger the follower reaches %q, before it reached %q", got, before)
+	}
+	e.checkLeaderServes(l, f)
 }
 
 // rawConn is a stranger's connection that speaks the wire format by hand.
