@@ -224,6 +224,9 @@ func TestLimitOptionsValidated(t *testing.T) {
 		"conns 0":     cluster.WithMaxConns(0),
 		"conns -5":    cluster.WithMaxConns(-5),
 		"nil handsh.": cluster.WithHandshake(nil),
+		"subs 0":      cluster.WithMaxSubscriptions(0, 10),
+		"keys -1":     cluster.WithMaxSubscriptions(10, -1),
+		"unproven 1K": cluster.WithUnprovenBuffer(1<<10 - 1),
 	} {
 		if _, err := cluster.New("X", newWorld().factory, opt); !errors.Is(err, cluster.ErrInvalidOption) {
 			t.Errorf("%s: %v", name, err)
