@@ -105,10 +105,16 @@ func (h *Handshake) Identity(info PeerInfo) Identity {
 }
 
 // Hello is the follower's first step: the fields to add to
-// register_channel.
+// register_channel. It refuses (ErrInvalidConfig) an identity that every
+// leader would refuse as malformed: a channel, transport or address over
+// MaxIdentityField bytes or not valid UTF-8.
 func (h *Handshake) Hello(_ context.Context, info PeerInfo) (Ext, error) {
+	id := h.Identity(info)
+	if err := id.valid(); err != nil {
+		return nil, h.failer(RoleFollower, info)(ErrInvalidConfig, fmt.Errorf("no leader accepts this identity: %w", err))
+	}
 	_, cred := peerCred(info.Conn)
-	return encode(helloMsg{V: version, Nonce: nonce(), Cred: cred, ID: h.Identity(info)})
+	return encode(helloMsg{V: version, Nonce: nonce(), Cred: cred, ID: id})
 }
 
 // Admit is the leader's step on a follower's hello: it refuses a peer

@@ -324,7 +324,7 @@ func TestMalformedHello(t *testing.T) {
 	ctx := context.Background()
 	h := keyed(t, keyA, "")
 	info := PeerInfo{Channel: "DataClient", Transport: "tcp", Addr: "127.0.0.1:7777"}
-	big := `"` + strings.Repeat("x", maxIdentityField+1) + `"`
+	big := `"` + strings.Repeat("x", MaxIdentityField+1) + `"`
 	for name, raw := range map[string]string{
 		"not json":         `{`,
 		"null":             `null`,
@@ -573,4 +573,17 @@ func (h *Handshake) forgeProof(hello, reply Ext, info PeerInfo) (Ext, error) {
 		return nil, err
 	}
 	return encode(proofMsg{V: version, Proof: proof(h.key, labelFollower, m.Nonce, r.Nonce, r.ID, h.Identity(info))})
+}
+
+// Hello does not send an identity every leader refuses as malformed.
+func TestHelloRefusesOversizedIdentity(t *testing.T) {
+	h := keyed(t, keyA, "")
+	info := PeerInfo{Channel: strings.Repeat("c", MaxIdentityField+1), Transport: "tcp", Addr: "127.0.0.1:7777"}
+	if _, err := h.Hello(context.Background(), info); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "at most 4096") {
+		t.Fatalf("hello: %v, want ErrInvalidConfig naming the bound", err)
+	}
+	info.Channel = info.Channel[1:]
+	if _, err := h.Hello(context.Background(), info); err != nil {
+		t.Fatalf("a channel of %d bytes: %v", len(info.Channel), err)
+	}
 }
