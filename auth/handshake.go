@@ -43,7 +43,8 @@ type PeerInfo struct {
 //
 // On a connection with kernel peer credentials on both ends, each side
 // checks the other's uid/gid (Admit and Confirm); the nonces and proofs are
-// not used. Elsewhere proofL = HMAC(key, "leader", nonceF, nonceL, both
+// not used. The leader checks the uid/gid whenever its own end reports
+// them, whatever the hello says. Elsewhere proofL = HMAC(key, "leader", nonceF, nonceL, both
 // identities), which the follower checks in Confirm before it sends
 // anything else, and proofF is the same with "follower", which the leader
 // checks in Verify before it serves anything of the connection. Each proof
@@ -104,10 +105,16 @@ func (h *Handshake) Identity(info PeerInfo) Identity {
 }
 
 // Hello is the follower's first step: the fields to add to
-// register_channel.
+// register_channel. It refuses (ErrInvalidConfig) an identity that every
+// leader would refuse as malformed: a channel, transport or address over
+// MaxIdentityField bytes or not valid UTF-8.
 func (h *Handshake) Hello(_ context.Context, info PeerInfo) (Ext, error) {
+	id := h.Identity(info)
+	if err := id.valid(); err != nil {
+		return nil, h.failer(RoleFollower, info)(ErrInvalidConfig, fmt.Errorf("no leader accepts this identity: %w", err))
+	}
 	_, cred := peerCred(info.Conn)
-	return encode(helloMsg{V: version, Nonce: nonce(), Cred: cred, ID: h.Identity(info)})
+	return encode(helloMsg{V: version, Nonce: nonce(), Cred: cred, ID: id})
 }
 
 // Admit is the leader's step on a follower's hello: it refuses a peer
@@ -115,6 +122,12 @@ func (h *Handshake) Hello(_ context.Context, info PeerInfo) (Ext, error) {
 // returns the fields of the register reply (in hmac mode, the leader's
 // proof and its challenge for the follower). The follower is not yet
 // authenticated in hmac mode: serve nothing before Verify succeeds.
+//
+// Whether the kernel's credentials are checked depends on info.Conn
+// alone: if it reports them (a unix socket on Linux), the follower's uid
+// and gid must be allowed whatever its hello says. A follower whose own
+// end reports none (its hello says so) is then also held to the key
+// (hmac mode), so that it can check the leader in turn.
 func (h *Handshake) Admit(_ context.Context, info PeerInfo, hello Ext) (Ext, error) {
 	fail := h.failer(RoleLeader, info)
 	m, err := parseHello(hello)
@@ -122,18 +135,24 @@ func (h *Handshake) Admit(_ context.Context, info PeerInfo, hello Ext) (Ext, err
 		return nil, fail(ErrUnauthenticated, err)
 	}
 	own := h.Identity(info)
-	cred, ok := peerCred(info.Conn)
-	if ok && m.Cred {
+	// Whether the kernel's check applies is decided by this side's
+	// connection, never by the hello: a follower that says it has no
+	// credentials (m.Cred false) on a socket that has them is still
+	// checked, and then must also prove the key (hmac mode below).
+	cred, ok, err := kernelCred(info.Conn)
+	if err != nil {
+		return nil, fail(ErrUnauthenticated, err)
+	}
+	if ok {
 		if err := h.allowed("follower", cred); err != nil {
 			return nil, fail(ErrUnauthenticated, err)
 		}
-		if d := own.diff(m.ID, RoleLeader, RoleFollower); d != "" {
-			return nil, fail(ErrIdentityMismatch, errors.New(d))
-		}
-		return encode(replyMsg{V: version, Mode: modeCred, ID: own})
 	}
 	if d := own.diff(m.ID, RoleLeader, RoleFollower); d != "" {
 		return nil, fail(ErrIdentityMismatch, errors.New(d))
+	}
+	if ok && m.Cred {
+		return encode(replyMsg{V: version, Mode: modeCred, ID: own})
 	}
 	nl := nonce()
 	return encode(replyMsg{V: version, Mode: modeHMAC, Nonce: nl, ID: own,
@@ -232,12 +251,29 @@ func (h *Handshake) allowed(who string, c transport.Cred) error {
 
 // peerCred returns the kernel's credentials of c's peer, if c has them.
 func peerCred(c net.Conn) (transport.Cred, bool) {
-	pc, ok := c.(transport.PeerCredentials)
-	if !ok {
-		return transport.Cred{}, false
+	cred, ok, err := kernelCred(c)
+	return cred, ok && err == nil
+}
+
+// kernelCred is the leader's view of c: ok is false when c cannot report
+// its peer's credentials at all (it does not implement
+// transport.PeerCredentials, or the OS has none: errors.ErrUnsupported);
+// any other failure of a conn that should report them is an error, so
+// that a connection the kernel cannot vouch for is refused, not admitted
+// on the key alone.
+func kernelCred(c net.Conn) (cred transport.Cred, ok bool, err error) {
+	pc, isPC := c.(transport.PeerCredentials)
+	if !isPC {
+		return transport.Cred{}, false, nil
 	}
-	cred, err := pc.PeerCred()
-	return cred, err == nil
+	cred, err = pc.PeerCred()
+	switch {
+	case err == nil:
+		return cred, true, nil
+	case errors.Is(err, errors.ErrUnsupported):
+		return transport.Cred{}, false, nil
+	}
+	return transport.Cred{}, false, fmt.Errorf("the connection's kernel peer credentials cannot be read: %w", err)
 }
 
 func nonce() []byte {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"runtime"
@@ -323,7 +324,7 @@ func TestMalformedHello(t *testing.T) {
 	ctx := context.Background()
 	h := keyed(t, keyA, "")
 	info := PeerInfo{Channel: "DataClient", Transport: "tcp", Addr: "127.0.0.1:7777"}
-	big := `"` + strings.Repeat("x", maxIdentityField+1) + `"`
+	big := `"` + strings.Repeat("x", MaxIdentityField+1) + `"`
 	for name, raw := range map[string]string{
 		"not json":         `{`,
 		"null":             `null`,
@@ -416,6 +417,91 @@ func TestPeerCredPolicy(t *testing.T) {
 	}
 }
 
+// The leader decides from its own connection that the kernel's check
+// applies: a hello that says "no credentials" (a follower whose end hides
+// them) does not turn it off, and such a follower must prove the key too.
+// (Issue 14; the real thing, a uid 65534 follower holding the key, is in
+// uid_linux_test.go.)
+func TestPeerCredNotOptional(t *testing.T) {
+	ctx := context.Background()
+	if !credsSupported {
+		t.Skip("no kernel peer credentials on " + runtime.GOOS)
+	}
+	self := uint32(os.Geteuid())
+	for _, c := range []struct {
+		name    string
+		uid     uint32
+		key     string
+		wantErr string
+	}{
+		{"other uid with the key", self + 1000, keyA, "runs as uid"},
+		{"same uid without the key", self, keyB, "follower's proof does not match"},
+		{"same uid with the key", self, keyA, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			leader, follower := keyed(t, keyA, ""), keyed(t, c.key, "")
+			lconn := fakeCredConn{cred: transport.Cred{PID: 1, UID: c.uid, GID: 99}}
+			linfo := PeerInfo{Channel: "DataClient", Transport: "unix", Addr: "/run/x.sock", Conn: lconn}
+			finfo := linfo
+			finfo.Conn = nil // the follower's end reports nothing
+			hello, err := follower.Hello(ctx, finfo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m, _ := parseHello(hello); m.Cred {
+				t.Fatal("the hello claims credentials")
+			}
+			reply, err := leader.Admit(ctx, linfo, hello)
+			if err == nil {
+				var p Ext
+				if r, _ := parseReply(reply); r.Mode != modeHMAC {
+					t.Fatalf("mode %q, want %q: the follower cannot check the leader's uid", r.Mode, modeHMAC)
+				}
+				// A follower without the key would refuse the leader here;
+				// forge its proof to reach the leader's check.
+				if p, err = follower.forgeProof(hello, reply, finfo); err != nil {
+					t.Fatal(err)
+				}
+				err = leader.Verify(ctx, linfo, hello, reply, p)
+			}
+			if c.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), c.wantErr) {
+				t.Fatalf("got %v, want ErrUnauthenticated saying %q", err, c.wantErr)
+			}
+		})
+	}
+}
+
+// A conn that should report its peer's credentials and cannot is refused,
+// not admitted on the key alone; one whose OS has none falls back to it.
+func TestPeerCredFailure(t *testing.T) {
+	ctx := context.Background()
+	h := keyed(t, keyA, "")
+	info := PeerInfo{Channel: "DataClient", Transport: "unix", Addr: "/run/x.sock"}
+	hello, _ := h.Hello(ctx, info)
+	info.Conn = failingCredConn{err: errors.New("getsockopt: bad file descriptor")}
+	if _, err := h.Admit(ctx, info, hello); !errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), "bad file descriptor") {
+		t.Fatalf("admit over a conn whose credentials fail: %v", err)
+	}
+	info.Conn = failingCredConn{err: fmt.Errorf("unix: peer credentials: %w", errors.ErrUnsupported)}
+	reply, err := h.Admit(ctx, info, hello)
+	if r, _ := parseReply(reply); err != nil || r.Mode != modeHMAC {
+		t.Fatalf("admit where the OS has no credentials: %v (mode %q), want hmac mode", err, r.Mode)
+	}
+}
+
+type failingCredConn struct {
+	net.Conn
+	err error
+}
+
+func (c failingCredConn) PeerCred() (transport.Cred, error) { return transport.Cred{}, c.err }
+
 func TestConfigValidate(t *testing.T) {
 	for name, cfg := range map[string]Config{
 		"short key":        {Key: []byte("short")},
@@ -487,4 +573,17 @@ func (h *Handshake) forgeProof(hello, reply Ext, info PeerInfo) (Ext, error) {
 		return nil, err
 	}
 	return encode(proofMsg{V: version, Proof: proof(h.key, labelFollower, m.Nonce, r.Nonce, r.ID, h.Identity(info))})
+}
+
+// Hello does not send an identity every leader refuses as malformed.
+func TestHelloRefusesOversizedIdentity(t *testing.T) {
+	h := keyed(t, keyA, "")
+	info := PeerInfo{Channel: strings.Repeat("c", MaxIdentityField+1), Transport: "tcp", Addr: "127.0.0.1:7777"}
+	if _, err := h.Hello(context.Background(), info); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "at most 4096") {
+		t.Fatalf("hello: %v, want ErrInvalidConfig naming the bound", err)
+	}
+	info.Channel = info.Channel[1:]
+	if _, err := h.Hello(context.Background(), info); err != nil {
+		t.Fatalf("a channel of %d bytes: %v", len(info.Channel), err)
+	}
 }

@@ -26,9 +26,10 @@ type Identity struct {
 const (
 	// MaxFingerprint is the longest Config.Fingerprint, in bytes.
 	MaxFingerprint = 256
-	// maxIdentityField bounds channel, transport and address as a peer
-	// sends them.
-	maxIdentityField = 4096
+	// MaxIdentityField bounds the channel name, the transport name and
+	// the address, in bytes: a leader refuses a hello with a longer one,
+	// and Hello does not send it.
+	MaxIdentityField = 4096
 )
 
 // String formats the identity for error messages.
@@ -68,9 +69,9 @@ func (id Identity) valid() error {
 		v    string
 		max  int
 	}{
-		{"channel", id.Channel, maxIdentityField},
-		{"transport", id.Transport, maxIdentityField},
-		{"address", id.Addr, maxIdentityField},
+		{"channel", id.Channel, MaxIdentityField},
+		{"transport", id.Transport, MaxIdentityField},
+		{"address", id.Addr, MaxIdentityField},
 		{"fingerprint", id.Fingerprint, MaxFingerprint},
 	} {
 		if len(f.v) > f.max {

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/go-clusterclient/clusterclient/internal/userdir"
 )
 
 // EnvSecretFile names an environment variable that overrides
@@ -29,12 +31,21 @@ const maxSecret = 4096
 //  2. $XDG_RUNTIME_DIR/clusterclient/secret, if XDG_RUNTIME_DIR is set
 //     (the directory the unix transport also uses);
 //  3. <os.UserConfigDir()>/clusterclient-<uid>/secret, if that config
-//     directory exists;
-//  4. <os.TempDir()>/clusterclient-<uid>/secret.
+//     directory exists and (where there are uids) belongs to this user;
+//  4. <dir>/secret, where dir is this user's directory in os.TempDir():
+//     the first of clusterclient-<uid>, clusterclient-<uid>-1,
+//     clusterclient-<uid>-2, ... that is a private directory of this user
+//     or does not exist yet. DefaultSecretPath creates that directory
+//     (mode 0700) when it does not exist, so that nobody can take the name
+//     between this choice and its use. Names another user took first (a
+//     directory, a symbolic link, a file) are skipped, never used; the
+//     unix transport's default directory is the same one.
 //
 // (<uid> is left out where there are no uids.) The choice depends only on
-// the environment and on whether the config directory exists, so every
-// process of one user in one environment picks the same file.
+// the environment and on what exists, so every process of one user in one
+// environment picks the same file. It fails (ErrSecretFile) if
+// $CLUSTER_CLIENT_SECRET_FILE is not absolute, or if step 4 meets an entry
+// of this user that is not a private directory or cannot create one.
 func DefaultSecretPath() (string, error) {
 	if p := os.Getenv(EnvSecretFile); p != "" {
 		if !filepath.IsAbs(p) {
@@ -50,11 +61,18 @@ func DefaultSecretPath() (string, error) {
 		name += "-" + strconv.Itoa(uid)
 	}
 	if d, err := os.UserConfigDir(); err == nil {
-		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+		// A config directory of another user (HOME pointing at someone
+		// else's) is no place of ours: whoever owns it could swap ours.
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() && checkOwner(fi) == nil {
 			return filepath.Join(d, name, "secret"), nil
 		}
 	}
-	return filepath.Join(os.TempDir(), name, "secret"), nil
+	dir, err := userdir.Claim(os.TempDir(), name)
+	if err != nil {
+		return "", fmt.Errorf("%w: no directory of this user (uid %d) in %s: %w (set $%s to a file of yours, or XDG_RUNTIME_DIR)",
+			ErrSecretFile, os.Geteuid(), os.TempDir(), err, EnvSecretFile)
+	}
+	return filepath.Join(dir, "secret"), nil
 }
 
 // LoadOrCreateSecret returns the secret in the file at path, creating the

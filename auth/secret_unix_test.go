@@ -75,3 +75,35 @@ func TestSecretWrongPermissions(t *testing.T) {
 }
 
 func chmod(t *testing.T, p string, m os.FileMode) { t.Helper(); must(t, os.Chmod(p, m)) }
+
+// Another user who takes clusterclient-<uid> in the temporary directory
+// first does not stop this user: the secret goes to the next free name,
+// found again by the next process; a config directory of another user is
+// not used either. (Issue 14; package cluster's TestSquattedDefaultDirs
+// runs the squatter and the victim as real processes of two uids.)
+func TestDefaultSecretPathSquatted(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("making a directory of another user needs root")
+	}
+	tmp := t.TempDir()
+	chmod(t, tmp, 0o1777)
+	cfgHome := t.TempDir()
+	must(t, os.Chown(cfgHome, 65534, 65534)) // exists, but not ours
+	t.Setenv(EnvSecretFile, "")
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	t.Setenv("XDG_CONFIG_HOME", cfgHome)
+	t.Setenv("TMPDIR", tmp)
+	squatted := filepath.Join(tmp, "clusterclient-0")
+	must(t, os.Symlink(t.TempDir(), squatted))
+	must(t, os.Lchown(squatted, 65534, 65534))
+	want := filepath.Join(tmp, "clusterclient-0-1", "secret")
+	for range 2 {
+		p, err := DefaultSecretPath()
+		if err != nil || p != want {
+			t.Fatalf("DefaultSecretPath = %q, %v; want %q", p, err, want)
+		}
+		if _, err := New(Config{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

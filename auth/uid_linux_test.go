@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,6 +143,19 @@ func TestOtherUserRefused(t *testing.T) {
 			t.Fatalf("root leader: %v (mode %q); nobody follower: %+v", lr.err, lr.mode, fo)
 		}
 	})
+	t.Run("unix/another user with the key says it has no kernel credentials", func(t *testing.T) {
+		// Issue 14: the hello's "cred" is the follower's word. A follower
+		// that leaves it out must not turn the kernel's check off: the
+		// leader reads the credentials of its own unix socket, so holding
+		// the key is not enough for another uid.
+		lr, fo := leaderCase(t, unixT, abstract(), root, rootKey, "nocred")
+		if !errors.Is(lr.err, ErrUnauthenticated) || !strings.Contains(lr.err.Error(), "runs as uid 65534") {
+			t.Fatalf("root leader: %v (mode %q), want ErrUnauthenticated naming uid 65534", lr.err, lr.mode)
+		}
+		if !fo.Remote || !strings.Contains(fo.Err, "runs as uid 65534") {
+			t.Fatalf("nobody follower: %+v, want the leader's refusal", fo)
+		}
+	})
 	t.Run("tcp/leader refuses another user", func(t *testing.T) {
 		// An honest follower with another secret refuses the leader
 		// first; this one forges its proof to get further.
@@ -210,8 +224,9 @@ func childTransport(name string) (transport.Transport, error) {
 }
 
 // uidFollowerChild: transport, address, key spec, then "honest" (a real
-// follower) or "forge" (an attacker that sends a proof with its own key
-// without checking the leader's), and flags.
+// follower), "forge" (an attacker that sends a proof with its own key
+// without checking the leader's) or "nocred" (a follower that hides its
+// conn's kernel credentials, so its hello says it has none), and flags.
 func uidFollowerChild(args []string) int {
 	h, err := handshakeFromSpec(args[2], args[3:])
 	if err != nil {
@@ -229,6 +244,9 @@ func uidFollowerChild(args []string) int {
 	}
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	info := PeerInfo{Channel: "DataClient", Transport: tr.Name(), Addr: args[1], Conn: c}
+	if args[3] == "nocred" {
+		info.Conn = struct{ net.Conn }{c} // no PeerCred: the hello claims no credentials
+	}
 	if args[3] == "forge" {
 		err = forgingFollower(h, info)
 	} else {

@@ -134,8 +134,10 @@ type queuedCall struct {
 // New creates a Client for the channel name (Node's client name; followers
 // find their leader by it) and starts its election in the background. The
 // factory builds the real client; it runs only in the leader. Invalid
-// arguments fail here; everything else is reported by Ready and by
-// each call.
+// arguments fail here, among them a name too long for a follower's
+// register_channel to fit the conn object limit (WithLimits) or package
+// auth's auth.MaxIdentityField; everything else is reported by Ready and
+// by each call.
 func New(name string, factory Factory, opts ...Option) (*Client, error) {
 	if name == "" {
 		return nil, optErr("empty client name")
@@ -158,6 +160,9 @@ func New(name string, factory Factory, opts ...Option) (*Client, error) {
 	}
 	if err := cfg.resolve(os.Getenv); err != nil {
 		return nil, fmt.Errorf("cluster.New(%q): %w", name, err)
+	}
+	if err := cfg.checkChannel(name); err != nil {
+		return nil, err // not prefixed with the name: it may be huge
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{

@@ -4,13 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-clusterclient/clusterclient/auth"
 	"github.com/go-clusterclient/clusterclient/cluster"
+	"github.com/go-clusterclient/clusterclient/election"
 	"github.com/go-clusterclient/clusterclient/protocol"
 )
 
@@ -346,4 +349,54 @@ func TestWithEventBufferBoundsQueuedEvents(t *testing.T) {
 			t.Fatalf("default buffer: %d handled, %d dropped; want %d, 0", handled, dropped, burst+1)
 		}
 	})
+}
+
+// A channel name whose register_channel could never be read under the
+// configured limits is refused by New, which says the limit (issue 14:
+// a 1 MiB name was accepted, and no follower could ever register). The
+// bound New states is the real one: a name of that length registers, one
+// byte more is refused, and characters that JSON escapes count more.
+func TestChannelNameMustFitRegister(t *testing.T) {
+	huge := strings.Repeat("n", 1<<20)
+	_, err := cluster.New(huge, newWorld().factory, append(fastOpts(), cluster.WithInsecure())...)
+	if !errors.Is(err, cluster.ErrInvalidOption) || !strings.Contains(err.Error(), "1048576 bytes") ||
+		!strings.Contains(err.Error(), "65536") || len(err.Error()) > 1000 {
+		t.Fatalf("insecure, 1 MiB name: %.1000v; want ErrInvalidOption naming the size and the 65536-byte limit, in a short message", err)
+	}
+	key := cluster.WithAuth(auth.Config{Key: []byte("0123456789abcdef0123")})
+	_, err = cluster.New(huge, newWorld().factory, append(fastOpts(), key)...)
+	if !errors.Is(err, cluster.ErrInvalidOption) || !strings.Contains(err.Error(), "at most 4096") || len(err.Error()) > 1000 {
+		t.Fatalf("authenticated, 1 MiB name: %.1000v; want ErrInvalidOption naming package auth's 4096-byte bound", err)
+	}
+
+	limits := cluster.WithLimits(protocol.Limits{MaxConnLen: 1024})
+	_, err = cluster.New(strings.Repeat("n", 1024), newWorld().factory, append(fastOpts(), key, limits)...)
+	if !errors.Is(err, cluster.ErrInvalidOption) || !strings.Contains(err.Error(), "MaxConnLen: 1024") {
+		t.Fatalf("1 KiB name under MaxConnLen 1024: %v", err)
+	}
+	var fit int
+	if _, serr := fmt.Sscanf(err.Error()[strings.Index(err.Error(), "a name of at most "):], "a name of at most %d bytes", &fit); serr != nil || fit < 100 {
+		t.Fatalf("no usable bound in %q (%v)", err, serr)
+	}
+	_, err = cluster.New(strings.Repeat("n", fit+1), newWorld().factory, append(fastOpts(), key, limits)...)
+	if !errors.Is(err, cluster.ErrInvalidOption) {
+		t.Fatalf("a name of %d bytes, one over the stated bound: %v", fit+1, err)
+	}
+	_, err = cluster.New(strings.Repeat("<", fit), newWorld().factory, append(fastOpts(), key, limits)...)
+	if !errors.Is(err, cluster.ErrInvalidOption) {
+		t.Fatalf("%d bytes of '<' (escaped by JSON): %v", fit, err)
+	}
+
+	// At the bound: a leader and a follower (another "process") register.
+	name := strings.Repeat("n", fit)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	opts := []cluster.Option{key, limits, cluster.WithAddr(addr)}
+	l := newClient(t, name, newWorld(), append(opts, cluster.WithMode(cluster.ForceLeader))...)
+	ready(t, l)
+	f := newClient(t, name, newWorld(), append(opts, cluster.WithMode(cluster.ForceFollower),
+		cluster.WithRegistry(election.NewRegistry()))...)
+	ready(t, f)
+	if f.IsLeader() || l.Stats().Followers != 1 {
+		t.Fatalf("follower leads: %v; leader's followers: %d", f.IsLeader(), l.Stats().Followers)
+	}
 }

@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"os"
@@ -577,6 +579,62 @@ func (c *config) resolve(getenv func(string) string) error {
 	}
 	return nil
 }
+
+// checkChannel refuses a channel name that no follower could ever
+// register under this configuration: the register_channel conn object a
+// follower sends (the name, and with package auth a hello that names it
+// again, each JSON-escaped) must fit the conn object limit, and package
+// auth refuses a name over auth.MaxIdentityField. The conn object is
+// measured as a follower builds it, with the hello of a connection that
+// has kernel credentials (the longest); another session layer
+// (WithHandshake) adds fields of its own that are not counted.
+func (c *config) checkChannel(name string) error {
+	if c.single {
+		return nil
+	}
+	maxConn, limit := c.limits.MaxConnLen, fmt.Sprintf("WithLimits(MaxConnLen: %d)", c.limits.MaxConnLen)
+	if maxConn <= 0 {
+		maxConn, limit = protocol.DefaultMaxConnLen, "protocol.DefaultMaxConnLen (WithLimits raises it)"
+	}
+	ah, withAuth := c.handshake.(*auth.Handshake)
+	size := func(name string) (int, error) {
+		ext := Ext{extKey: ourExt(c.codec)}
+		if withAuth {
+			info := PeerInfo{Channel: name, Transport: c.transport.Name(), Addr: c.addr, Conn: credConn{}}
+			hello, err := ah.Hello(context.Background(), info)
+			if err != nil {
+				return 0, err
+			}
+			maps.Copy(ext, hello)
+		}
+		co := protocol.ConnObject{Type: protocol.KindRegisterChannel, ChannelName: name, Ext: ext}
+		return len(protocol.AppendConn(nil, &co)), nil
+	}
+	n, err := size(name)
+	if err != nil {
+		return optErr("channel name of %d bytes cannot be registered: %w", len(name), err)
+	}
+	if n <= maxConn {
+		return nil
+	}
+	fit := maxConn
+	if base, err := size(""); err == nil {
+		fit = maxConn - base
+		if withAuth {
+			fit /= 2 // the name is in channelName and in the hello
+		}
+	}
+	return optErr("channel name of %d bytes cannot be registered: a follower's register_channel conn object would be %d bytes, "+
+		"over the %d bytes of %s (a name of at most %d bytes fits, fewer if JSON escapes some of its characters)",
+		len(name), n, maxConn, limit, max(fit, 0))
+}
+
+// credConn stands for a connection whose peer credentials the kernel
+// reports, for a hello as long as any a follower sends. Only PeerCred
+// is called.
+type credConn struct{ net.Conn }
+
+func (credConn) PeerCred() (transport.Cred, error) { return transport.Cred{}, nil }
 
 func lookupEnv(getenv func(string) string, name string) (string, bool) {
 	if getenv == nil {

@@ -10,12 +10,19 @@
 // transport.ErrInvalidAddr; so does "@name" outside Linux.
 //
 // DefaultAddr is <dir>/clusterclient.sock, where dir (DefaultDir) is
-// $XDG_RUNTIME_DIR/clusterclient, or <os.TempDir()>/clusterclient-<uid>
-// without XDG_RUNTIME_DIR. Listen creates that directory with mode 0700,
-// and Listen and Dial refuse it (ErrInsecureDir, which also matches
-// transport.ErrInvalidAddr) unless it is a real directory owned by the
-// user and not writable by group or others: in a shared /tmp, another
-// user could otherwise pre-create it and plant or hijack the socket.
+// $XDG_RUNTIME_DIR/clusterclient, or without XDG_RUNTIME_DIR this user's
+// directory in os.TempDir(): the first of clusterclient-<uid>,
+// clusterclient-<uid>-1, clusterclient-<uid>-2, ... that is a private
+// directory of the user or does not exist yet (New creates it then, mode
+// 0700). In a shared /tmp another user may create clusterclient-<uid>
+// first, to plant or hijack the socket or just to stop the user's
+// processes from starting; such entries of another user (a directory, a
+// symbolic link, a file) are skipped, never used, so every process of the
+// user lands in the same directory of its own (package auth's secret
+// lives there too). Listen creates the directory with mode 0700 if it is
+// missing, and Listen and Dial refuse it (ErrInsecureDir, which also
+// matches transport.ErrInvalidAddr) unless it is a real directory owned by
+// the user and not writable by group or others.
 //
 // # Exclusive listen and stale socket files
 //
@@ -80,6 +87,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-clusterclient/clusterclient/internal/userdir"
 	"github.com/go-clusterclient/clusterclient/transport"
 )
 
@@ -127,12 +135,28 @@ func (c Config) Validate() error {
 
 // DefaultDir returns the directory of DefaultAddr for the current
 // environment: $XDG_RUNTIME_DIR/clusterclient if XDG_RUNTIME_DIR is an
-// absolute path, else <os.TempDir()>/clusterclient-<uid>.
+// absolute path, else this user's directory in os.TempDir() (see the
+// package doc), which it creates (0700) if it does not exist yet. Should
+// that fail (an entry of this user in the way that is not a private
+// directory, a temporary directory this user cannot write), it returns
+// <os.TempDir()>/clusterclient-<uid>, and Listen and Dial there report
+// why.
 func DefaultDir() string {
+	d, _ := defaultDir()
+	return d
+}
+
+func defaultDir() (string, error) {
 	if d := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
-		return filepath.Join(d, "clusterclient")
+		return filepath.Join(d, "clusterclient"), nil
 	}
-	return filepath.Join(os.TempDir(), fmt.Sprintf("clusterclient-%d", os.Geteuid()))
+	name := fmt.Sprintf("clusterclient-%d", os.Geteuid())
+	d, err := userdir.Claim(os.TempDir(), name)
+	if err != nil {
+		return filepath.Join(os.TempDir(), name), fmt.Errorf("%w: no socket directory of this user (uid %d) in %s: %w",
+			ErrInsecureDir, os.Geteuid(), os.TempDir(), err)
+	}
+	return d, nil
 }
 
 // Transport is the unix-domain-socket transport.
@@ -142,6 +166,7 @@ func DefaultDir() string {
 type Transport struct {
 	cfg        Config
 	defaultDir string
+	defaultErr error // why defaultDir could not be claimed, if it could not
 }
 
 var (
@@ -150,14 +175,18 @@ var (
 )
 
 // New returns a Transport using cfg, with zero fields set to their
-// defaults. The default directory is DefaultDir() at the time of the call.
-// It fails only if cfg.Validate does.
+// defaults. The default directory is DefaultDir() at the time of the call
+// (so New may create this user's directory in the temporary directory).
+// It fails only if cfg.Validate does; a default directory that cannot be
+// had is reported by Listen and Dial on DefaultAddr.
 func New(cfg Config) (*Transport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg.ProbeTimeout = cmp.Or(cfg.ProbeTimeout, DefaultProbeTimeout)
-	return &Transport{cfg: cfg, defaultDir: DefaultDir()}, nil
+	tr := &Transport{cfg: cfg}
+	tr.defaultDir, tr.defaultErr = defaultDir()
+	return tr, nil
 }
 
 // Name returns "unix".
@@ -229,6 +258,9 @@ func privateDir(dir string, create bool) error {
 func (tr *Transport) checkDir(path string, create bool) error {
 	if filepath.Dir(path) != tr.defaultDir {
 		return nil
+	}
+	if tr.defaultErr != nil {
+		return tr.defaultErr
 	}
 	return privateDir(tr.defaultDir, create)
 }

@@ -81,6 +81,54 @@ func TestInsecureDefaultDir(t *testing.T) {
 	}
 }
 
+// Another user who takes clusterclient-<uid> in the temporary directory
+// first (a directory or a symbolic link of theirs) does not stop this
+// user's leader: the default directory is the next free name, the same
+// for every transport of this user, and nothing goes into the other
+// user's. (Issue 14; package cluster's TestSquattedDefaultDirs runs the
+// squatter and the victim as real processes of two uids.)
+func TestSquattedDefaultDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("making a directory of another user needs root")
+	}
+	tmp := shortDir(t)
+	if err := os.Chmod(tmp, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	t.Setenv("TMPDIR", tmp)
+	name := fmt.Sprintf("%s/clusterclient-%d", tmp, os.Geteuid())
+	if err := os.Mkdir(name, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(shortDir(t), name+"-1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{name, name + "-1"} {
+		if err := os.Lchown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr := newTransport(t)
+	if want := name + "-2/clusterclient.sock"; tr.DefaultAddr() != want {
+		t.Fatalf("DefaultAddr = %q, want %q", tr.DefaultAddr(), want)
+	}
+	ctx := testCtx(t)
+	l, err := tr.Listen(ctx, tr.DefaultAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c, err := newTransport(t).Dial(ctx, tr.DefaultAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if ents, _ := os.ReadDir(name); len(ents) != 0 {
+		t.Fatalf("files in the other user's directory: %v", ents)
+	}
+}
+
 // PeerCred of a conn dialed by another process names that process (the kit
 // checks the pid; this checks the kernel's uid and gid too).
 func TestPeerCredUIDGID(t *testing.T) {
