@@ -54,6 +54,7 @@ func ExampleSubtests() {
 	// robustness/unauthenticated
 	// robustness/2000-connections
 	// robustness/squatter
+	// robustness/does-not-read
 }
 
 // A Snapshot tells which real client pushed it, so a case can tell the
