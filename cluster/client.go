@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/go-clusterclient/clusterclient/cluster/internal/link"
 	"io"
 	"log/slog"
 	"net"
@@ -61,7 +62,7 @@ type Client struct {
 	closeCtx context.Context
 	termSeq  uint64
 
-	localOneways serial // one-way calls on a leader / single mode, in order
+	localOneways link.Serial // one-way calls on a leader / single mode, in order
 
 	closeOnce sync.Once
 	closeDone chan struct{}
@@ -326,7 +327,7 @@ func (c *Client) runLeader(lease *election.Lease) bool {
 		c.lostTerm(t, lt.lostErr)
 	}
 	relErr := lt.end(lease)
-	c.localOneways.wait()
+	c.localOneways.Wait()
 	h.detach(c)
 	if closing {
 		c.keepCloseErr(h.close(c.teardownCtx()))
@@ -420,7 +421,7 @@ func (c *Client) runSingle() {
 		<-c.ctx.Done()
 	case <-c.ctx.Done():
 	}
-	c.localOneways.wait()
+	c.localOneways.Wait()
 	c.mu.Lock()
 	keys := make([]string, 0, len(c.subs))
 	for k := range c.subs {
@@ -1119,7 +1120,7 @@ type localInner struct {
 func (li *localInner) invoke(ctx context.Context, method string, args []any, oneway bool) (Result, error) {
 	c, h := li.c, li.h
 	if oneway {
-		c.localOneways.do(func() {
+		c.localOneways.Do(func() {
 			if _, err := h.call(h.ctx, method, Args{codec: h.codec, vals: args}); err != nil && h.ctx.Err() == nil {
 				c.report(c.curNum(), li.role, li.wrap(method, err))
 			}
@@ -1182,4 +1183,4 @@ func (s *session) publish(data []byte, un bool) error {
 	return err
 }
 
-func (s *session) fill(st *Stats) { st.InFlight = s.pend.len() }
+func (s *session) fill(st *Stats) { st.InFlight = s.l.InFlight() }

@@ -41,8 +41,7 @@ func HandOverForTest(c *Client) int {
 	defer lt.mu.Unlock()
 	n := 0
 	for p := range lt.peers {
-		if p.relay.Load() == relayInline {
-			p.handOver()
+		if p.l.HandOver() {
 			n++
 		}
 	}
@@ -60,6 +59,6 @@ func HoldForTest(c *Client) (release func()) {
 	if !ok {
 		return nil
 	}
-	s.w.setHeld(true)
-	return func() { s.w.setHeld(false) }
+	s.l.SetHeld(true)
+	return func() { s.l.SetHeld(false) }
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/go-clusterclient/clusterclient/cluster/internal/link"
 	"io"
 	"log/slog"
 	"net"
@@ -21,28 +22,20 @@ import (
 // not lost).
 var errNotSent = errors.New("cluster: call not sent (term ended)")
 
-// session is a follower's connection to its leader: registration, calls
-// with their pending table, pushed values, heartbeats.
+// session is a follower's connection to its leader: registration, the
+// Handshake's confirmation, calls, pushed values, heartbeats. It is the
+// Handler of its link, which reads the connection and waits for answers
+// (see package link for which goroutine reads when).
 //
-// Reading: one goroutine at a time owns the Reader (s.reading). A caller
-// that finds nobody reading reads the connection itself until its own
-// answer came (await): a lone call then costs no hand-over between
-// goroutines, which on a small host costs more than the loopback round
-// trip. It hands reading on to a background goroutine (bgLoop) when other
-// calls still wait, and otherwise leaves it free; a background reader
-// starts once nobody read for readerIdle (pushes, heartbeat replies and
-// a dead leader are then noticed), and stops after it answered the last
-// call in flight. A reading caller whose call times out or whose context
-// ends is woken by kick (a past read deadline).
+// Goroutines that touch it: the link's reader (Request, Response, Ended),
+// the Client's goroutines that call (register, invoke, sendSub), its
+// heartbeat goroutine, and whoever ends it (die).
 //
-// Concurrency: safe for concurrent use; a heartbeat goroutine runs for
-// its lifetime.
+// Concurrency: safe for concurrent use. regMu is a leaf.
 type session struct {
 	c    *Client
 	num  uint64
-	w    *wire
-	r    *protocol.Reader
-	pend *pending
+	l    *link.Link
 	addr string
 	log  *slog.Logger
 
@@ -58,11 +51,6 @@ type session struct {
 	authed atomic.Bool // the leader proved itself (always, without a Handshake)
 	wg     sync.WaitGroup
 
-	rmu       sync.Mutex
-	reading   bool   // a goroutine owns the Reader
-	stopped   bool   // died: no background reader starts again
-	freeSince moment // since when nobody reads (clear: somebody does)
-
 	reply *protocol.ConnObject // the register reply that answer checked (nil before one arrived)
 }
 
@@ -75,21 +63,17 @@ func newSession(c *Client, num uint64, conn net.Conn) *session {
 	s := &session{
 		c:     c,
 		num:   num,
-		w:     newWire(conn, c.cfg.maxWriteBuffer),
-		r:     protocol.NewReader(conn, c.cfg.limits),
 		addr:  c.addrString(),
 		dead:  make(chan struct{}),
 		regCh: make(chan regAnswer, 1),
 	}
 	s.authed.Store(c.cfg.handshake == nil)
 	s.log = c.log.With(slog.String("role", RoleFollower.String()), slog.Uint64("term", num))
-	s.pend = newPending(c.cfg.responseTimeout, s.timeoutErr, nil)
-	s.pend.max = c.cfg.maxPending
-	s.pend.onExpired = s.kick
-	s.reading = true
-	watch.add(s)
-	s.wg.Add(1)
-	go s.bgLoop()
+	s.l = link.New(conn, link.Config{
+		MaxWriteBuffer: c.cfg.maxWriteBuffer, Limits: c.cfg.limits, Timeout: c.cfg.responseTimeout,
+		MaxCalls: c.cfg.maxPending, TimeoutError: s.timeoutErr,
+	}, s)
+	s.l.StartReading() // the register reply
 	if iv := c.cfg.heartbeat; iv > 0 {
 		s.wg.Add(1)
 		go s.heartbeatLoop(iv)
@@ -97,11 +81,11 @@ func newSession(c *Client, num uint64, conn net.Conn) *session {
 	return s
 }
 
-func (s *session) timeoutErr(c *call) error {
+func (s *session) timeoutErr(method string, id int64) error {
 	d := s.c.cfg.responseTimeout
-	return &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: c.method,
+	return &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method,
 		Kind: ErrTimeout, Elapsed: d,
-		Err: fmt.Errorf("server no response in %dms, address#%s (request %d)", d.Milliseconds(), s.c.cfg.addr, c.id)}
+		Err: fmt.Errorf("server no response in %dms, address#%s (request %d)", d.Milliseconds(), s.c.cfg.addr, id)}
 }
 
 // die ends the session once: the connection closes, every call in flight
@@ -110,13 +94,7 @@ func (s *session) die(kind, cause error) {
 	s.once.Do(func() {
 		s.kind, s.cause = kind, cause
 		err := &Error{Op: "connection", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Kind: kind, Err: cause}
-		s.rmu.Lock()
-		s.stopped = true
-		s.freeSince.clear()
-		s.rmu.Unlock()
-		watch.remove(s)
-		s.w.close(err)
-		s.pend.fail(err)
+		s.l.Close(err) // fails every call in flight with err
 		close(s.dead)
 	})
 }
@@ -125,217 +103,74 @@ func (s *session) die(kind, cause error) {
 func (s *session) close(reason error) {
 	s.die(ErrClosed, reason)
 	s.wg.Wait()
-	s.w.wait()
+	s.l.Wait()
 }
 
 func (s *session) err() error {
 	return &Error{Op: "connection", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Kind: s.kind, Err: s.cause}
 }
 
-// readerIdle is how long the connection may go unread after the last
-// call was answered before a background reader starts (the watchdog
-// notices within a tick).
-const readerIdle = time.Millisecond
-
-// errKicked: a read ended at a past deadline set by kick.
-var errKicked = errors.New("read kicked")
-
-// kick makes the current (or next) read return at once: a reading caller
-// then checks whether its call ended some other way.
-func (s *session) kick() { s.w.conn.SetReadDeadline(time.Unix(1, 0)) }
-
-// takeReader makes the caller the reader if nobody reads.
-func (s *session) takeReader() bool {
-	s.rmu.Lock()
-	defer s.rmu.Unlock()
-	if s.reading || s.stopped {
-		return false
-	}
-	s.reading = true
-	s.freeSince.clear()
-	return true
-}
-
-// handOn is a reading caller giving reading up: to a background reader
-// at once when calls still wait, else after readerIdle.
-func (s *session) handOn() {
-	s.rmu.Lock()
-	defer s.rmu.Unlock()
-	switch {
-	case s.stopped:
-		s.reading = false
-	case s.pend.len() > 0:
-		s.wg.Add(1)
-		go s.bgLoop()
-	default:
-		s.free()
-	}
-}
-
-// free leaves reading to nobody for now (s.rmu held).
-func (s *session) free() {
-	s.reading = false
-	s.freeSince.mark()
-	watch.wake()
-}
-
-// watch starts a background reader once nobody read for readerIdle.
-func (s *session) watch(now time.Time) bool {
-	busy, late := s.freeSince.check(now, readerIdle)
-	if late {
-		s.idleRead()
-	}
-	return busy
-}
-
-// idleRead starts a background reader if nobody reads.
-func (s *session) idleRead() {
-	s.rmu.Lock()
-	defer s.rmu.Unlock()
-	if s.reading || s.stopped {
-		return
-	}
-	s.reading = true
-	s.freeSince.clear()
-	s.wg.Add(1)
-	go s.bgLoop()
-}
-
-// bgLoop reads until the session dies, or until it answered the last call
-// in flight (the next caller reads for itself).
-func (s *session) bgLoop() {
-	defer s.wg.Done()
-	for {
-		answered, err := s.next()
-		switch {
-		case err == errKicked:
-			s.w.conn.SetReadDeadline(time.Time{})
-			continue
-		case err != nil:
-			return
-		case !answered:
-			continue
-		}
-		s.rmu.Lock()
-		idle := !s.stopped && s.pend.len() == 0
-		if idle {
-			s.free()
-		}
-		s.rmu.Unlock()
-		if idle {
-			return
-		}
-	}
-}
-
-// await waits for c's answer, reading the connection itself if nobody
-// does. It reports false when ctx ended first and c was taken out of the
-// table (c is then the caller's to put back); after true, c holds the
-// answer or the error.
-func (s *session) await(ctx context.Context, c *call) bool {
-	if s.takeReader() && !s.readFor(ctx, c) {
-		return false
-	}
-	select {
-	case <-c.ch:
-	case <-ctx.Done():
-		if s.pend.remove(c) {
-			return false
-		}
-		<-c.ch
-	}
-	return true
-}
-
-// readFor reads, as the reader, until c is answered (or failed), or ctx
-// ended and c was taken out of the table (false); then it hands reading
-// on.
-func (s *session) readFor(ctx context.Context, c *call) bool {
-	var stop func() bool
-	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, s.kick)
-	}
-	answered := true
-	for len(c.ch) == 0 {
-		_, err := s.next()
-		if err == errKicked {
-			s.w.conn.SetReadDeadline(time.Time{})
-			if len(c.ch) == 0 && ctx.Err() != nil && s.pend.remove(c) {
-				answered = false
-				break
-			}
-			continue
-		}
-		if err != nil {
-			break // the session died: die failed c
-		}
-	}
-	if stop != nil {
-		stop()
-	}
-	s.handOn()
-	return answered
-}
-
-// next reads one frame and handles it. answered reports a call answered;
-// err is errKicked after a kick, else an error that killed the session.
-func (s *session) next() (answered bool, err error) {
-	pk, err := s.r.Next()
-	if err != nil {
-		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() && s.w.reason() == nil {
-			return false, errKicked
-		}
-		if errors.Is(err, io.EOF) {
-			err = fmt.Errorf("leader closed the connection: %w", err)
-		}
-		s.die(ErrLeaderLost, err)
-		return false, err
-	}
-	s.w.touch()
-	co, err := protocol.ParseConn(pk.Conn)
-	if err != nil {
-		s.die(ErrProtocol, err)
-		return false, err
-	}
-	if pk.Response {
-		switch co.Type {
-		case protocol.KindInvokeResult, kindStatusRes, kindRegisterConfirmRes:
-			var data []byte
-			if len(pk.App) > 0 {
-				data = append([]byte(nil), pk.App...)
-			}
-			answered = s.pend.settle(pk.ID, co.Success, data)
-		case protocol.KindRegisterChannelRes:
-			s.regMu.Lock()
-			ours := slices.Contains(s.regIDs, pk.ID)
-			s.regMu.Unlock()
-			if ours {
-				select {
-				case s.regCh <- regAnswer{co: co, app: append([]byte(nil), pk.App...)}:
-				default: // an answer is already waiting: the first one counts
-				}
-			}
-		}
-		return answered, nil
-	}
+// Request handles a request of the leader: a pushed value.
+func (s *session) Request(pk protocol.Packet, co *protocol.ConnObject) link.Job {
 	if !s.authed.Load() {
 		// Nothing but the register reply may come from a leader that
 		// has not proven itself yet (a stranger on the address).
-		err := fmt.Errorf("the leader sent %q before proving itself", co.Type)
-		s.die(ErrHandshake, err)
-		return false, err
+		s.die(ErrHandshake, fmt.Errorf("the leader sent %q before proving itself", co.Type))
+		return link.Job{}
 	}
 	switch co.Type {
 	case protocol.KindSubscribeResult:
 		// The value first: the acknowledgement's write need not delay
 		// the listeners.
 		s.c.deliver(co.Key, append([]byte(nil), pk.App...))
-		s.w.send(true, pk.ID, 0, &protocol.ConnObject{Type: protocol.KindSubscribeResultRes}, nil)
+		s.l.Send(true, pk.ID, 0, &protocol.ConnObject{Type: protocol.KindSubscribeResultRes}, nil)
 	default:
 		s.c.report(s.num, RoleFollower, &Error{Op: "request", Channel: s.c.name, Addr: s.addr, Role: RoleFollower,
 			Kind: ErrProtocol, Err: fmt.Errorf("unsupported request type %q from the leader", co.Type)})
 	}
-	return false, nil
+	return link.Job{}
+}
+
+// Response handles a response that answers none of the link's calls: a
+// register reply goes to register; the rest (heartbeat replies, late
+// answers) is dropped.
+func (s *session) Response(pk protocol.Packet, co *protocol.ConnObject) {
+	if co.Type != protocol.KindRegisterChannelRes {
+		return
+	}
+	s.regMu.Lock()
+	ours := slices.Contains(s.regIDs, pk.ID)
+	s.regMu.Unlock()
+	if ours {
+		select {
+		case s.regCh <- regAnswer{co: *co, app: append([]byte(nil), pk.App...)}:
+		default: // an answer is already waiting: the first one counts
+		}
+	}
+}
+
+// Ended is the connection to the leader failing under the reader.
+func (s *session) Ended(err error) {
+	switch {
+	case errors.Is(err, io.EOF):
+		s.die(ErrLeaderLost, fmt.Errorf("leader closed the connection: %w", err))
+	case isProtocolErr(err):
+		s.die(ErrProtocol, err)
+	default:
+		s.die(ErrLeaderLost, err)
+	}
+}
+
+// isProtocolErr reports whether err is the leader breaking the protocol
+// (a malformed frame), rather than its connection failing.
+func isProtocolErr(err error) bool {
+	for _, e := range []error{protocol.ErrVersion, protocol.ErrPacketType, protocol.ErrNegativeLength,
+		protocol.ErrTooLarge, protocol.ErrConnObject} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // heartbeatLoop sends a heartbeat every interval and declares the leader
@@ -350,12 +185,12 @@ func (s *session) heartbeatLoop(iv time.Duration) {
 		case <-s.dead:
 			return
 		case now := <-t.C:
-			if !sent.IsZero() && s.w.idle(now) > now.Sub(sent) {
+			if !sent.IsZero() && s.l.Idle(now) > now.Sub(sent) {
 				s.die(ErrLeaderUnresponsive, fmt.Errorf("nothing received from the leader for %v (heartbeat every %v)",
-					s.w.idle(now).Round(time.Millisecond), iv))
+					s.l.Idle(now).Round(time.Millisecond), iv))
 				return
 			}
-			s.w.send(false, ids.Next(), s.c.cfg.timeoutMS(), &protocol.ConnObject{Type: protocol.KindHeartbeat}, nil)
+			s.l.Send(false, ids.Next(), s.c.cfg.timeoutMS(), &protocol.ConnObject{Type: protocol.KindHeartbeat}, nil)
 			sent = now
 		}
 	}
@@ -370,7 +205,7 @@ func (s *session) heartbeatLoop(iv time.Duration) {
 func (s *session) register(ctx context.Context) (readyErr, err error) {
 	cfg := &s.c.cfg
 	ext := Ext{extKey: ourExt(cfg.codec)}
-	info := PeerInfo{Channel: s.c.name, Transport: cfg.transport.Name(), Addr: cfg.addr, Conn: s.w.conn}
+	info := PeerInfo{Channel: s.c.name, Transport: cfg.transport.Name(), Addr: cfg.addr, Conn: s.l.Conn()}
 	if hs := cfg.handshake; hs != nil {
 		hctx, cancel := context.WithTimeout(ctx, cfg.responseTimeout)
 		hello, err := hs.Hello(hctx, info)
@@ -389,7 +224,7 @@ func (s *session) register(ctx context.Context) (readyErr, err error) {
 		s.regMu.Lock()
 		s.regIDs = append(s.regIDs, id)
 		s.regMu.Unlock()
-		if err := s.w.send(false, id, cfg.timeoutMS(), &co, nil); err != nil {
+		if err := s.l.Send(false, id, cfg.timeoutMS(), &co, nil); err != nil {
 			return nil, s.regErr(ErrLeaderLost, err)
 		}
 		ans, got, err := s.awaitReg(ctx, cfg.responseTimeout)
@@ -508,28 +343,16 @@ func (s *session) answer(ctx context.Context, info PeerInfo, ans regAnswer) (rea
 // the leader admitted the connection, for at most the response timeout.
 func (s *session) confirm(ext Ext) error {
 	cfg := &s.c.cfg
-	id := ids.Next()
-	c := getCall(id)
-	c.method = kindRegisterConfirm
-	if err := s.pend.add(c); err != nil {
-		putCall(c)
+	ans, err := s.l.Call(context.Background(), ids.Next(), cfg.timeoutMS(), protocol.KindRegisterConfirm,
+		&protocol.ConnObject{Type: protocol.KindRegisterConfirm, Ext: ext}, nil)
+	switch {
+	case errors.Is(err, link.ErrNotSent), errors.Is(err, link.ErrFull), errors.Is(err, link.ErrCallsFull):
 		return s.regErr(ErrLeaderLost, err)
-	}
-	if err := s.w.send(false, id, cfg.timeoutMS(), &protocol.ConnObject{Type: kindRegisterConfirm, Ext: ext}, nil); err != nil {
-		if !s.pend.remove(c) {
-			<-c.ch // failed by die at the same moment
-		}
-		putCall(c)
-		return s.regErr(ErrLeaderLost, err)
-	}
-	s.await(context.Background(), c) // answered, timed out, or failed with the connection
-	data, err := c.data, c.err
-	putCall(c)
-	if err != nil {
+	case err != nil: // timed out, or failed with the connection
 		return s.regErr(ErrHandshake, fmt.Errorf("no admission after register_confirm: %w", err))
 	}
 	var rep regReply
-	if err := cfg.codec.Decode(data, &rep); err != nil {
+	if err := cfg.codec.Decode(ans.Data, &rep); err != nil {
 		return s.regErr(ErrProtocol, fmt.Errorf("register_confirm reply: %w", err))
 	}
 	if !rep.Success {
@@ -557,42 +380,27 @@ func (s *session) invoke(ctx context.Context, method string, args []any, oneway 
 	co := protocol.ConnObject{Type: protocol.KindInvoke, Method: method, ArgLength: len(args), Oneway: oneway}
 	id := ids.Next()
 	if oneway {
-		return Result{}, s.sendErr(method, s.w.send(false, id, cfg.timeoutMS(), &co, *buf))
+		return Result{}, s.sendErr(method, s.l.Send(false, id, cfg.timeoutMS(), &co, *buf))
 	}
-	c := getCall(id)
-	c.method = method
-	if err := s.pend.add(c); err != nil {
-		putCall(c)
-		if err == errPendingFull {
-			return Result{}, &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method,
-				Kind: ErrOverloaded, Err: fmt.Errorf("%d calls already in flight to the leader (WithMaxPending)", cfg.maxPending)}
-		}
-		return Result{}, errNotSent
-	}
-	if err := s.w.send(false, id, cfg.timeoutMS(), &co, *buf); err != nil {
-		if s.pend.remove(c) {
-			putCall(c)
-			return Result{}, s.sendErr(method, err)
-		}
-		<-c.ch // failed by die at the same moment: it was never sent
-		putCall(c)
-		return Result{}, errNotSent
-	}
-	if !s.await(ctx, c) {
-		putCall(c)
-		return Result{}, &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method, Err: ctx.Err()}
-	}
-	ok, data, err := c.ok, c.data, c.err
-	putCall(c)
+	ans, err := s.l.Call(ctx, id, cfg.timeoutMS(), method, &co, *buf)
 	if err != nil {
 		var e *Error
-		if errors.As(err, &e) && e.Op == "connection" {
+		switch {
+		case errors.Is(err, link.ErrCallsFull):
+			return Result{}, &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method,
+				Kind: ErrOverloaded, Err: fmt.Errorf("%d calls already in flight to the leader (WithMaxPending)", cfg.maxPending)}
+		case errors.Is(err, link.ErrFull), errors.Is(err, link.ErrNotSent):
+			return Result{}, s.sendErr(method, err)
+		case errors.Is(err, link.ErrAbandoned):
+			return Result{}, &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method, Err: ctx.Err()}
+		case errors.As(err, &e) && e.Op == "connection":
 			// The session died with the call in flight.
 			return Result{}, &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method,
 				Kind: ErrLeaderLost, Err: e}
 		}
-		return Result{}, err
+		return Result{}, err // no answer within the response timeout
 	}
+	ok, data := ans.OK, ans.Data
 	if ok {
 		return Result{codec: cfg.codec, data: data}, nil
 	}
@@ -610,7 +418,7 @@ func (s *session) sendErr(method string, err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, ErrOverloaded):
+	case errors.Is(err, link.ErrFull):
 		return &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method, Kind: ErrOverloaded,
 			Err: fmt.Errorf("more than %d bytes wait to be sent: the leader does not read", s.c.cfg.maxWriteBuffer)}
 	default:
@@ -623,5 +431,5 @@ func (s *session) sendSub(key string, reg json.RawMessage, sub bool) {
 	if !sub {
 		typ = protocol.KindUnsubscribe
 	}
-	s.w.send(false, ids.Next(), s.c.cfg.timeoutMS(), &protocol.ConnObject{Type: typ, Key: key, Reg: reg}, nil)
+	s.l.Send(false, ids.Next(), s.c.cfg.timeoutMS(), &protocol.ConnObject{Type: typ, Key: key, Reg: reg}, nil)
 }

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"github.com/go-clusterclient/clusterclient/cluster/internal/link"
 	"log/slog"
 	"maps"
 	"math"
@@ -164,7 +165,7 @@ func defaultConfig() config {
 		eventBuffer:      DefaultEventBuffer,
 		broadcast:        true,
 		mode:             Auto,
-		inlineBudget:     inlineBudget,
+		inlineBudget:     link.DefaultInlineBudget,
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/go-clusterclient/clusterclient/cluster/internal/link"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -27,10 +28,6 @@ import (
 // leader answers neither: it reports "unsupport data type" and keeps the
 // connection, so the observer checks that the leader is a Go
 // peer (its register reply carries the extension field) before it asks.
-const (
-	kindStatus    = "cluster_status"
-	kindStatusRes = "cluster_status_res"
-)
 
 // ErrNoStatus: the process on the address does not report status (a Node
 // cluster-client leader, or a Go leader that predates status requests).
@@ -124,7 +121,7 @@ func (p *peer) sendStatus(id int64, timeout int32, rep statusReply) {
 		p.lt.log.Error("cannot encode the status reply", slog.Any("error", err))
 		return
 	}
-	p.w.send(true, id, timeout, &protocol.ConnObject{Type: kindStatusRes}, app)
+	p.l.Send(true, id, timeout, &protocol.ConnObject{Type: protocol.KindStatusRes}, app)
 }
 
 // status takes a snapshot of the term; self is the asking connection.
@@ -160,8 +157,8 @@ func (lt *leaderTerm) status(self *peer, now time.Time) *Status {
 			continue
 		}
 		st.Followers = append(st.Followers, FollowerStatus{
-			Remote: p.w.conn.RemoteAddr().String(), Idle: p.w.idle(now), Subscriptions: n,
-			PendingAcks: p.acks.len(), Observer: p == self,
+			Remote: p.l.Conn().RemoteAddr().String(), Idle: p.l.Idle(now), Subscriptions: n,
+			PendingAcks: p.l.InFlight(), Observer: p == self,
 		})
 	}
 	slices.SortFunc(st.Followers, func(a, b FollowerStatus) int { return cmp.Compare(a.Remote, b.Remote) })
@@ -210,7 +207,7 @@ func (s *server) channelNames() []string {
 // listing answers a status request sent before registration: the channel
 // names, unless a channel authenticates its followers (then the observer
 // must register on a channel first, which runs its Handshake).
-func (s *server) listing(w *wire, id int64, timeout int32) error {
+func (s *server) listing(l *link.Link, id int64, timeout int32) error {
 	s.mu.Lock()
 	auth := false
 	for _, lt := range s.channels {
@@ -229,7 +226,7 @@ func (s *server) listing(w *wire, id int64, timeout int32) error {
 		s.log.Error("cannot encode the channel listing", slog.Any("error", err))
 		return nil
 	}
-	return w.send(true, id, timeout, &protocol.ConnObject{Type: kindStatusRes}, app)
+	return l.Send(true, id, timeout, &protocol.ConnObject{Type: protocol.KindStatusRes}, app)
 }
 
 // ---- observer side ----
@@ -366,28 +363,16 @@ func (o *observer) err(kind, cause error) error {
 // back as an *Error wrapping the leader's RemoteError (and its sentinel).
 func (o *observer) ask(ctx context.Context) (statusReply, error) {
 	s := o.s
-	id := ids.Next()
-	c := getCall(id)
-	c.method = kindStatus
-	if err := s.pend.add(c); err != nil {
-		putCall(c)
-		return statusReply{}, s.err()
-	}
-	if err := s.w.send(false, id, o.c.cfg.timeoutMS(), &protocol.ConnObject{Type: kindStatus}, nil); err != nil {
-		if s.pend.remove(c) {
-			putCall(c)
-		}
-		return statusReply{}, o.err(ErrLeaderLost, err)
-	}
-	if !s.await(ctx, c) {
-		putCall(c)
+	ans, err := s.l.Call(ctx, ids.Next(), o.c.cfg.timeoutMS(), protocol.KindStatus, &protocol.ConnObject{Type: protocol.KindStatus}, nil)
+	switch {
+	case errors.Is(err, link.ErrAbandoned):
 		return statusReply{}, o.err(nil, ctx.Err())
-	}
-	data, err := c.data, c.err
-	putCall(c)
-	if err != nil {
+	case errors.Is(err, link.ErrNotSent), errors.Is(err, link.ErrFull):
+		return statusReply{}, o.err(ErrLeaderLost, err)
+	case err != nil:
 		return statusReply{}, err
 	}
+	data := ans.Data
 	var rep statusReply
 	if err := json.Unmarshal(data, &rep); err != nil {
 		return statusReply{}, o.err(ErrProtocol, fmt.Errorf("status reply: %w", err))

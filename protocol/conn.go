@@ -24,6 +24,15 @@ const (
 	KindHeartbeatRes       = "heartbeat_res"        // L→F response
 )
 
+// Go-only kinds: extensions Node peers never send, sent only to a peer
+// that showed it is Go (spec.md, section 7).
+const (
+	KindRegisterConfirm    = "register_confirm"     // F→L request: the follower's proof, after it checked the leader's
+	KindRegisterConfirmRes = "register_confirm_res" // L→F response: admitted (app object {success:true}) or refused
+	KindStatus             = "cluster_status"       // request from an observer: the leader's status, or a listing before registration
+	KindStatusRes          = "cluster_status_res"   // L→F response: the status (app object always JSON)
+)
+
 // ConnObject is a decoded conn object: the JSON that says what a packet is.
 //
 // Only the fields of its kind are meaningful; ParseConn fills a field only

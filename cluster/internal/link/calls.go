@@ -1,7 +1,6 @@
-package cluster
+package link
 
 import (
-	"errors"
 	"sync"
 	"time"
 )
@@ -43,7 +42,7 @@ func putCall(c *call) {
 // Concurrency: safe for concurrent use.
 type pending struct {
 	timeout   time.Duration
-	max       int                      // calls at most (0: no bound); add fails with errPendingFull beyond
+	max       int                      // calls at most (0: no bound); add fails with ErrCallsFull beyond
 	onPush    func(c *call, err error) // a push expired or was failed (no waiter)
 	onTimeout func(c *call) error      // the error a waiter gets on expiry
 	onExpired func()                   // after calls expired (optional; set before use)
@@ -70,11 +69,8 @@ func newPending(timeout time.Duration, onTimeout func(*call) error, onPush func(
 	return p
 }
 
-// errPendingFull: the table holds its maximum of calls.
-var errPendingFull = errors.New("pending table full")
-
 // add registers c. It fails with the table's close reason once closed,
-// and with errPendingFull when it holds max calls.
+// and with ErrCallsFull when it holds max calls.
 func (p *pending) add(c *call) error {
 	at := time.Now().Add(p.timeout)
 	p.mu.Lock()
@@ -85,7 +81,7 @@ func (p *pending) add(c *call) error {
 	}
 	if p.max > 0 && len(p.m) >= p.max {
 		p.mu.Unlock()
-		return errPendingFull
+		return ErrCallsFull
 	}
 	p.m[c.id] = c
 	p.fifo = append(p.fifo, deadline{c.id, c, at})

@@ -1,4 +1,4 @@
-package cluster
+package link
 
 import (
 	"bytes"
@@ -138,7 +138,7 @@ func TestWireFlushCloseWritesQueuedFrames(t *testing.T) {
 				for i := range 5 {
 					w.send(true, int64(i+1), 0, &protocol.ConnObject{Type: protocol.KindInvokeResult, Success: true}, big)
 				}
-				w.flushClose(errWireClosed, 20*time.Second)
+				w.flushClose(ErrClosed, 20*time.Second)
 			}()
 			r := protocol.NewReader(b, protocol.Limits{MaxAppLen: 1 << 20})
 			b.SetReadDeadline(time.Now().Add(20 * time.Second))

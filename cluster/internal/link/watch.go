@@ -1,4 +1,4 @@
-package cluster
+package link
 
 import (
 	"sync"
@@ -16,8 +16,8 @@ const watchIdleTicks = 100
 // watch is the process's watchdog.
 var watch = newWatchdog(watchTick)
 
-// watcher is something the watchdog looks at every tick: a leader's peer
-// (is a call running long on its reader?) or a follower's session (has
+// watcher is something the watchdog looks at every tick: a serving link
+// (is a job running long on its reader?) or a calling link (has
 // nobody read its connection for a while?). watch reports whether it has
 // anything to watch right now.
 type watcher interface {

@@ -1,4 +1,4 @@
-package cluster
+package link
 
 import (
 	"errors"
@@ -44,10 +44,21 @@ type wire struct {
 	held     atomic.Bool  // setHeld: queue frames without writing them (written under mu)
 }
 
-// errWireClosed is the close reason when the owner closes on purpose.
-var errWireClosed = errors.New("connection closed")
+// Errors of a Link.
+var (
+	// ErrFull: a frame was not queued because the peer has not read what
+	// is queued already (Config.MaxWriteBuffer); the link stays open.
+	ErrFull = errors.New("link: the peer does not read: write buffer full")
+	// ErrCallsFull: a call was not made because Config.MaxCalls calls
+	// are in flight already.
+	ErrCallsFull = errors.New("link: too many calls in flight")
+	// ErrClosed is the close reason of a link closed without one.
+	ErrClosed = errors.New("link: connection closed")
+)
 
-const keepBuf = 256 << 10 // buffers larger than this are not kept for reuse
+// KeepBuf: buffers larger than this are not kept for reuse (a burst of
+// large frames does not stay in memory after it).
+const KeepBuf = 256 << 10
 
 func newWire(conn net.Conn, max int) *wire {
 	w := &wire{
@@ -72,7 +83,7 @@ func (w *wire) idle(now time.Time) time.Duration {
 
 // send queues one frame and, if the socket is free, writes it. app is
 // copied. It fails with the close reason once the wire is closed, and
-// with ErrOverloaded (without closing) when the peer is not reading and
+// with ErrFull (without closing) when the peer is not reading and
 // the buffer is over its bound.
 func (w *wire) send(response bool, id int64, timeout int32, co *protocol.ConnObject, app []byte) error {
 	w.mu.Lock()
@@ -83,7 +94,7 @@ func (w *wire) send(response bool, id int64, timeout int32, co *protocol.ConnObj
 	}
 	if len(w.buf) > w.max {
 		w.mu.Unlock()
-		return ErrOverloaded
+		return ErrFull
 	}
 	w.scratch = protocol.AppendConn(w.scratch[:0], co)
 	w.buf = protocol.AppendPacket(w.buf, &protocol.Packet{
@@ -175,7 +186,7 @@ const directRounds = 4
 
 // keep makes out the spare buffer unless it grew too large. w.mu is held.
 func (w *wire) keep(out []byte) {
-	if cap(out) <= keepBuf {
+	if cap(out) <= KeepBuf {
 		w.spare = out[:0]
 	}
 }
@@ -236,7 +247,7 @@ func (w *wire) writeLoop() {
 func (w *wire) close(reason error) {
 	w.once.Do(func() {
 		if reason == nil {
-			reason = errWireClosed
+			reason = ErrClosed
 		}
 		w.mu.Lock()
 		w.err = reason
