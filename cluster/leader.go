@@ -91,7 +91,7 @@ func (lt *leaderTerm) lose(err error) {
 // channel: the peer handles its frames from now on. It runs on the
 // connection's reader, which goes on reading for the peer.
 func (lt *leaderTerm) adopt(l *link.Link, accepted time.Time, id int64, timeout int32, co *protocol.ConnObject) bool {
-	p := &peer{lt: lt, l: l, keys: make(map[string]struct{})}
+	p := &peer{lt: lt, l: l, keys: make(map[string]struct{}), adm: newAdmission(lt.c.cfg.handshake != nil)}
 	p.ctx, p.cancel = context.WithCancel(lt.ctx)
 	lt.mu.Lock()
 	if lt.ended {
@@ -138,7 +138,7 @@ func (lt *leaderTerm) followers() int {
 	defer lt.mu.Unlock()
 	n := 0
 	for p := range lt.peers {
-		if p.admitted.Load() {
+		if p.adm.isMember() {
 			n++
 		}
 	}
@@ -192,7 +192,7 @@ func (lt *leaderTerm) idleLoop(iv time.Duration) {
 type peer struct {
 	lt         *leaderTerm
 	l          *link.Link
-	admitted   atomic.Bool  // registered, and with a Handshake verified
+	adm        *admission   // where it stands: unproven, member or dropped
 	overloaded atomic.Bool  // reported and dropped once
 	inflight   atomic.Int32 // calls running for it (not one-way)
 
@@ -247,7 +247,7 @@ func (p *peer) sendFailed(op, key string, err error) {
 	if errors.Is(err, link.ErrFull) && p.overloaded.CompareAndSwap(false, true) {
 		lt := p.lt
 		limit, opt := lt.c.cfg.maxWriteBuffer, "WithMaxWriteBuffer"
-		if !p.admitted.Load() {
+		if !p.adm.isMember() {
 			limit, opt = lt.c.cfg.unprovenBuffer, "WithUnprovenBuffer"
 		}
 		err := &Error{Op: op, Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader, Key: key, Kind: ErrOverloaded,
@@ -299,24 +299,22 @@ func (p *peer) close(reason error) {
 // call's work is returned as a job for the link to schedule.
 func (p *peer) Request(pk protocol.Packet, co *protocol.ConnObject) link.Job {
 	lt := p.lt
-	switch co.Type {
-	case protocol.KindHeartbeat:
+	switch p.adm.gate(co.Type) {
+	case stepAnswer:
 		p.send("heartbeat", "", true, pk.ID, pk.Timeout, &protocol.ConnObject{Type: protocol.KindHeartbeatRes}, nil)
 		return link.Job{}
-	case protocol.KindRegisterChannel:
+	case stepRegister:
 		p.register(pk.ID, pk.Timeout, co)
 		return link.Job{}
-	case protocol.KindRegisterConfirm:
+	case stepConfirm:
 		p.verify(pk.ID, pk.Timeout, co)
 		return link.Job{}
-	}
-	if !p.admitted.Load() {
-		if lt.c.cfg.handshake != nil {
-			// A follower that authenticates never does this.
-			p.drop(fmt.Errorf("%q request before registration completed", co.Type))
-			return link.Job{}
-		}
-		lt.log.Debug("request before registration ignored", slog.String("type", co.Type))
+	case stepDrop:
+		// A follower that authenticates never does this.
+		p.drop(fmt.Errorf("%q request before registration completed", co.Type))
+		return link.Job{}
+	case stepIgnore:
+		lt.log.Debug("request ignored in this state of the connection", slog.String("type", co.Type))
 		return link.Job{}
 	}
 	switch co.Type {
@@ -415,7 +413,7 @@ func (p *peer) register(id int64, timeout int32, co *protocol.ConnObject) {
 		for k, v := range ext {
 			replyExt[k] = v
 		}
-	} else {
+	} else if p.adm.registered() {
 		p.admit()
 	}
 	answer := func(rw regWait) {
@@ -468,10 +466,8 @@ func (p *peer) mustAdmitBy(t time.Time) {
 	d := p.lt.c.cfg.registerDeadline
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.admission = time.AfterFunc(time.Until(t), func() {
-		if !p.admitted.Load() {
-			p.drop(fmt.Errorf("not registered within the register deadline (%v after it connected)", d))
-		}
+	p.admission = p.adm.deadline(time.Until(t), func() {
+		p.drop(fmt.Errorf("not registered within the register deadline (%v after it connected)", d))
 	})
 }
 
@@ -479,10 +475,7 @@ func (p *peer) mustAdmitBy(t time.Time) {
 // register_confirm, and refuses it and hangs up otherwise.
 func (p *peer) verify(id int64, timeout int32, co *protocol.ConnObject) {
 	lt := p.lt
-	hs := lt.c.cfg.handshake
-	if hs == nil || p.admitted.Load() {
-		return // nothing to confirm: a peer that sends it anyway is ignored
-	}
+	hs := lt.c.cfg.handshake // set: admission's gate sends confirmations only with one
 	p.mu.Lock()
 	hello, reply := p.hsHello, p.hsReply
 	p.mu.Unlock()
@@ -501,18 +494,18 @@ func (p *peer) verify(id int64, timeout int32, co *protocol.ConnObject) {
 		go p.l.FlushClose(err, time.Second)
 		return
 	}
+	if !p.adm.confirmed() {
+		return // dropped at the deadline meanwhile
+	}
 	p.admit()
 	p.reply(protocol.KindRegisterConfirmRes, id, timeout, nil, nil)
 }
 
-// admit lets the connection's requests through, and gives it a member's
-// budget: the frame limits of WithLimits and the write bound of
+// admit gives a connection that just became a member (admission) a
+// member's budget: the frame limits of WithLimits and the write bound of
 // WithMaxWriteBuffer. It runs on the connection's reader (it changes the
 // Reader's limits).
 func (p *peer) admit() {
-	if p.admitted.Swap(true) {
-		return
-	}
 	cfg := &p.lt.c.cfg
 	p.mu.Lock()
 	if p.admission != nil {

@@ -147,7 +147,7 @@ func (lt *leaderTerm) status(self *peer, now time.Time) *Status {
 	}
 	lt.mu.Unlock()
 	for _, p := range peers {
-		if !p.admitted.Load() {
+		if !p.adm.isMember() {
 			continue
 		}
 		p.mu.Lock()
