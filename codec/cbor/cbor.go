@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"reflect"
+	"sync"
 
 	fx "github.com/fxamacker/cbor/v2"
 
@@ -114,12 +115,21 @@ func (codec) Append(dst []byte, v any) ([]byte, error) {
 			v = remoteErrorOf(t)
 		}
 	}
-	buf := bytes.NewBuffer(dst)
-	if err := encMode.MarshalToBuffer(v, buf); err != nil {
+	buf := buffers.Get().(*bytes.Buffer)
+	*buf = *bytes.NewBuffer(dst)
+	err := encMode.MarshalToBuffer(v, buf)
+	out := buf.Bytes()
+	*buf = bytes.Buffer{} // keep no reference to the caller's bytes
+	buffers.Put(buf)
+	if err != nil {
 		return dst, fmt.Errorf("protocol: cbor codec: %w", err)
 	}
-	return buf.Bytes(), nil
+	return out, nil
 }
+
+// buffers hold the bytes.Buffer that wraps Append's dst for the library
+// (one would otherwise be allocated per call).
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // Decode decodes data into v, a non-nil pointer. Empty data is null.
 func (codec) Decode(data []byte, v any) error {
