@@ -9,7 +9,7 @@
 // --grpc-bin, and drives it as it drives its own children, with one JSON
 // request per line on stdin and one reply per line on stdout:
 //
-//	grpcecho server [addr]   listen (default 127.0.0.1:0); setup reply {"addr": "127.0.0.1:port"}
+//	grpcecho server [addr]   listen (default 127.0.0.1:0); setup reply {"addr": "127.0.0.1:port", "version": gRPC's}
 //	grpcecho client addr     dial; then "pingpong" and "echo" requests, as clusterbench's raw client
 //
 // A request is {"event": name, "data": {...}}, a reply {"event": "ok",
@@ -24,6 +24,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"google.golang.org/grpc"
 )
 
 func main() {
@@ -50,7 +52,7 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return serve(stdin, stdout, nil, err, nil)
 		}
 		defer s.close()
-		return serve(stdin, stdout, map[string]string{"addr": s.addr}, nil, nil)
+		return serve(stdin, stdout, map[string]string{"addr": s.addr, "version": grpc.Version}, nil, nil)
 	case args[0] == "client" && len(args) == 2:
 		c, err := dial(ctx, args[1])
 		if err != nil {
