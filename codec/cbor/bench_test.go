@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/gob"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -105,6 +107,42 @@ func freeAddr(b *testing.B) string {
 	return "127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
 
+// reportCPU reports the CPU time the process (leader and follower) used
+// per call since cpu: unlike ns/op, other work on the host barely moves it.
+func reportCPU(b *testing.B, cpu time.Duration) {
+	if used := cpuTime() - cpu; cpu > 0 && b.N > 0 {
+		b.ReportMetric(float64(used.Microseconds())/float64(b.N), "cpu-µs/op")
+	}
+}
+
+// followerOf starts an in-process leader and follower over loopback TCP
+// with codec c, both closed when b ends, and returns the follower.
+func followerOf(b *testing.B, c protocol.Codec) *cluster.Client {
+	b.Helper()
+	opts := []cluster.Option{cluster.WithTransport(tcp.New(tcp.Config{})), cluster.WithAddr(freeAddr(b)),
+		cluster.WithCodec(c), cluster.WithSingleMode(false), cluster.WithResponseTimeout(10 * time.Second),
+		cluster.WithLogger(slog.New(slog.DiscardHandler))}
+	var cs []*cluster.Client
+	for range 2 {
+		cl, err := cluster.New("Bench", benchEcho, opts...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { cl.Close(context.Background()) })
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = cl.Ready(ctx)
+		cancel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		cs = append(cs, cl)
+	}
+	if cs[1].IsLeader() {
+		b.Fatal("the second client leads")
+	}
+	return cs[1]
+}
+
 // BenchmarkInvokeFollower: a follower's sequential echo calls through an
 // in-process leader over loopback TCP, as cluster's benchmark of the same
 // name, with each codec; the follower decodes the result into the
@@ -115,29 +153,10 @@ func BenchmarkInvokeFollower(b *testing.B) {
 	for _, bv := range benchValues[:2] {
 		for _, c := range []protocol.Codec{protocol.JSON, cbor.Codec} {
 			b.Run("tcp/"+bv.name+"/"+c.Name(), func(b *testing.B) {
-				opts := []cluster.Option{cluster.WithTransport(tcp.New(tcp.Config{})), cluster.WithAddr(freeAddr(b)),
-					cluster.WithCodec(c), cluster.WithSingleMode(false), cluster.WithResponseTimeout(10 * time.Second)}
-				var cs []*cluster.Client
-				for range 2 {
-					cl, err := cluster.New("Bench", benchEcho, opts...)
-					if err != nil {
-						b.Fatal(err)
-					}
-					defer cl.Close(context.Background())
-					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-					err = cl.Ready(ctx)
-					cancel()
-					if err != nil {
-						b.Fatal(err)
-					}
-					cs = append(cs, cl)
-				}
-				f := cs[1]
-				if f.IsLeader() {
-					b.Fatal("the second client leads")
-				}
+				f := followerOf(b, c)
 				ctx := context.Background()
 				b.ReportAllocs()
+				cpu := cpuTime()
 				for b.Loop() {
 					res, err := f.Invoke(ctx, "echo", bv.v)
 					if err != nil {
@@ -147,6 +166,51 @@ func BenchmarkInvokeFollower(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
+				reportCPU(b, cpu)
+			})
+		}
+	}
+}
+
+// BenchmarkInvokeThroughput: 64 calls in flight from one follower through
+// an in-process leader over loopback TCP, per codec, calls/s reported.
+// With the CPUs busy, the codec's cost shows here more than in the
+// latency of one call.
+//
+//	go test -run '^$' -bench InvokeThroughput -benchmem .
+func BenchmarkInvokeThroughput(b *testing.B) {
+	for _, bv := range benchValues[:2] {
+		for _, c := range []protocol.Codec{protocol.JSON, cbor.Codec} {
+			b.Run("tcp/"+bv.name+"/"+c.Name(), func(b *testing.B) {
+				f := followerOf(b, c)
+				ctx := context.Background()
+				work := make(chan struct{}, b.N)
+				for range b.N {
+					work <- struct{}{}
+				}
+				close(work)
+				b.ReportAllocs()
+				b.ResetTimer()
+				start, cpu := time.Now(), cpuTime()
+				var wg sync.WaitGroup
+				for range 64 {
+					wg.Go(func() {
+						for range work {
+							res, err := f.Invoke(ctx, "echo", bv.v)
+							if err == nil {
+								err = res.Decode(bv.new())
+							}
+							if err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				b.StopTimer()
+				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+				reportCPU(b, cpu)
 			})
 		}
 	}
