@@ -43,7 +43,7 @@ var (
 func init() {
 	var err error
 	encMode, err = fx.EncOptions{
-		Sort:          fx.SortCoreDeterministic, // like encoding/json's sorted map keys
+		Sort:          fx.SortCoreDeterministic, // one encoding per map, as encoding/json's sorted keys give
 		ShortestFloat: fx.ShortestFloat16,       // lossless: the shortest float that keeps the value
 		Time:          fx.TimeRFC3339Nano,       // a string, as encoding/json writes it
 		IndefLength:   fx.IndefLengthForbidden,
@@ -61,20 +61,19 @@ func init() {
 		panic(err)
 	}
 	decMode, err = fx.DecOptions{
-		MaxNestedLevels:    MaxNestedLevels,
-		MaxArrayElements:   MaxArrayElements,
-		MaxMapPairs:        MaxMapPairs,
-		IndefLength:        fx.IndefLengthForbidden,
-		TagsMd:             fx.TagsForbidden,
-		DupMapKey:          fx.DupMapKeyQuiet, // the last value wins, as in encoding/json
-		IntDec:             fx.IntDecConvertSignedOrBigInt,
-		DefaultMapType:     reflect.TypeFor[map[string]any](),
-		UTF8:               fx.UTF8DecodeInvalid, // a Go string is bytes: keep them
-		FieldNameMatching:  fx.FieldNameMatchingPreferCaseSensitive,
-		ByteStringToString: fx.ByteStringToStringAllowed,
-		BinaryUnmarshaler:  fx.BinaryUnmarshalerNone,
-		TextUnmarshaler:    fx.TextUnmarshalerTextString,
-		// JSONUnmarshalerTranscoder: toJSON,
+		MaxNestedLevels:           MaxNestedLevels,
+		MaxArrayElements:          MaxArrayElements,
+		MaxMapPairs:               MaxMapPairs,
+		IndefLength:               fx.IndefLengthForbidden,
+		TagsMd:                    fx.TagsForbidden,
+		DupMapKey:                 fx.DupMapKeyQuiet, // the last value wins, as in encoding/json
+		IntDec:                    fx.IntDecConvertSignedOrBigInt,
+		DefaultMapType:            reflect.TypeFor[map[string]any](),
+		UTF8:                      fx.UTF8DecodeInvalid, // a Go string is bytes: keep them
+		FieldNameMatching:         fx.FieldNameMatchingPreferCaseSensitive,
+		ByteStringToString:        fx.ByteStringToStringAllowed,
+		BinaryUnmarshaler:         fx.BinaryUnmarshalerNone,
+		TextUnmarshaler:           fx.TextUnmarshalerTextString,
 		JSONUnmarshalerTranscoder: transcoder(toJSON),
 	}.DecMode()
 	if err != nil {
