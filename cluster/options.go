@@ -214,10 +214,16 @@ func WithPort(port int) Option {
 // values). Default protocol.JSON; use protocol.SerializeJSON in clusters
 // that mix Go and Node processes. Every process of a channel must use the
 // same codec (a Go leader refuses a Go follower that announces another).
+// Other codecs, such as the CBOR one of the module codec/cbor, are
+// accepted as long as their Name is not empty: the register handshake
+// compares names, and an empty one would not be compared.
 func WithCodec(codec protocol.Codec) Option {
 	return func(c *config) error {
 		if codec == nil {
 			return optErr("nil codec")
+		}
+		if codec.Name() == "" {
+			return optErr("codec %T has an empty Name: the register handshake tells codecs apart by name", codec)
 		}
 		c.codec = codec
 		return nil

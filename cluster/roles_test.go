@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-clusterclient/clusterclient/cluster"
 	"github.com/go-clusterclient/clusterclient/election"
+	"github.com/go-clusterclient/clusterclient/protocol"
 	"github.com/go-clusterclient/clusterclient/transport"
 	"github.com/go-clusterclient/clusterclient/transport/tcp"
 )
@@ -171,6 +172,12 @@ func TestRG01_ManyChannelsOneListener(t *testing.T) {
 	}
 }
 
+// namelessCodec is a codec whose name the register handshake could not
+// compare.
+type namelessCodec struct{ protocol.Codec }
+
+func (namelessCodec) Name() string { return "" }
+
 // CC-054, RG-04, UI-04: invalid options fail at construction with a clear
 // error instead of a long wait.
 func TestRG04_InvalidOptions(t *testing.T) {
@@ -186,6 +193,7 @@ func TestRG04_InvalidOptions(t *testing.T) {
 		{"negative heartbeat", cluster.WithHeartbeatInterval(-time.Second), "heartbeat"},
 		{"bad mode", cluster.WithMode(cluster.Mode(9)), "mode"},
 		{"nil transport", cluster.WithTransport(nil), "transport"},
+		{"nameless codec", cluster.WithCodec(namelessCodec{protocol.JSON}), "empty Name"},
 	}
 	for _, tc := range cases {
 		_, err := cluster.New("Bad", f, tc.opt)

@@ -10,7 +10,9 @@ import "time"
 //
 // Concurrency: a Codec is stateless and safe for concurrent use.
 type Codec interface {
-	// Name is "json" or "serialize-json".
+	// Name is "json", "serialize-json", or another codec's name (the
+	// module codec/cbor's is "cbor"). It must not be empty: the register
+	// handshake compares the names of a leader's and a follower's codecs.
 	Name() string
 	// Append encodes v and appends it to dst.
 	Append(dst []byte, v any) ([]byte, error)

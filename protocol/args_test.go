@@ -49,6 +49,41 @@ func asStrings(bs [][]byte) []string {
 	return out
 }
 
+// binaryCodec writes bytes no JSON codec would: a NUL, bytes that look
+// like a length prefix, 0xff, a lone quote, and nothing at all for "".
+type binaryCodec struct{}
+
+func (binaryCodec) Name() string { return "binary-test" }
+func (binaryCodec) Append(dst []byte, v any) ([]byte, error) {
+	return append(dst, v.(string)...), nil
+}
+func (binaryCodec) Decode(data []byte, v any) error {
+	*v.(*string) = string(data)
+	return nil
+}
+
+// TestArgsFramingBinary: the framing carries lengths, never codec text, so
+// a binary codec's bytes (empty ones too) come back exactly.
+func TestArgsFramingBinary(t *testing.T) {
+	args := []string{"\x00\x00\x00\x07", "", "\xff\x00\"", "\x00", "\x00\x00\x00\x00\x00\x00\x00\x00"}
+	var app []byte
+	for _, a := range args {
+		var err error
+		app, err = AppendArg(app, binaryCodec{}, a)
+		require.NoError(t, err)
+	}
+	got, err := SplitArgs(app, len(args))
+	require.NoError(t, err)
+	require.Len(t, got, len(args))
+	for i, a := range args {
+		var s string
+		require.NoError(t, binaryCodec{}.Decode(got[i], &s))
+		assert.Equal(t, a, s, "argument %d", i)
+	}
+	_, err = SplitArgs(app, len(args)-1)
+	assert.ErrorIs(t, err, ErrArgs, "trailing argument")
+}
+
 func TestSplitArgsErrors(t *testing.T) {
 	one := []byte("\x00\x00\x00\x02ab")
 	for _, c := range []struct {

@@ -19,8 +19,8 @@ type Config struct {
 	// Transports to measure, in allTransports order. Default: all.
 	Transports []string `json:"transports"`
 	// Workloads to measure: "raw" (baselines, including the direct call),
-	// "invoke" (sequential and throughput), "publish", "failover", "memory".
-	// Default: all.
+	// "invoke" (sequential and throughput), "publish", "failover", "memory",
+	// "grpc" (the gRPC baseline, on TCP). Default: all.
 	Workloads []string `json:"workloads"`
 	// Quick selects QuickConfig's defaults.
 	Quick bool `json:"quick"`
@@ -56,6 +56,10 @@ type Config struct {
 	// NodeModules is the node_modules directory holding cluster-client.
 	// Default: interop/node_modules of the enclosing repository.
 	NodeModules string `json:"node_modules"`
+	// GRPCBin is a prebuilt bench/grpcecho program for the gRPC baseline.
+	// Default: built from bench/grpcecho (found in the working directory or
+	// above it) with the go command, at the start of the run.
+	GRPCBin string `json:"grpc_bin,omitempty"`
 	// Profile writes CPU profiles of the leader and of one follower during
 	// ours' 64 B throughput with 4 followers, per transport, into Out.
 	Profile bool `json:"profile,omitempty"`
@@ -68,7 +72,7 @@ type Config struct {
 }
 
 // allWorkloads are the groups of measurements, in run order.
-var allWorkloads = []string{"raw", "invoke", "publish", "failover", "memory"}
+var allWorkloads = []string{"raw", "invoke", "publish", "failover", "memory", "grpc"}
 
 // ErrInvalidConfig: a flag or Config field is out of range.
 var ErrInvalidConfig = errors.New("clusterbench: invalid config")
@@ -179,6 +183,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		pubEvery   = fs.Duration("publish-interval", d.PublishInterval, "interval between publishes")
 		node       = fs.String("node", d.Node, "node executable")
 		nodeMods   = fs.String("node-modules", "", "node_modules directory with cluster-client 3.7.0 (default: interop/node_modules of the repository)")
+		grpcBin    = fs.String("grpc-bin", "", "prebuilt bench/grpcecho program for the gRPC baseline (default: built from bench/grpcecho with the go command)")
 		profile    = fs.Bool("profile", false, "write CPU profiles of the leader and a follower during the 64 B, 4-follower throughput into -out")
 		render     = fs.String("render", "", "render `results.json` of an earlier run into -out again instead of measuring")
 		timeout    = fs.Duration("timeout", d.Timeout, "bound on the whole run; results so far are written when it expires (quick: 2m)")
@@ -232,6 +237,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 			c.Node = *node
 		case "node-modules":
 			c.NodeModules = *nodeMods
+		case "grpc-bin":
+			c.GRPCBin = *grpcBin
 		case "timeout":
 			c.Timeout = *timeout
 		case "profile":

@@ -8,6 +8,7 @@
 //	go run ./cmd/clusterbench --quick              # about 30 s on an idle 2-core host
 //	go run ./cmd/clusterbench --vs-node            # the full run, about 5 minutes
 //	go run ./cmd/clusterbench --transports tcp,unix --workloads invoke,failover
+//	go run ./cmd/clusterbench --quick --transports tcp --workloads raw,invoke,grpc
 //
 // The results go to --out (default ./clusterbench-out): results.md (also
 // printed on stdout), results.json and bench.svg. Progress goes to stderr.
@@ -50,6 +51,32 @@
 //     election registry, so each connects as a separate process would).
 //
 // Plus the floor: a direct in-process Go call of the same echo function.
+//
+// # The gRPC baseline
+//
+// On TCP, the "grpc" workload (part of every run unless --workloads
+// leaves it out) measures what a Go user would pick instead of
+// clusterclient: a gRPC unary echo over loopback TCP, with a raw-bytes
+// codec (no protobuf), a server process and 4 client processes of one
+// connection each. Sequential calls of 64 B and 4 KiB give p50/p99/p999,
+// and the 4 clients with 64 calls in flight each give calls per second,
+// for both sizes; results.md shows them as "gRPC unary echo" rows next to
+// ours with the ratios ours ÷ gRPC and issue 19's targets.
+//
+// gRPC is kept out of the library's module: the echo program is
+// bench/grpcecho, a module of its own. At the start of the run, before
+// anything is measured, clusterbench builds it with `go build` into its
+// temporary directory, from bench/grpcecho found in the working directory
+// or above it (run clusterbench from the repository; a cold build
+// downloads and compiles gRPC, later ones come from the build cache). Or
+// pass a prebuilt program with --grpc-bin:
+//
+//	(cd bench/grpcecho && go build -o /tmp/grpcecho .)
+//	go run ./cmd/clusterbench --quick --grpc-bin /tmp/grpcecho
+//
+// When neither works (no go command, no bench/grpcecho, a build that
+// fails) the gRPC rows are skipped, and the report's Skipped section says
+// why; so are they when tcp is not among --transports.
 // With --vs-node, Node cluster-client 3.7.0 runs the same cluster
 // workloads on TCP (leader and followers as separate node processes; no
 // memory measurement, publish with 4 subscribers, fewer forced-mode kills

@@ -643,3 +643,58 @@ func Example_summarize() {
 	fmt.Println(fmtDur(s.P50), fmtDur(s.P99), s.N)
 	// Output: 3.00 µs 5.00 µs 5
 }
+
+// TestGRPCReport renders the gRPC rows of a made-up run: ours against the
+// gRPC echo with ratios and issue 19's targets.
+func TestGRPCReport(t *testing.T) {
+	lat := func(p50 int64) *Summary { return &Summary{N: 10, P50: p50, P99: 2 * p50, P999: 3 * p50, Max: 4 * p50} }
+	res := &Results{Host: Host{GRPC: "1.85.0"}, Config: QuickConfig(), Measurements: []Measurement{
+		{Impl: implOurs, Transport: "tcp", Name: invokeName(64, "bytes"), Latency: lat(50_000)},
+		{Impl: implGRPC, Transport: "tcp", Name: invokeName(64, "bytes"), Latency: lat(100_000)},
+		{Impl: implGRPC, Transport: "tcp", Name: invokeName(4096, "bytes"), Latency: lat(150_000)},
+		{Impl: implOurs, Transport: "tcp", Name: tputName(64, "string", 4), Rate: 120_000},
+		{Impl: implGRPC, Transport: "tcp", Name: tputName(64, "bytes", 4), Rate: 50_000},
+		{Impl: implOurs, Transport: "tcp", Name: tputName(4096, "bytes", 4), Rate: 20_000},
+		{Impl: implGRPC, Transport: "tcp", Name: tputName(4096, "bytes", 4), Rate: 25_000},
+	}}
+	var md bytes.Buffer
+	if err := writeMarkdown(&md, res, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		", gRPC 1.85.0",
+		"### gRPC unary echo (tcp)",
+		"| gRPC unary echo 64 B, sequential (ours: invoke 64 B []byte) | 50.0 µs / 100 µs / 150 µs | 100 µs / 200 µs / 300 µs | 0.500× / 0.500× | **no** |",
+		"| gRPC unary echo 4 KiB, sequential (ours: invoke 4 KiB []byte) | – | 150 µs / 300 µs / 450 µs | – | – |",
+		"| gRPC unary echo 64 B, 4 clients × 64 in flight (ours: 64 B string, 4 followers) | 120k/s | 50.0k/s | 2.40× | yes |",
+		"| gRPC unary echo 4 KiB, 4 clients × 64 in flight (ours: 4 KiB []byte, 4 followers) | 20.0k/s | 25.0k/s | 0.800× | **no** |",
+	} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, md.String())
+		}
+	}
+}
+
+// TestFindGRPC: a prebuilt program is taken as given; a missing one, or
+// no bench/grpcecho to build, is ErrGRPCUnavailable with what to do.
+func TestFindGRPC(t *testing.T) {
+	ctx := testContext(t, time.Minute)
+	cfg := DefaultConfig()
+	cfg.GRPCBin = os.Args[0]
+	if bin, err := findGRPC(ctx, cfg, t.TempDir()); err != nil || bin != os.Args[0] {
+		t.Fatalf("--grpc-bin %s: %q %v", os.Args[0], bin, err)
+	}
+	cfg.GRPCBin = filepath.Join(t.TempDir(), "missing")
+	if _, err := findGRPC(ctx, cfg, t.TempDir()); !errors.Is(err, ErrGRPCUnavailable) {
+		t.Fatalf("missing --grpc-bin: %v", err)
+	}
+	cfg.GRPCBin = ""
+	t.Chdir(t.TempDir())
+	if _, err := findGRPC(ctx, cfg, t.TempDir()); !errors.Is(err, ErrGRPCUnavailable) || !strings.Contains(err.Error(), "--grpc-bin") {
+		t.Fatalf("outside the repository: %v", err)
+	}
+	c, err := parseFlags([]string{"--grpc-bin", "/x/grpcecho", "--workloads", "grpc"}, io.Discard)
+	if err != nil || c.GRPCBin != "/x/grpcecho" || !c.has("grpc") {
+		t.Fatalf("flags: %+v %v", c, err)
+	}
+}

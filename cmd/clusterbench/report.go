@@ -58,6 +58,9 @@ func writeMarkdown(w io.Writer, r *Results, svgPath string) error {
 	if r.Host.Node != "" {
 		p(", Node %s with cluster-client %s", r.Host.Node, r.Host.ClusterClient)
 	}
+	if r.Host.GRPC != "" {
+		p(", gRPC %s", r.Host.GRPC)
+	}
 	mode := "full run"
 	if r.Config.Quick {
 		mode = "--quick run"
@@ -121,6 +124,7 @@ func writeMarkdown(w io.Writer, r *Results, svgPath string) error {
 		p("\n")
 	}
 
+	writeGRPC(p, r)
 	writeAllocs(p, r)
 	writePhases(p, r)
 	writeMemory(p, r)

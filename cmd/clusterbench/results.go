@@ -15,6 +15,7 @@ const (
 	implRaw    = "raw"    // bytes over a transport conn, nothing above it
 	implNode   = "node"   // npm cluster-client 3.7.0
 	implDirect = "direct" // a Go function call in one process
+	// implGRPC ("grpc", a gRPC unary echo) is in grpc.go.
 )
 
 // transportInProcess is the "transport" of the direct call baseline.
@@ -42,6 +43,8 @@ type Host struct {
 	Go            string `json:"go"`
 	Node          string `json:"node,omitempty"`
 	ClusterClient string `json:"cluster_client,omitempty"`
+	// GRPC is the version of gRPC of the gRPC baseline.
+	GRPC string `json:"grpc,omitempty"`
 	// LoadStart and LoadEnd are the one-minute load averages when the run
 	// started and ended (0 if unknown): other work on the host skews
 	// every figure.

@@ -54,6 +54,18 @@ func run(ctx context.Context, cfg Config, log io.Writer) (*Results, error) {
 	defer r.procs.close()
 	begin := time.Now()
 
+	// The gRPC program is built before anything is measured, so that the
+	// compiler does not share the host with a measurement.
+	grpcBin := ""
+	if cfg.has("grpc") {
+		if !slices.Contains(cfg.Transports, "tcp") {
+			r.skip("grpc", "the gRPC baseline runs on TCP: add tcp to --transports")
+		} else if bin, err := findGRPC(ctx, cfg, dir); err != nil {
+			r.skip("grpc", err.Error())
+		} else {
+			grpcBin = bin
+		}
+	}
 	if cfg.has("raw") {
 		r.direct()
 	}
@@ -69,6 +81,9 @@ func run(ctx context.Context, cfg Config, log io.Writer) (*Results, error) {
 			r.section(ctx, t+" raw", func() error { return r.raw(ctx, t) })
 		}
 		r.clusterBench(ctx, r.oursImpl(t))
+		if t == "tcp" && grpcBin != "" {
+			r.section(ctx, "grpc", func() error { return r.grpc(ctx, grpcBin) })
+		}
 	}
 	if cfg.VsNode && ctx.Err() == nil {
 		env, err := findNode(cfg, dir)
