@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -44,7 +43,7 @@ func TestAutoFirstLeadsSecondFollowsThenReelect(t *testing.T) {
 			cfg := election.Config{Transport: m.tr, Addr: addr, Channel: "DataClient"}
 
 			lease := lead(t, first, cfg)
-			acc := lease.Attach(func(ln net.Listener) io.Closer { return startAcceptor(ln) }).(*acceptor)
+			acc := attach(lease)
 			conn := follow(t, second, cfg)
 
 			if err := lease.Release(); err != nil {
@@ -211,7 +210,7 @@ func TestReelectStampede(t *testing.T) {
 						cfg := election.Config{Transport: m.tr, Addr: addr, Channel: "DataClient"}
 						outs[i], errs[i] = election.NewRegistry().Reelect(testContext(t), cfg)
 						if l := outs[i].Lease; l != nil {
-							l.Attach(func(ln net.Listener) io.Closer { return startAcceptor(ln) })
+							election.Attach(l, startAcceptor)
 						}
 					})
 				}

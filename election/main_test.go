@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/go-clusterclient/clusterclient/election"
 	"github.com/go-clusterclient/clusterclient/internal/childproc"
 	"github.com/go-clusterclient/clusterclient/transport"
 	"github.com/go-clusterclient/clusterclient/transport/mem"
@@ -53,7 +54,7 @@ func memAddr(t testing.TB) string {
 // reduced to its lifetime: it accepts every conn, reads it until it ends
 // (counting the conns still open), and closes them all when closed. Its
 // Close closes the listener itself to unblock Accept, then waits for its
-// goroutines, as Lease.Attach allows.
+// goroutines, as election.Attach allows.
 type acceptor struct {
 	ln   net.Listener
 	done chan struct{} // closed when the accept loop returns
@@ -63,6 +64,15 @@ type acceptor struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
+}
+
+// attach attaches an acceptor to l's listener, or returns the one there.
+func attach(l *election.Lease) *acceptor {
+	a, ok := election.Attach(l, startAcceptor)
+	if !ok {
+		panic("election.Attach: the listener's last lease was released")
+	}
+	return a
 }
 
 func startAcceptor(ln net.Listener) *acceptor {
