@@ -152,10 +152,9 @@ func TestFailoverInFlightLostQueuedRun(t *testing.T) {
 	}
 	settled(t, f1, f2)
 	watch.waitFor(t, wait, "b")
-	time.Sleep(50 * time.Millisecond)
-	if last := watch.last(); !slices.Equal(last, []string{"b"}) {
-		t.Fatalf("after failover the registry holds %q; the unpublished value came back", last)
-	}
+	holdsFor(t, 50*time.Millisecond, "after failover the registry holds only b: the unpublished value does not come back", func() bool {
+		return slices.Equal(watch.last(), []string{"b"})
+	})
 	if st := f1.Stats(); st.LeaderLost != 1 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -206,13 +205,10 @@ func TestRG06_IdleCheckOff(t *testing.T) {
 	ready(t, l)
 	a := newClient(t, "NoCheck", w, append(base, cluster.WithHeartbeatInterval(0), arec.opt())...)
 	ready(t, a)
-	time.Sleep(400 * time.Millisecond) // eight intervals
-	if n := lrec.count(isErr(cluster.ErrFollowerIdle)); n != 0 {
-		t.Fatalf("%d idle errors with the check off", n)
-	}
-	if n := arec.count(func(ev cluster.Event) bool { return ev.Kind == cluster.EventLeaderLost }); n != 0 {
-		t.Fatal("silent follower dropped")
-	}
+	holdsFor(t, 400*time.Millisecond, "eight heartbeat intervals without an idle error or a dropped follower", func() bool {
+		return lrec.count(isErr(cluster.ErrFollowerIdle)) == 0 &&
+			arec.count(func(ev cluster.Event) bool { return ev.Kind == cluster.EventLeaderLost }) == 0
+	})
 	if l.Stats().Followers != 1 {
 		t.Fatalf("leader stats %+v", l.Stats())
 	}

@@ -424,9 +424,13 @@ type outcome struct {
 }
 
 func electAsync(t *testing.T, reg *election.Registry, cfg election.Config) <-chan outcome {
+	return electAsyncCtx(t, reg, testContext(t), cfg)
+}
+
+func electAsyncCtx(t *testing.T, reg *election.Registry, ctx context.Context, cfg election.Config) <-chan outcome {
 	ch := make(chan outcome, 1)
 	go func() {
-		out, err := reg.Elect(testContext(t), cfg)
+		out, err := reg.Elect(ctx, cfg)
 		if out.Lease != nil {
 			t.Cleanup(func() { out.Lease.Release() })
 		}
@@ -455,8 +459,9 @@ func TestElectionWaitsForBindInProgress(t *testing.T) {
 		t.Fatalf("B while A binds, with a short context: %v, want DeadlineExceeded", err)
 	}
 
-	b := electAsync(t, reg, election.Config{Transport: g, Addr: addr, Channel: "B"})
-	time.Sleep(20 * time.Millisecond) // let B reach the registry (the test holds either way)
+	bctx := watchDone(testContext(t))
+	b := electAsyncCtx(t, reg, bctx, election.Config{Transport: g, Addr: addr, Channel: "B"})
+	bctx.waitDone(t) // B waits in the registry for A's bind
 	g.letListen()
 	ao, bo := awaitOutcome(t, a), awaitOutcome(t, b)
 	if ao.err != nil || bo.err != nil || ao.out.Role != election.Leader || bo.out.Role != election.Leader {
@@ -485,8 +490,9 @@ func TestElectionWaitsForCloseInProgress(t *testing.T) {
 	go func() { released <- a.Release() }()
 	<-g.closeEnter // A's listener is closing, the address still held
 
-	b := electAsync(t, reg, election.Config{Transport: g, Addr: addr, Channel: "B"})
-	time.Sleep(20 * time.Millisecond) // let B reach the registry (the test holds either way)
+	bctx := watchDone(testContext(t))
+	b := electAsyncCtx(t, reg, bctx, election.Config{Transport: g, Addr: addr, Channel: "B"})
+	bctx.waitDone(t) // B waits in the registry for A's close
 	g.letClose()
 	if err := <-released; err != nil {
 		t.Fatal(err)
