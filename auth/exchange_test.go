@@ -216,12 +216,14 @@ func media() []medium {
 	}
 	ms := []medium{
 		{"tcp", func(testing.TB) transport.Transport { return tcp.New(tcp.Config{}) }, loop, modeHMAC},
-		{"kcp", func(testing.TB) transport.Transport { return kcp.New(kcp.Config{}) }, loop, modeHMAC},
-		{"yamux-tcp", func(testing.TB) transport.Transport {
-			return yamux.New(yamux.DefaultConfig(tcp.New(tcp.Config{})))
+		{"kcp", func(t testing.TB) transport.Transport { return mustTransport(t)(kcp.New(kcp.Config{})) }, loop, modeHMAC},
+		{"yamux-tcp", func(t testing.TB) transport.Transport {
+			return mustTransport(t)(yamux.New(yamux.DefaultConfig(tcp.New(tcp.Config{}))))
 		}, loop, modeHMAC},
 		{"unix", newUnix, sock, modeCred},
-		{"yamux-unix", func(t testing.TB) transport.Transport { return yamux.New(yamux.DefaultConfig(newUnix(t))) }, sock, modeCred},
+		{"yamux-unix", func(t testing.TB) transport.Transport {
+			return mustTransport(t)(yamux.New(yamux.DefaultConfig(newUnix(t))))
+		}, sock, modeCred},
 	}
 	if !credsSupported {
 		// Elsewhere unix sockets carry no kernel credentials: the key
@@ -229,6 +231,18 @@ func media() []medium {
 		ms[3].wantMode, ms[4].wantMode = modeHMAC, modeHMAC
 	}
 	return ms
+}
+
+// mustTransport returns a function that passes on a transport's New result,
+// failing t if New failed.
+func mustTransport(t testing.TB) func(transport.Transport, error) transport.Transport {
+	return func(tr transport.Transport, err error) transport.Transport {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
 }
 
 // credsSupported: unix sockets carry kernel peer credentials here.

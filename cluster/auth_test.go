@@ -240,10 +240,7 @@ func TestAuthNoPushBeforeProof(t *testing.T) {
 	if !strings.Contains(ev.Err.Error(), "before proving itself") && !strings.Contains(ev.Err.Error(), "sent no authentication") {
 		t.Fatalf("event %v", ev.Err)
 	}
-	time.Sleep(50 * time.Millisecond)
-	if got.Load() != 0 {
-		t.Fatal("a value pushed by an unauthenticated leader was delivered")
-	}
+	holdsFor(t, 50*time.Millisecond, "no value pushed by an unauthenticated leader is delivered", func() bool { return got.Load() == 0 })
 }
 
 // A leader slower to start than the register retry gets the register

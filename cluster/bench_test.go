@@ -184,7 +184,9 @@ func BenchmarkPublishDeliver(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				time.Sleep(50 * time.Millisecond)
+				eventually(b, wait, "every subscribe reached the leader", func() bool {
+					return cluster.SubscribersForTest(l, reg{Key: "bench"}) == followers+1
+				})
 				lat := make([]time.Duration, 0, b.N)
 				b.ReportAllocs()
 				b.ResetTimer()

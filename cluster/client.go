@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/go-clusterclient/clusterclient/cluster/internal/link"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -17,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/go-clusterclient/clusterclient/cluster/internal/link"
 	"github.com/go-clusterclient/clusterclient/election"
 	"github.com/go-clusterclient/clusterclient/protocol"
 )
@@ -285,11 +284,10 @@ func (c *Client) teardownCtx() context.Context {
 // runLeader serves one leadership term. It reports whether the term became
 // settled (so the supervisor need not back off).
 func (c *Client) runLeader(lease *election.Lease) bool {
-	att := lease.Attach(func(ln net.Listener) io.Closer {
+	srv, ok := election.Attach(lease, func(ln net.Listener) *server {
 		return newServer(ln, c.cfg.transport, lease.Addr(), &c.cfg, lease.Channels)
 	})
-	srv, _ := att.(*server)
-	if srv == nil {
+	if !ok {
 		lease.Release()
 		return false
 	}

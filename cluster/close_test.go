@@ -121,11 +121,12 @@ func TestCC026_OneRealClientThenAFreshOne(t *testing.T) {
 func TestCC038_CloseTwiceAndLateErrors(t *testing.T) {
 	var emitted sync.WaitGroup
 	emitted.Add(1)
+	closed := make(chan struct{}) // every Close below has returned
 	factory := func(_ context.Context, emit cluster.Emit) (*cluster.Service, error) {
 		return &cluster.Service{Close: func(context.Context) error {
 			go func() {
 				defer emitted.Done()
-				time.Sleep(50 * time.Millisecond)
+				<-closed
 				emit("error", errors.New("mock error"))
 			}()
 			return nil
@@ -145,6 +146,7 @@ func TestCC038_CloseTwiceAndLateErrors(t *testing.T) {
 		go func() { defer wg.Done(); errs[i] = c.Close(tctx(t, wait)) }()
 	}
 	wg.Wait()
+	close(closed)
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("close #%d: %v", i, err)
@@ -208,10 +210,9 @@ func TestCC014_UpstreamEventsToLeaderOnly(t *testing.T) {
 			t.Fatalf("event %v", ev)
 		}
 	}
-	time.Sleep(50 * time.Millisecond)
-	if n := frec.count(func(ev cluster.Event) bool { return ev.Kind == cluster.EventUpstream }); n != 0 {
-		t.Fatalf("follower saw %d upstream events", n)
-	}
+	holdsFor(t, 50*time.Millisecond, "the follower sees no upstream event", func() bool {
+		return frec.count(func(ev cluster.Event) bool { return ev.Kind == cluster.EventUpstream }) == 0
+	})
 	if st := l.Stats(); st.Term != term || st.Role != cluster.RoleLeader || !st.Ready {
 		t.Fatalf("the close event changed the leader: %+v", st)
 	}
@@ -237,12 +238,14 @@ func TestCC041_SingleModeEventsToEveryClient(t *testing.T) {
 			r.wait(t, wait, name, func(ev cluster.Event) bool { return ev.Kind == cluster.EventUpstream && ev.Name == name })
 		}
 	}
-	time.Sleep(50 * time.Millisecond)
-	for i, r := range []*recorder{r1, r2} {
-		if n := r.count(func(ev cluster.Event) bool { return ev.Kind == cluster.EventUpstream }); n != 2 {
-			t.Fatalf("client %d saw %d upstream events, want 2", i+1, n)
+	holdsFor(t, 50*time.Millisecond, "each client sees exactly the 2 upstream events", func() bool {
+		for _, r := range []*recorder{r1, r2} {
+			if r.count(func(ev cluster.Event) bool { return ev.Kind == cluster.EventUpstream }) != 2 {
+				return false
+			}
 		}
-	}
+		return true
+	})
 }
 
 // CC-040, CC-057, CC-058, CC-059, RG-28: an error raised in a listener is
@@ -271,14 +274,10 @@ func TestCC040_ListenerErrorSeenOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		ok.waitFor(t, wait)
-		time.Sleep(100 * time.Millisecond)
-		n := rec.count(isErr(cluster.ErrListenerPanic))
-		if n != 1 {
-			t.Fatalf("%d listener errors, want exactly 1: %v", n, rec.all())
-		}
 		if ev := rec.wait(t, wait, "panic", isErr(cluster.ErrListenerPanic)); !strings.Contains(ev.Err.Error(), "mock error") {
 			t.Fatalf("event %v", ev)
 		}
+		holdsFor(t, 100*time.Millisecond, "exactly 1 listener error", func() bool { return rec.count(isErr(cluster.ErrListenerPanic)) == 1 })
 	})
 }
 

@@ -352,7 +352,8 @@ func TestCC048_PushWithoutAck(t *testing.T) {
 // reported and its connection kept.
 func TestCC050_BadPeersDropOnlyThemselves(t *testing.T) {
 	rec := newRecorder()
-	l, tr, addr := startLeader(t, "Robust", rec.opt())
+	w := newWorld()
+	l, tr, addr := startLeaderWorld(t, "Robust", w, rec.opt())
 	f := newClient(t, "Robust", newWorld(), cluster.WithTransport(tr), cluster.WithAddr(addr))
 	ready(t, f)
 
@@ -402,7 +403,7 @@ func TestCC050_BadPeersDropOnlyThemselves(t *testing.T) {
 	p.send(false, 8, 3000, protocol.ConnObject{Type: protocol.KindHeartbeat}, nil)
 	p.expect(protocol.KindHeartbeatRes)
 
-	time.Sleep(300 * time.Millisecond) // the vanished call finishes
+	eventually(t, wait, "the vanished follower's call finishes", func() bool { return w.sleepEnd.Load() != 0 })
 	if got := mustInvoke[string](t, f, "echo", "still"); got != "still" {
 		t.Fatalf("echo %q", got)
 	}
@@ -557,7 +558,7 @@ func TestSlowFollowerDroppedAtWriteBufferLimit(t *testing.T) {
 	p.register("DataClient")
 	raw := json.RawMessage(`{"dataId":"big"}`)
 	p.send(false, 2, 3000, protocol.ConnObject{Type: protocol.KindSubscribe, Key: protocol.SubscriptionKey(raw), Reg: raw}, nil)
-	time.Sleep(50 * time.Millisecond)
+	subscribersOn(t, l, raw, 1)
 	blob := strings.Repeat("x", 8<<10)
 	for i := 0; i < 400 && rec.count(isErr(cluster.ErrOverloaded)) == 0; i++ {
 		if err := l.Publish(map[string]any{"dataId": "big", "i": i, "blob": blob}); err != nil {

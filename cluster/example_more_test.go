@@ -32,7 +32,11 @@ func ExampleWithTransport() {
 	if err != nil {
 		panic(err)
 	}
-	for _, tr := range []transport.Transport{sock, yamux.New(yamux.DefaultConfig(sock))} {
+	mux, err := yamux.New(yamux.DefaultConfig(sock))
+	if err != nil {
+		panic(err)
+	}
+	for _, tr := range []transport.Transport{sock, mux} {
 		opts := []cluster.Option{cluster.WithTransport(tr), cluster.WithAddr(filepath.Join(dir, tr.Name()+".sock")), quiet}
 		ctx := context.Background()
 		leader, _ := cluster.New("Greeter", greeter, opts...)

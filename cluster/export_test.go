@@ -62,3 +62,31 @@ func HoldForTest(c *Client) (release func()) {
 	s.l.SetHeld(true)
 	return func() { s.l.SetHeld(false) }
 }
+
+// SubscribersForTest returns how many subscribers the host of the channel
+// c leads has on reg's key: c itself if it subscribes it, and one per
+// follower connection whose subscribe the leader has handled. It returns
+// -1 if c does not lead, or if reg is not a valid registration.
+func SubscribersForTest(c *Client, reg any) int {
+	_, key, err := c.regJSON("subscribe", reg)
+	if err != nil {
+		return -1
+	}
+	c.mu.Lock()
+	var li *localInner
+	if c.cur != nil {
+		li, _ = c.cur.inner.(*localInner)
+	}
+	c.mu.Unlock()
+	if li == nil || li.lt == nil {
+		return -1
+	}
+	h := li.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t := h.topics[key]
+	if t == nil || t.dead {
+		return 0
+	}
+	return len(t.subs)
+}

@@ -450,6 +450,64 @@ func (s *sink) quiet(t testing.TB, d time.Duration) {
 	}
 }
 
+// holdsFor is a bounded negative check: f must stay true for all of d
+// ("nothing more arrives"). It fails as soon as f is false. A negative
+// can only be checked for a while, so d is the whole budget; keep it short.
+func holdsFor(t testing.TB, d time.Duration, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if !f() {
+			t.Fatalf("no longer true within %v: %s", d, what)
+		}
+		if time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// refusals is a transport whose first refused Dial (nobody listening) is
+// observable: a test that needs "this follower has already looked for a
+// leader and found none" waits on firstRefusal instead of sleeping.
+type refusals struct {
+	transport.Transport
+	once    sync.Once
+	refused chan struct{}
+}
+
+func watchRefusals(tr transport.Transport) *refusals {
+	return &refusals{Transport: tr, refused: make(chan struct{})}
+}
+
+func (r *refusals) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	c, err := r.Transport.Dial(ctx, addr)
+	if errors.Is(err, transport.ErrNoListener) {
+		r.once.Do(func() { close(r.refused) })
+	}
+	return c, err
+}
+
+// firstRefusal waits until a Dial through r found nobody listening.
+func (r *refusals) firstRefusal(t testing.TB) {
+	t.Helper()
+	select {
+	case <-r.refused:
+	case <-time.After(wait):
+		t.Fatalf("no Dial through the transport was refused within %v", wait)
+	}
+}
+
+// subscribersOn waits until the host of the channel l leads has n
+// subscribers on reg (l itself if it subscribes, and one per follower
+// connection whose subscribe the leader has handled).
+func subscribersOn(t testing.TB, l *cluster.Client, reg any, n int) {
+	t.Helper()
+	eventually(t, wait, fmt.Sprintf("%d subscribers of %v on the leader", n, reg), func() bool {
+		return cluster.SubscribersForTest(l, reg) == n
+	})
+}
+
 func eventually(t testing.TB, d time.Duration, what string, f func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)

@@ -148,10 +148,11 @@ func TestCC023_ReadyErrorEverywhere(t *testing.T) {
 	w := newWorld()
 	w.failInit = &protocol.RemoteError{Name: "InitError", Message: "mock error", Code: "ERROR_CODE"}
 	w.initDelay = 100 * time.Millisecond
-	tr, addr := memNet(t)
+	mtr, addr := memNet(t)
+	tr := watchRefusals(mtr)
 	opts := []cluster.Option{cluster.WithTransport(tr), cluster.WithAddr(addr)}
 	early := newClient(t, "test_invokeOneway_ready_error", w, append(opts, cluster.WithMode(cluster.ForceFollower))...)
-	time.Sleep(20 * time.Millisecond)
+	tr.firstRefusal(t) // the early follower looked for its leader and found none
 	l := newClient(t, "test_invokeOneway_ready_error", w, append(opts, cluster.WithMode(cluster.ForceLeader))...)
 	// A call made before ready waits and then fails with the ready error.
 	_, lerr := l.Invoke(tctx(t, 5*time.Second), "echo", 1)

@@ -100,10 +100,11 @@ func TestCC018_ForcedFollowerMaxWait(t *testing.T) {
 func TestCC031_FollowerBeforeLeader(t *testing.T) {
 	w := newWorld()
 	w.initDelay = 300 * time.Millisecond
-	tr, addr := memNet(t)
+	mtr, addr := memNet(t)
+	tr := watchRefusals(mtr)
 	opts := []cluster.Option{cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithResponseTimeout(100 * time.Millisecond)}
 	f := newClient(t, "api_client_test", w, append(opts, cluster.WithMode(cluster.ForceFollower))...)
-	time.Sleep(100 * time.Millisecond)
+	tr.firstRefusal(t) // the follower looked for its leader and found none
 	l := newClient(t, "api_client_test", w, append(opts, cluster.WithMode(cluster.ForceLeader))...)
 	ready(t, l)
 	ready(t, f)

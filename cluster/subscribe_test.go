@@ -115,10 +115,7 @@ func TestCC021_FullCycle(t *testing.T) {
 		}
 		anon1.waitFor(t, wait, "bar_1")
 		anon2.waitFor(t, wait, "bar_1")
-		time.Sleep(50 * time.Millisecond)
-		if l1.n() != n1 || l2.n() != n2 {
-			t.Fatalf("removed listeners still called: %q %q", l1.values()[n1:], l2.values()[n2:])
-		}
+		holdsFor(t, 50*time.Millisecond, "removed listeners are not called", func() bool { return l1.n() == n1 && l2.n() == n2 })
 
 		if err := c1.Unsubscribe(foo); err != nil {
 			t.Fatal(err)
@@ -134,10 +131,9 @@ func TestCC021_FullCycle(t *testing.T) {
 		if err := c2.Publish(reg{Key: "foo", Value: "bar_2"}); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(100 * time.Millisecond)
-		if anon1.n() != na1 || anon2.n() != na2 || again.n() != nagain {
-			t.Fatalf("values after unsubscribe: %q %q", anon1.values()[na1:], anon2.values()[na2:])
-		}
+		holdsFor(t, 100*time.Millisecond, "no values after unsubscribe", func() bool {
+			return anon1.n() == na1 && anon2.n() == na2 && again.n() == nagain
+		})
 		if st := c1.Stats(); st.Subscriptions != 0 {
 			t.Fatalf("subscriptions left: %+v", st)
 		}
@@ -251,7 +247,7 @@ func TestCC016_BroadcastOffOneSubscriber(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(100 * time.Millisecond) // let the followers' subscribes reach the leader
+	subscribersOn(t, l, reg{Key: "svc"}, 3) // the leader and both followers
 	total := func() int {
 		n := 0
 		for _, s := range sinks {
@@ -266,10 +262,7 @@ func TestCC016_BroadcastOffOneSubscriber(t *testing.T) {
 		}
 		eventually(t, wait, "one delivery", func() bool { return total() == i+1 })
 	}
-	time.Sleep(100 * time.Millisecond)
-	if n := total(); n != publishes {
-		t.Fatalf("%d deliveries for %d values", n, publishes)
-	}
+	holdsFor(t, 100*time.Millisecond, "no more deliveries than values", func() bool { return total() == publishes })
 	late := newSink()
 	if _, err := f1.Subscribe(reg{Key: "svc"}, late.listener(t)); err != nil {
 		t.Fatal(err)
@@ -361,12 +354,13 @@ func TestCC043_SubscribeTimeout(t *testing.T) {
 	if _, err := f.Subscribe(reg{Key: "timeout:400"}, slow.listener(t)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	subscribersOn(t, l, reg{Key: "timeout:50"}, 1)
+	subscribersOn(t, l, reg{Key: "timeout:400"}, 1)
 	if err := l.Publish(reg{Key: "timeout:50", Value: "hello:50"}); err != nil {
 		t.Fatal(err)
 	}
 	fast.waitFor(t, wait, "hello:50")
-	time.Sleep(350 * time.Millisecond)
+	rec.wait(t, wait, "the subscribe timeout of the slow key", isErr(cluster.ErrSubscribeTimeout))
 	if err := l.Publish(reg{Key: "timeout:400", Value: "hello:400"}); err != nil {
 		t.Fatal(err)
 	}
@@ -401,10 +395,10 @@ func TestRG02_NoTimeoutWhenCached(t *testing.T) {
 		t.Fatal(err)
 	}
 	second.waitFor(t, wait)
-	time.Sleep(300 * time.Millisecond)
-	if n := rec.count(isErr(cluster.ErrSubscribeTimeout)); n != 0 {
-		t.Fatalf("%d timeout errors for a cached key", n)
-	}
+	// Longer than the 200 ms subscribe timeout.
+	holdsFor(t, 300*time.Millisecond, "no subscribe timeout for a cached key", func() bool {
+		return rec.count(isErr(cluster.ErrSubscribeTimeout)) == 0
+	})
 }
 
 // CC-046 (second half), UI-15: operations on a closed Client are harmless

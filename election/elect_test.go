@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -44,7 +43,7 @@ func TestAutoFirstLeadsSecondFollowsThenReelect(t *testing.T) {
 			cfg := election.Config{Transport: m.tr, Addr: addr, Channel: "DataClient"}
 
 			lease := lead(t, first, cfg)
-			acc := lease.Attach(func(ln net.Listener) io.Closer { return startAcceptor(ln) }).(*acceptor)
+			acc := attach(lease)
 			conn := follow(t, second, cfg)
 
 			if err := lease.Release(); err != nil {
@@ -122,14 +121,22 @@ func TestForceFollowerWaitsForLateLeader(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			addr := m.newAddr(t)
 			const maxBackoff = 10 * time.Millisecond
-			follower := election.Config{Transport: m.tr, Addr: addr, Channel: "api_client_test",
+			tr := watchRefusals(m.tr)
+			follower := election.Config{Transport: tr, Addr: addr, Channel: "api_client_test",
 				Mode: election.ForceFollower, MaxBackoff: maxBackoff}
 
 			var leaderUp time.Time
 			var wg sync.WaitGroup
 			defer wg.Wait()
 			wg.Go(func() {
-				time.Sleep(50 * time.Millisecond)
+				// The leader starts once the follower has probed and
+				// found nobody.
+				select {
+				case <-tr.refused:
+				case <-time.After(testTimeout):
+					t.Error("the forced follower never probed")
+					return
+				}
 				cfg := follower
 				cfg.Mode = election.ForceLeader
 				leaderUp = time.Now()
@@ -211,7 +218,7 @@ func TestReelectStampede(t *testing.T) {
 						cfg := election.Config{Transport: m.tr, Addr: addr, Channel: "DataClient"}
 						outs[i], errs[i] = election.NewRegistry().Reelect(testContext(t), cfg)
 						if l := outs[i].Lease; l != nil {
-							l.Attach(func(ln net.Listener) io.Closer { return startAcceptor(ln) })
+							election.Attach(l, startAcceptor)
 						}
 					})
 				}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"time"
 
@@ -100,7 +99,7 @@ type server struct {
 	done chan struct{}
 }
 
-func serve(ln net.Listener) io.Closer {
+func serve(ln net.Listener) *server {
 	s := &server{ln: ln, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
@@ -126,7 +125,7 @@ func (s *server) Close() error {
 
 // Every channel on an address attaches to the same server, created once;
 // it stops when the last channel releases.
-func ExampleLease_Attach() {
+func ExampleAttach() {
 	tr, err := mem.New(mem.Config{})
 	if err != nil {
 		panic(err)
@@ -140,8 +139,8 @@ func ExampleLease_Attach() {
 		}
 		leases = append(leases, out.Lease)
 	}
-	s1 := leases[0].Attach(serve)
-	s2 := leases[1].Attach(serve)
+	s1, _ := election.Attach(leases[0], serve) // s1 is a *server: no type assertion
+	s2, _ := election.Attach(leases[1], serve)
 	fmt.Println("one server:", s1 == s2)
 	for _, l := range leases {
 		fmt.Println("releasing", l.Channel())

@@ -2,6 +2,7 @@ package election_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/go-clusterclient/clusterclient/election"
 	"github.com/go-clusterclient/clusterclient/internal/childproc"
 	"github.com/go-clusterclient/clusterclient/transport"
 	"github.com/go-clusterclient/clusterclient/transport/mem"
@@ -53,7 +55,7 @@ func memAddr(t testing.TB) string {
 // reduced to its lifetime: it accepts every conn, reads it until it ends
 // (counting the conns still open), and closes them all when closed. Its
 // Close closes the listener itself to unblock Accept, then waits for its
-// goroutines, as Lease.Attach allows.
+// goroutines, as election.Attach allows.
 type acceptor struct {
 	ln   net.Listener
 	done chan struct{} // closed when the accept loop returns
@@ -63,6 +65,15 @@ type acceptor struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
+}
+
+// attach attaches an acceptor to l's listener, or returns the one there.
+func attach(l *election.Lease) *acceptor {
+	a, ok := election.Attach(l, startAcceptor)
+	if !ok {
+		panic("election.Attach: the listener's last lease was released")
+	}
+	return a
 }
 
 func startAcceptor(ln net.Listener) *acceptor {
@@ -185,3 +196,53 @@ func (f *fakeTransport) Dial(ctx context.Context, addr string) (net.Conn, error)
 func newTCPTransport() *tcp.Transport { return tcp.New(tcp.Config{}) }
 
 func newTCP(testing.TB) *tcp.Transport { return newTCPTransport() }
+
+// refusals is a transport whose first refused Dial (nobody listening) is
+// observable: refused closes then. A test that needs "the follower has
+// already looked for a leader and found none" waits on it, not on a sleep.
+type refusals struct {
+	transport.Transport
+	once    sync.Once
+	refused chan struct{}
+}
+
+func watchRefusals(tr transport.Transport) *refusals {
+	return &refusals{Transport: tr, refused: make(chan struct{})}
+}
+
+func (r *refusals) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	c, err := r.Transport.Dial(ctx, addr)
+	if errors.Is(err, transport.ErrNoListener) {
+		r.once.Do(func() { close(r.refused) })
+	}
+	return c, err
+}
+
+// doneWatch is a context that reports the first call of its Done method.
+// An election asks for Done first when it has to wait: in the registry,
+// for a bind or close of its address in progress in this process (before
+// that, it only reads Err). So waitDone returns once the election is
+// parked there, the state a test of that wait needs.
+type doneWatch struct {
+	context.Context
+	once   sync.Once
+	called chan struct{}
+}
+
+func watchDone(ctx context.Context) *doneWatch {
+	return &doneWatch{Context: ctx, called: make(chan struct{})}
+}
+
+func (c *doneWatch) Done() <-chan struct{} {
+	c.once.Do(func() { close(c.called) })
+	return c.Context.Done()
+}
+
+func (c *doneWatch) waitDone(t testing.TB) {
+	t.Helper()
+	select {
+	case <-c.called:
+	case <-time.After(testTimeout):
+		t.Fatal("the election never waited on its context")
+	}
+}

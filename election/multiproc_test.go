@@ -3,7 +3,6 @@ package election_test
 import (
 	"context"
 	"io"
-	"net"
 	"os"
 	"slices"
 	"sync"
@@ -67,7 +66,7 @@ func electChild(args []string) int {
 			}
 			now := time.Now().UnixNano()
 			if out.Role == election.Leader {
-				a := out.Lease.Attach(func(ln net.Listener) io.Closer { return startAcceptor(ln) }).(*acceptor)
+				a := attach(out.Lease)
 				set(func(s *status) {
 					s.Term++
 					s.Role, s.ElectedAt, s.Attempts = "leader", now, out.Attempts

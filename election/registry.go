@@ -230,10 +230,17 @@ func (l *Lease) Channel() string { return l.channel }
 // the leases still held keep only their bookkeeping.)
 func (l *Lease) Listener() net.Listener { return l.sh.ln }
 
-// Attach returns the value attached to the shared listener, creating it by
+// Attach returns the value attached to l's shared listener, creating it by
 // calling init on the first call for that listener (from any lease on it).
 // Concurrent callers wait for that one init and all get its value. The
 // cluster package attaches its accept loop and channel demultiplexer here.
+//
+// Attach is a function, not a method of Lease, so that the value comes back
+// as the caller's own type T, with no type assertion at the call site. Every
+// caller on one listener must attach the same T: ok is false when the
+// attachment already there is not a T (in practice, two libraries sharing
+// one address of one Registry; the cluster package is the only user in this
+// module).
 //
 // When the last lease on the listener is released, the attachment's Close
 // is called first, then the listener is closed. So Close can tell a
@@ -242,24 +249,25 @@ func (l *Lease) Listener() net.Listener { return l.sh.ln }
 // loop to return; it must not wait for a goroutine blocked in Accept
 // without doing so.
 //
-// init must not call Attach, nor Release a lease on this listener. Once the last lease is released, Attach
-// returns nil and does not call init. If init returns a nil io.Closer,
-// Attach returns nil and init is not called again.
-func (l *Lease) Attach(init func(ln net.Listener) io.Closer) any {
+// init must not call Attach, nor Release a lease on this listener. Once the
+// last lease is released, Attach returns ok false and does not call init.
+// If init returns a nil interface value, Attach returns ok false and init
+// is not called again.
+func Attach[T io.Closer](l *Lease, init func(ln net.Listener) T) (v T, ok bool) {
 	sh := l.sh
 	sh.attachMu.Lock()
 	defer sh.attachMu.Unlock()
 	if sh.shutdown {
-		return nil
+		return v, false
 	}
 	if !sh.attached {
-		sh.attachment = init(sh.ln)
+		if a := init(sh.ln); any(a) != nil {
+			sh.attachment = a
+		}
 		sh.attached = true
 	}
-	if sh.attachment == nil {
-		return nil
-	}
-	return sh.attachment
+	v, ok = sh.attachment.(T)
+	return v, ok
 }
 
 // Release gives up the channel. When the last channel on the address

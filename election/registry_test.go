@@ -152,8 +152,8 @@ func TestReleaseIdempotent(t *testing.T) {
 		t.Errorf("events = %q, want one listen and one close", got)
 	}
 	called := false
-	if v := lease.Attach(func(net.Listener) io.Closer { called = true; return io.NopCloser(nil) }); v != nil || called {
-		t.Errorf("Attach after release = %v (init called: %v), want nil without init", v, called)
+	if v, ok := election.Attach(lease, func(net.Listener) io.Closer { called = true; return io.NopCloser(nil) }); ok || v != nil || called {
+		t.Errorf("Attach after release = %v, %v (init called: %v), want nil, false without init", v, ok, called)
 	}
 	if got := lease.Channels(); len(got) != 0 {
 		t.Errorf("Channels() after release = %q", got)
@@ -188,19 +188,23 @@ func TestAttachInitOnceUnderConcurrency(t *testing.T) {
 
 	var inits atomic.Int64
 	var wg sync.WaitGroup
-	results := make(chan any, leases*callers)
+	results := make(chan *closer, leases*callers)
 	start := make(chan struct{})
 	for _, l := range ls {
 		for range callers {
 			wg.Go(func() {
 				<-start
-				results <- l.Attach(func(ln net.Listener) io.Closer {
+				c, ok := election.Attach(l, func(ln net.Listener) *closer {
 					inits.Add(1)
 					if ln != l.Listener() {
 						t.Error("init got a listener other than the lease's")
 					}
 					return &closer{rec: rec}
 				})
+				if !ok {
+					t.Error("Attach on a held lease reported no attachment")
+				}
+				results <- c
 			})
 		}
 	}
@@ -211,7 +215,7 @@ func TestAttachInitOnceUnderConcurrency(t *testing.T) {
 	if n := inits.Load(); n != 1 {
 		t.Fatalf("init ran %d times, want 1", n)
 	}
-	var first any
+	var first *closer
 	for v := range results {
 		if first == nil {
 			first = v
@@ -220,7 +224,7 @@ func TestAttachInitOnceUnderConcurrency(t *testing.T) {
 			t.Fatalf("Attach returned %v and %v, want one shared value", first, v)
 		}
 	}
-	c := first.(*closer)
+	c := first
 
 	for i, l := range ls {
 		if err := l.Release(); err != nil {
@@ -247,7 +251,7 @@ func TestAttachmentWithAcceptLoop(t *testing.T) {
 	reg := election.NewRegistry()
 	cfg := election.Config{Transport: tr, Addr: memAddr(t), Channel: "A"}
 	lease := lead(t, reg, cfg)
-	acc := lease.Attach(func(ln net.Listener) io.Closer { return startAcceptor(ln) }).(*acceptor)
+	acc := attach(lease)
 
 	conn := follow(t, reg, cfg) // same channel again: a follower of ourselves
 	if err := lease.Release(); err != nil {
@@ -420,9 +424,13 @@ type outcome struct {
 }
 
 func electAsync(t *testing.T, reg *election.Registry, cfg election.Config) <-chan outcome {
+	return electAsyncCtx(t, reg, testContext(t), cfg)
+}
+
+func electAsyncCtx(t *testing.T, reg *election.Registry, ctx context.Context, cfg election.Config) <-chan outcome {
 	ch := make(chan outcome, 1)
 	go func() {
-		out, err := reg.Elect(testContext(t), cfg)
+		out, err := reg.Elect(ctx, cfg)
 		if out.Lease != nil {
 			t.Cleanup(func() { out.Lease.Release() })
 		}
@@ -451,8 +459,9 @@ func TestElectionWaitsForBindInProgress(t *testing.T) {
 		t.Fatalf("B while A binds, with a short context: %v, want DeadlineExceeded", err)
 	}
 
-	b := electAsync(t, reg, election.Config{Transport: g, Addr: addr, Channel: "B"})
-	time.Sleep(20 * time.Millisecond) // let B reach the registry (the test holds either way)
+	bctx := watchDone(testContext(t))
+	b := electAsyncCtx(t, reg, bctx, election.Config{Transport: g, Addr: addr, Channel: "B"})
+	bctx.waitDone(t) // B waits in the registry for A's bind
 	g.letListen()
 	ao, bo := awaitOutcome(t, a), awaitOutcome(t, b)
 	if ao.err != nil || bo.err != nil || ao.out.Role != election.Leader || bo.out.Role != election.Leader {
@@ -481,8 +490,9 @@ func TestElectionWaitsForCloseInProgress(t *testing.T) {
 	go func() { released <- a.Release() }()
 	<-g.closeEnter // A's listener is closing, the address still held
 
-	b := electAsync(t, reg, election.Config{Transport: g, Addr: addr, Channel: "B"})
-	time.Sleep(20 * time.Millisecond) // let B reach the registry (the test holds either way)
+	bctx := watchDone(testContext(t))
+	b := electAsyncCtx(t, reg, bctx, election.Config{Transport: g, Addr: addr, Channel: "B"})
+	bctx.waitDone(t) // B waits in the registry for A's close
 	g.letClose()
 	if err := <-released; err != nil {
 		t.Fatal(err)
@@ -505,5 +515,53 @@ func TestZeroRegistry(t *testing.T) {
 	lease := lead(t, &reg, election.Config{Transport: newMem(t), Addr: memAddr(t), Channel: "A"})
 	if err := lease.Release(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Attach gives each caller its own type back: a caller that attaches
+// another type to a listener that already has an attachment gets ok false
+// and its init is not run; the first attachment stays and is closed once.
+func TestAttachTyped(t *testing.T) {
+	rec := &recorder{Transport: newMem(t)}
+	reg := election.NewRegistry()
+	addr := memAddr(t)
+	a := lead(t, reg, election.Config{Transport: rec, Addr: addr, Channel: "A"})
+	b := lead(t, reg, election.Config{Transport: rec, Addr: addr, Channel: "B"})
+
+	c, ok := election.Attach(a, func(net.Listener) *closer { return &closer{rec: rec} })
+	if !ok || c == nil {
+		t.Fatalf("first Attach = %v, %v; want the new *closer", c, ok)
+	}
+	called := false
+	if v, ok := election.Attach(b, func(ln net.Listener) *acceptor { called = true; return startAcceptor(ln) }); ok || v != nil || called {
+		t.Errorf("Attach of another type = %v, %v (init called: %v), want nil, false without init", v, ok, called)
+	}
+	if v, ok := election.Attach(b, func(net.Listener) io.Closer { called = true; return nil }); !ok || v != io.Closer(c) || called {
+		t.Errorf("Attach as io.Closer = %v, %v (init called: %v), want the *closer, true without init", v, ok, called)
+	}
+	for _, l := range []*election.Lease{a, b} {
+		if err := l.Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := c.closes.Load(); n != 1 {
+		t.Errorf("attachment closed %d times, want 1", n)
+	}
+}
+
+// An init that returns a nil interface leaves the listener without an
+// attachment: Attach reports ok false, and init does not run again.
+func TestAttachNilInit(t *testing.T) {
+	reg := election.NewRegistry()
+	lease := lead(t, reg, election.Config{Transport: newMem(t), Addr: memAddr(t), Channel: "A"})
+	defer lease.Release()
+	calls := 0
+	for range 2 {
+		if v, ok := election.Attach(lease, func(net.Listener) io.Closer { calls++; return nil }); ok || v != nil {
+			t.Errorf("Attach with a nil init = %v, %v; want nil, false", v, ok)
+		}
+	}
+	if calls != 1 {
+		t.Errorf("init ran %d times, want 1", calls)
 	}
 }

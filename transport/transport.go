@@ -45,6 +45,18 @@
 //     keeps the conns it accepted; after Close the address can be listened
 //     on again at once.
 //
+// # Configuration
+//
+// A transport package has a Config struct whose zero fields mean their
+// defaults, and a constructor New(cfg Config). A bad Config fails at New,
+// never later: New returns (*Transport, error), the error wraps the package's
+// ErrInvalidConfig sentinel and names the field (Config.Validate gives the
+// same error without building a Transport), and a Transport that New returns
+// never fails a Listen or Dial because of its Config. A transport whose every
+// Config is valid has no ErrInvalidConfig and a New that returns no error, and
+// says so in its Config's doc. In this module: mem, unix, yamux and kcp
+// return an error; tcp (two fields, no invalid values) does not.
+//
 // # Transports on the host's sockets
 //
 // ExclusiveAddr, IsAddrInUse, IsRefused and IsPortUnreachable are what a

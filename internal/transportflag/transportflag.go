@@ -36,9 +36,9 @@ func New(name, over string) (transport.Transport, error) {
 	case "tcp":
 		return tcp.New(tcp.DefaultConfig()), nil
 	case "unix":
-		return unix.New(unix.DefaultConfig())
+		return orNil(unix.New(unix.DefaultConfig()))
 	case "kcp":
-		return kcp.New(kcp.DefaultConfig()), nil
+		return orNil(kcp.New(kcp.DefaultConfig()))
 	case "yamux":
 		if over == "" {
 			over = Unders()[0]
@@ -50,7 +50,16 @@ func New(name, over string) (transport.Transport, error) {
 		if err != nil {
 			return nil, err
 		}
-		return yamux.New(yamux.DefaultConfig(under)), nil
+		return orNil(yamux.New(yamux.DefaultConfig(under)))
 	}
 	return nil, fmt.Errorf("%w %q (want tcp, unix, yamux or kcp)", ErrUnknown, name)
+}
+
+// orNil returns a transport's New result as a transport.Transport that is
+// nil, not a typed nil pointer, when New failed.
+func orNil[T transport.Transport](t T, err error) (transport.Transport, error) {
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
 }

@@ -44,8 +44,7 @@ const (
 	MaxWindow = 32768
 )
 
-// ErrInvalidConfig is returned (wrapped) by Config.Validate, and by Listen
-// and Dial of a Transport made from an invalid Config.
+// ErrInvalidConfig is returned (wrapped) by Config.Validate and by New.
 var ErrInvalidConfig = errors.New("kcp: invalid config")
 
 // Config tunes a Transport. The zero value of a field means its default.

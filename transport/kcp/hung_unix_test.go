@@ -17,7 +17,7 @@ import (
 // with ErrPeerTimeout within DeadPeerTimeout.
 func TestHungLeaderTimesOut(t *testing.T) {
 	cfg := kcp.Config{PingInterval: 200 * time.Millisecond, DeadPeerTimeout: time.Second}
-	tr := kcp.New(cfg)
+	tr := newKCP(t, cfg)
 	leader, c := startLeader(t, tr, transporttest.FreeAddr(t, "udp", "127.0.0.1"))
 	if err := syscall.Kill(leader.Pid(), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)

@@ -11,7 +11,10 @@ import (
 // Every Dial picks its own random conversation id, which the accepted
 // side shares.
 func TestFreshConversationPerDial(t *testing.T) {
-	tr := New(DefaultConfig())
+	tr, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
 	l, err := tr.Listen(t.Context(), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

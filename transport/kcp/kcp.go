@@ -39,8 +39,7 @@ var (
 // Concurrency: all methods are safe for concurrent use, and so are the
 // listeners and conns it returns.
 type Transport struct {
-	cfg    Config
-	cfgErr error
+	cfg Config
 }
 
 var (
@@ -49,10 +48,13 @@ var (
 )
 
 // New returns a Transport using cfg, with zero fields set to their
-// defaults. If cfg is invalid (see Config.Validate), every Listen and Dial
-// of the Transport fails with an error matching ErrInvalidConfig.
-func New(cfg Config) *Transport {
-	return &Transport{cfg: cfg.withDefaults(), cfgErr: cfg.Validate()}
+// defaults. It fails only if cfg.Validate does: the error matches
+// ErrInvalidConfig and names the field.
+func New(cfg Config) (*Transport, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Transport{cfg: cfg.withDefaults()}, nil
 }
 
 // Name returns "kcp".
@@ -72,9 +74,6 @@ func (t *Transport) opErr(op, addr string, kind, err error) error {
 // resolve checks addr ("ip:port") and returns it as a UDP address. Unless
 // Config.AllowNonLoopback, the host must be a literal loopback IP.
 func (t *Transport) resolve(ctx context.Context, op, addr string) (*net.UDPAddr, error) {
-	if t.cfgErr != nil {
-		return nil, t.opErr(op, addr, nil, t.cfgErr)
-	}
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, t.opErr(op, addr, transport.ErrInvalidAddr, err)

@@ -32,14 +32,24 @@ var kcpGoroutines = []goleak.Option{
 
 func TestMain(m *testing.M) {
 	conformance.Main(func(string) (transport.Transport, error) {
-		return kcp.New(kcp.DefaultConfig()), nil
+		return kcp.New(kcp.DefaultConfig())
 	})
 	goleak.VerifyTestMain(m, kcpGoroutines...)
 }
 
+// newKCP returns kcp.New(cfg), failing tb if cfg is invalid.
+func newKCP(tb testing.TB, cfg kcp.Config) *kcp.Transport {
+	tb.Helper()
+	tr, err := kcp.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tr
+}
+
 func harness(host string) transporttest.Harness {
 	return transporttest.Harness{
-		NewTransport: func(testing.TB) transport.Transport { return kcp.New(kcp.DefaultConfig()) },
+		NewTransport: func(tb testing.TB) transport.Transport { return newKCP(tb, kcp.DefaultConfig()) },
 		NewAddr:      func(tb testing.TB) string { return transporttest.FreeAddr(tb, "udp", host) },
 		// A plain UDP socket holds the port: the bind fails, and a Dial
 		// gets no hello-ack.
@@ -118,11 +128,11 @@ func patient() kcp.Config {
 }
 
 func TestAddressRules(t *testing.T) {
-	transporttest.CheckIPAddrRules(t, kcp.New(kcp.DefaultConfig()), kcp.New(kcp.Config{AllowNonLoopback: true}))
+	transporttest.CheckIPAddrRules(t, newKCP(t, kcp.DefaultConfig()), newKCP(t, kcp.Config{AllowNonLoopback: true}))
 }
 
 func TestDefaults(t *testing.T) {
-	tr := kcp.New(kcp.Config{})
+	tr := newKCP(t, kcp.Config{})
 	if got := tr.DefaultAddr(); got != "127.0.0.1:7777" {
 		t.Errorf("DefaultAddr = %q", got)
 	}
@@ -157,13 +167,10 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%+v: Validate() = %v, want ErrInvalidConfig naming %s", tc.cfg, err, tc.field)
 			continue
 		}
-		// An invalid config reaches the caller through Listen and Dial.
-		tr := kcp.New(tc.cfg)
-		if _, err := tr.Listen(t.Context(), "127.0.0.1:0"); !errors.Is(err, kcp.ErrInvalidConfig) {
-			t.Errorf("%+v: Listen: %v, want ErrInvalidConfig", tc.cfg, err)
-		}
-		if _, err := tr.Dial(t.Context(), "127.0.0.1:1"); !errors.Is(err, kcp.ErrInvalidConfig) {
-			t.Errorf("%+v: Dial: %v, want ErrInvalidConfig", tc.cfg, err)
+		// An invalid config fails at New, with the same error, and never
+		// makes a Transport whose Listen and Dial would fail later.
+		if tr, err := kcp.New(tc.cfg); tr != nil || !errors.Is(err, kcp.ErrInvalidConfig) || !bytes.Contains([]byte(err.Error()), []byte(tc.field)) {
+			t.Errorf("%+v: New = %v, %v; want nil and ErrInvalidConfig naming %s", tc.cfg, tr, err, tc.field)
 		}
 	}
 }
@@ -171,7 +178,7 @@ func TestConfigValidate(t *testing.T) {
 // A second bind of the port fails with EADDRINUSE: from this package and
 // from any UDP socket, in both directions.
 func TestExclusiveBind(t *testing.T) {
-	tr := kcp.New(kcp.DefaultConfig())
+	tr := newKCP(t, kcp.DefaultConfig())
 	l, err := tr.Listen(t.Context(), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +199,7 @@ func TestExclusiveBind(t *testing.T) {
 // Nothing bound: the ICMP port unreachable of the hello fails Dial with
 // ErrNoListener, long before the handshake timeout.
 func TestDialNobodyRefused(t *testing.T) {
-	tr := kcp.New(kcp.Config{HandshakeTimeout: time.Minute})
+	tr := newKCP(t, kcp.Config{HandshakeTimeout: time.Minute})
 	addr := transporttest.FreeAddr(t, "udp", "127.0.0.1")
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -206,7 +213,7 @@ func TestDialNobodyRefused(t *testing.T) {
 // Something bound that never answers: Dial fails with ErrNoListener when
 // HandshakeTimeout ends, without a context deadline.
 func TestDialUnansweredTimesOut(t *testing.T) {
-	tr := kcp.New(kcp.Config{HandshakeTimeout: 300 * time.Millisecond})
+	tr := newKCP(t, kcp.Config{HandshakeTimeout: 300 * time.Millisecond})
 	addr := transporttest.Hold(t, "udp", "127.0.0.1:0")
 	start := time.Now()
 	_, err := tr.Dial(context.Background(), addr)
@@ -222,7 +229,7 @@ func TestDialUnansweredTimesOut(t *testing.T) {
 // io.EOF, without waiting for a heartbeat timeout; its writes then fail
 // with ErrPeerClosed.
 func TestCloseDeliversDataThenEOF(t *testing.T) {
-	tr := kcp.New(patient())
+	tr := newKCP(t, patient())
 	_, c, s := pair(t, tr)
 	want := make([]byte, 512<<10)
 	for i := range want {
@@ -259,7 +266,7 @@ func TestCloseDeliversDataThenEOF(t *testing.T) {
 // The FIN counts only bytes written after the handshake: a short last
 // Write still arrives before io.EOF, in both directions.
 func TestEOFAfterShortLastWrite(t *testing.T) {
-	tr := kcp.New(patient())
+	tr := newKCP(t, patient())
 	for i := range 10 {
 		_, c, s := pair(t, tr)
 		from, to := c, s
@@ -282,7 +289,7 @@ func TestEOFAfterShortLastWrite(t *testing.T) {
 
 // Closing the listener releases the port and tells every peer at once.
 func TestListenerCloseResetsPeers(t *testing.T) {
-	tr := kcp.New(patient())
+	tr := newKCP(t, patient())
 	l, c, s := pair(t, tr)
 	addr := l.Addr().String()
 	if err := l.Close(); err != nil {
@@ -306,7 +313,7 @@ func TestListenerCloseResetsPeers(t *testing.T) {
 // of a previous leader, a probe, a hello-less first segment) creates no
 // session, and its sender gets a RESET.
 func TestStalePacketsCreateNoSession(t *testing.T) {
-	tr := kcp.New(kcp.DefaultConfig())
+	tr := newKCP(t, kcp.DefaultConfig())
 	l, err := tr.Listen(t.Context(), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -451,7 +458,7 @@ func newLeaderAccepts(t *testing.T, tr *kcp.Transport, addr string) {
 // nothing stale.
 func TestLeaderSIGKILLWhileFollowerSends(t *testing.T) {
 	cfg := kcp.Config{PingInterval: 200 * time.Millisecond, DeadPeerTimeout: time.Second}
-	tr := kcp.New(cfg)
+	tr := newKCP(t, cfg)
 	addr := transporttest.FreeAddr(t, "udp", "127.0.0.1")
 	leader, c := startLeader(t, tr, addr)
 
@@ -509,7 +516,7 @@ func TestLeaderSIGKILLWhileFollowerSends(t *testing.T) {
 // never taken for a new one, and it fails without waiting for the
 // heartbeat timeout.
 func TestFollowerQuietDuringFailover(t *testing.T) {
-	tr := kcp.New(patient()) // no heartbeat while the port changes hands
+	tr := newKCP(t, patient()) // no heartbeat while the port changes hands
 	addr := transporttest.FreeAddr(t, "udp", "127.0.0.1")
 	leader, c := startLeader(t, tr, addr)
 	if err := leader.Kill(); err != nil {
@@ -549,7 +556,7 @@ func TestFollowerQuietDuringFailover(t *testing.T) {
 // Deadline errors are net.Errors with Timeout() and match
 // os.ErrDeadlineExceeded; other errors are *net.OpError naming "kcp".
 func TestErrorShapes(t *testing.T) {
-	tr := kcp.New(kcp.DefaultConfig())
+	tr := newKCP(t, kcp.DefaultConfig())
 	_, c, _ := pair(t, tr)
 	c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
 	_, err := c.Read(make([]byte, 1))
@@ -564,7 +571,10 @@ func TestErrorShapes(t *testing.T) {
 }
 
 func Example() {
-	tr := kcp.New(kcp.DefaultConfig())
+	tr, err := kcp.New(kcp.DefaultConfig())
+	if err != nil {
+		panic(err)
+	}
 	ctx := context.Background()
 
 	l, err := tr.Listen(ctx, "127.0.0.1:0") // a free UDP port

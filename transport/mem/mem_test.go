@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -68,9 +69,12 @@ func BenchmarkPingPong(b *testing.B) {
 }
 
 func TestConfig(t *testing.T) {
-	for _, cfg := range []mem.Config{{BufferSize: -1}, {Backlog: -1}} {
-		if _, err := mem.New(cfg); !errors.Is(err, mem.ErrInvalidConfig) {
-			t.Errorf("New(%+v): %v, want ErrInvalidConfig", cfg, err)
+	for _, tc := range []struct {
+		cfg   mem.Config
+		field string
+	}{{mem.Config{BufferSize: -1}, "BufferSize"}, {mem.Config{Backlog: -1}, "Backlog"}} {
+		if tr, err := mem.New(tc.cfg); tr != nil || !errors.Is(err, mem.ErrInvalidConfig) || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("New(%+v) = %v, %v; want nil and ErrInvalidConfig naming %s", tc.cfg, tr, err, tc.field)
 		}
 	}
 	if err := mem.DefaultConfig().Validate(); err != nil {

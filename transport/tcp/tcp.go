@@ -40,8 +40,9 @@ import (
 // cluster-client default port, on IPv4 loopback).
 const DefaultAddr = "127.0.0.1:7777"
 
-// Config tunes a TCP Transport. The zero value is the default; every
-// Config is valid.
+// Config tunes a TCP Transport. The zero value is the default. Every Config
+// is valid, so New returns no error and the package has no ErrInvalidConfig
+// (see "Configuration" in package transport).
 type Config struct {
 	// AllowNonLoopback lets Listen and Dial use addresses that are not
 	// loopback (including the unspecified 0.0.0.0 and ::). Default false:
@@ -74,7 +75,7 @@ var (
 	_ transport.HalfCloser   = (*net.TCPConn)(nil)
 )
 
-// New returns a Transport using cfg.
+// New returns a Transport using cfg. It cannot fail: every Config is valid.
 func New(cfg Config) *Transport { return &Transport{cfg: cfg} }
 
 // Name returns "tcp".

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -113,4 +114,36 @@ func Example() {
 	// second listen in use: true
 	// localhost invalid: true
 	// half-close: true
+}
+
+// tcp.New takes no error: every Config is valid (package transport's rule
+// for a transport's New). A field that can be invalid would give New an
+// error result matching an ErrInvalidConfig of this package, as the other
+// transports have; this line then stops compiling, as a reminder.
+var _ func(tcp.Config) *tcp.Transport = tcp.New
+
+// Every Config works: with each field at its extremes, Listen and Dial on
+// loopback succeed, so no Config fails later than New either.
+func TestEveryConfigValid(t *testing.T) {
+	for _, cfg := range []tcp.Config{
+		{},
+		{AllowNonLoopback: true},
+		{KeepAlive: -1},
+		{KeepAlive: math.MinInt64},
+		{KeepAlive: math.MaxInt64},
+	} {
+		tr := tcp.New(cfg)
+		l, err := tr.Listen(t.Context(), "127.0.0.1:0")
+		if err != nil {
+			t.Errorf("%+v: Listen: %v", cfg, err)
+			continue
+		}
+		c, err := tr.Dial(t.Context(), l.Addr().String())
+		if err != nil {
+			t.Errorf("%+v: Dial: %v", cfg, err)
+		} else {
+			c.Close()
+		}
+		l.Close()
+	}
 }

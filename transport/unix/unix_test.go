@@ -306,8 +306,8 @@ func TestRelativePath(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	if _, err := unix.New(unix.Config{ProbeTimeout: -time.Second}); !errors.Is(err, unix.ErrInvalidConfig) {
-		t.Errorf("negative ProbeTimeout: %v, want ErrInvalidConfig", err)
+	if tr, err := unix.New(unix.Config{ProbeTimeout: -time.Second}); tr != nil || !errors.Is(err, unix.ErrInvalidConfig) || !strings.Contains(err.Error(), "ProbeTimeout") {
+		t.Errorf("New with a negative ProbeTimeout = %v, %v; want nil and ErrInvalidConfig naming ProbeTimeout", tr, err)
 	}
 	if err := unix.DefaultConfig().Validate(); err != nil {
 		t.Error(err)

@@ -37,8 +37,7 @@ const (
 	DefaultAcceptBacklog = 256
 )
 
-// ErrInvalidConfig is returned (wrapped) by Config.Validate, and by Listen
-// and Dial of a Transport made from an invalid Config.
+// ErrInvalidConfig is returned (wrapped) by Config.Validate and by New.
 var ErrInvalidConfig = errors.New("yamux: invalid config")
 
 // Config tunes a Transport. Underlying is required; the zero value of every

@@ -24,7 +24,7 @@ func TestHungLeaderNoticedByKeepalive(t *testing.T) {
 	cfg := yamux.DefaultConfig(tcp.New(tcp.DefaultConfig()))
 	cfg.KeepAliveInterval = 200 * time.Millisecond
 	cfg.ConnectionWriteTimeout = 500 * time.Millisecond
-	tr := yamux.New(cfg)
+	tr := newYamux(t, cfg)
 	addr := freeTCPAddr(t)
 	leader := transporttest.StartContender(t, tcpHarness())
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)

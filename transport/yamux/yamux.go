@@ -18,9 +18,8 @@ import (
 // listeners and conns it returns. Dials through one Transport share its
 // sessions, so a process should use one Transport per underlying medium.
 type Transport struct {
-	cfg    Config
-	ycfg   *hyamux.Config
-	cfgErr error
+	cfg  Config
+	ycfg *hyamux.Config
 
 	mu       sync.Mutex
 	sessions map[string]*dialing // by address
@@ -40,11 +39,14 @@ var (
 )
 
 // New returns a Transport using cfg, with zero fields set to their
-// defaults. If cfg is invalid (see Config.Validate), every Listen and Dial
-// of the Transport fails with an error matching ErrInvalidConfig.
-func New(cfg Config) *Transport {
+// defaults. It fails only if cfg.Validate does: the error matches
+// ErrInvalidConfig and names the field.
+func New(cfg Config) (*Transport, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	cfg = cfg.withDefaults()
-	return &Transport{cfg: cfg, ycfg: cfg.yamux(), cfgErr: cfg.Validate(), sessions: make(map[string]*dialing)}
+	return &Transport{cfg: cfg, ycfg: cfg.yamux(), sessions: make(map[string]*dialing)}, nil
 }
 
 // Name returns "yamux".
@@ -73,9 +75,6 @@ func (t *Transport) opErr(op, addr string, kind, err error) error {
 // accepts, and returns a listener whose Accept yields the streams of all
 // of them.
 func (t *Transport) Listen(ctx context.Context, addr string) (net.Listener, error) {
-	if t.cfgErr != nil {
-		return nil, t.opErr("listen", addr, nil, t.cfgErr)
-	}
 	inner, err := t.cfg.Underlying.Listen(ctx, addr)
 	if err != nil {
 		return nil, t.opErr("listen", addr, nil, err)
@@ -93,9 +92,6 @@ func (t *Transport) Listen(ctx context.Context, addr string) (net.Listener, erro
 // missing listener matches transport.ErrNoListener. Dial honours ctx
 // throughout.
 func (t *Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
-	if t.cfgErr != nil {
-		return nil, t.opErr("dial", addr, nil, t.cfgErr)
-	}
 	for attempt := 1; ; attempt++ {
 		s, fresh, err := t.session(ctx, addr)
 		if err != nil {

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			return nil, err
 		}
-		return yamux.New(yamux.DefaultConfig(u)), nil
+		return yamux.New(yamux.DefaultConfig(u))
 	})
 	goleak.VerifyTestMain(m)
 }
@@ -50,6 +50,16 @@ func underlying(kind string) (transport.Transport, error) {
 		return unix.New(unix.DefaultConfig())
 	}
 	return nil, fmt.Errorf("no underlying transport of kind %q", kind)
+}
+
+// newYamux returns yamux.New(cfg), failing tb if cfg is invalid.
+func newYamux(tb testing.TB, cfg yamux.Config) *yamux.Transport {
+	tb.Helper()
+	tr, err := yamux.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tr
 }
 
 func mustUnderlying(tb testing.TB, kind string) transport.Transport {
@@ -70,7 +80,7 @@ func tcpHarness() transporttest.Harness {
 	return transporttest.Harness{
 		Kind: "tcp",
 		NewTransport: func(tb testing.TB) transport.Transport {
-			return yamux.New(yamux.DefaultConfig(mustUnderlying(tb, "tcp")))
+			return newYamux(tb, yamux.DefaultConfig(mustUnderlying(tb, "tcp")))
 		},
 		NewAddr: freeTCPAddr,
 		// A plain TCP listener: the kernel accepts the underlying conn,
@@ -87,7 +97,7 @@ func memHarness() transporttest.Harness {
 	return transporttest.Harness{
 		Kind: "mem",
 		NewTransport: func(tb testing.TB) transport.Transport {
-			return yamux.New(yamux.DefaultConfig(mustUnderlying(tb, "mem")))
+			return newYamux(tb, yamux.DefaultConfig(mustUnderlying(tb, "mem")))
 		},
 		NewAddr: func(testing.TB) string { return fmt.Sprintf("yamux-test-%d", memAddrs.Add(1)) },
 	}
@@ -99,7 +109,7 @@ func unixHarness() transporttest.Harness {
 	return transporttest.Harness{
 		Kind: "unix",
 		NewTransport: func(tb testing.TB) transport.Transport {
-			return yamux.New(yamux.DefaultConfig(mustUnderlying(tb, "unix")))
+			return newYamux(tb, yamux.DefaultConfig(mustUnderlying(tb, "unix")))
 		},
 		NewAddr: func(tb testing.TB) string {
 			// t.TempDir's paths hold the test name and can overflow sun_path.
@@ -208,7 +218,7 @@ func dial(t *testing.T, tr transport.Transport, addr string) net.Conn {
 // when its last stream does, and the next Dial starts another.
 func TestStreamsShareOneSession(t *testing.T) {
 	under := &counting{Transport: tcp.New(tcp.DefaultConfig())}
-	tr := yamux.New(yamux.DefaultConfig(under))
+	tr := newYamux(t, yamux.DefaultConfig(under))
 	l, err := tr.Listen(t.Context(), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -263,7 +273,7 @@ func TestSlowAcceptDoesNotWedgeSession(t *testing.T) {
 	cfg := yamux.DefaultConfig(tcp.New(tcp.DefaultConfig()))
 	cfg.AcceptBacklog = backlog
 	cfg.StreamOpenTimeout = 300 * time.Millisecond
-	tr := yamux.New(cfg)
+	tr := newYamux(t, cfg)
 	l, err := tr.Listen(t.Context(), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -318,7 +328,7 @@ func TestSlowAcceptDoesNotWedgeSession(t *testing.T) {
 func TestSessionRecreatedAfterLeaderDies(t *testing.T) {
 	h := tcpHarness()
 	under := &counting{Transport: tcp.New(tcp.DefaultConfig())}
-	tr := yamux.New(yamux.DefaultConfig(under))
+	tr := newYamux(t, yamux.DefaultConfig(under))
 	addr := freeTCPAddr(t)
 	leader := transporttest.StartContender(t, h)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -356,7 +366,7 @@ func TestSessionRecreatedAfterLeaderDies(t *testing.T) {
 // more streams on the retired session, and a new Dial reports that nobody
 // listens.
 func TestListenerCloseRetiresSessions(t *testing.T) {
-	tr := yamux.New(yamux.DefaultConfig(tcp.New(tcp.DefaultConfig())))
+	tr := newYamux(t, yamux.DefaultConfig(tcp.New(tcp.DefaultConfig())))
 	l, err := tr.Listen(t.Context(), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -382,7 +392,7 @@ func TestListenerCloseRetiresSessions(t *testing.T) {
 }
 
 func TestErrorsPassThrough(t *testing.T) {
-	tr := yamux.New(yamux.DefaultConfig(tcp.New(tcp.DefaultConfig())))
+	tr := newYamux(t, yamux.DefaultConfig(tcp.New(tcp.DefaultConfig())))
 	l, err := tr.Listen(t.Context(), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -431,19 +441,17 @@ func TestConfig(t *testing.T) {
 			t.Errorf("%+v: Validate() = %v, want ErrInvalidConfig naming %s", tc.cfg, err, tc.field)
 			continue
 		}
-		tr := yamux.New(tc.cfg)
-		if _, err := tr.Listen(t.Context(), "127.0.0.1:0"); !errors.Is(err, yamux.ErrInvalidConfig) {
-			t.Errorf("%+v: Listen: %v, want ErrInvalidConfig", tc.cfg, err)
-		}
-		if _, err := tr.Dial(t.Context(), "127.0.0.1:1"); !errors.Is(err, yamux.ErrInvalidConfig) {
-			t.Errorf("%+v: Dial: %v, want ErrInvalidConfig", tc.cfg, err)
+		// An invalid config fails at New, with the same error, and never
+		// makes a Transport whose Listen and Dial would fail later.
+		if tr, err := yamux.New(tc.cfg); tr != nil || !errors.Is(err, yamux.ErrInvalidConfig) || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%+v: New = %v, %v; want nil and ErrInvalidConfig naming %s", tc.cfg, tr, err, tc.field)
 		}
 	}
-	tr := yamux.New(yamux.DefaultConfig(u))
+	tr := newYamux(t, yamux.DefaultConfig(u))
 	if tr.Name() != "yamux" || tr.DefaultAddr() != u.DefaultAddr() || !transport.IsMultiProcess(tr) {
 		t.Errorf("over tcp: Name %q, DefaultAddr %q, MultiProcess %v", tr.Name(), tr.DefaultAddr(), transport.IsMultiProcess(tr))
 	}
-	overMem := yamux.New(yamux.DefaultConfig(mustUnderlying(t, "mem")))
+	overMem := newYamux(t, yamux.DefaultConfig(mustUnderlying(t, "mem")))
 	if transport.IsMultiProcess(overMem) {
 		t.Error("yamux over mem claims to be multi-process")
 	}
@@ -452,7 +460,7 @@ func TestConfig(t *testing.T) {
 // Streams are full net.Conns over any underlying transport (the kit runs
 // nettest too; this is the smallest pipe, for -run filters).
 func TestStreamNettest(t *testing.T) {
-	tr := yamux.New(yamux.DefaultConfig(mustUnderlying(t, "mem")))
+	tr := newYamux(t, yamux.DefaultConfig(mustUnderlying(t, "mem")))
 	nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
 		addr := fmt.Sprintf("nettest-%d", memAddrs.Add(1))
 		l, err := tr.Listen(context.Background(), addr)
@@ -475,7 +483,10 @@ func TestStreamNettest(t *testing.T) {
 }
 
 func Example() {
-	tr := yamux.New(yamux.DefaultConfig(tcp.New(tcp.DefaultConfig())))
+	tr, err := yamux.New(yamux.DefaultConfig(tcp.New(tcp.DefaultConfig())))
+	if err != nil {
+		panic(err)
+	}
 	ctx := context.Background()
 
 	l, err := tr.Listen(ctx, "127.0.0.1:0")
