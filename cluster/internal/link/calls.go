@@ -116,13 +116,18 @@ func (p *pending) settle(id int64, ok bool, data []byte) bool {
 // remove takes c out of the table before it completes (its caller gave
 // up). It reports false when c already completed (or is completing): the
 // caller must then drain c.ch.
-func (p *pending) remove(c *call) bool {
+func (p *pending) remove(c *call) bool { return p.removeID(c.id, c) }
+
+// removeID is remove for a notification, whose call the table puts back
+// in the pool itself when it fails it: the caller gives the id it added c
+// with, and c's fields are not read (they may be another call's by then).
+func (p *pending) removeID(id int64, c *call) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.m[c.id] != c {
+	if p.m[id] != c {
 		return false
 	}
-	delete(p.m, c.id)
+	delete(p.m, id)
 	return true
 }
 

@@ -212,7 +212,7 @@ func (l *Link) Notify(key string, id int64, timeout int32, co *protocol.ConnObje
 		return err
 	}
 	if err := l.w.send(false, id, timeout, co, app); err != nil {
-		if l.calls.remove(c) { // else closing the link failed it and put it back
+		if l.calls.removeID(id, c) { // else closing the link failed it and put it back
 			putCall(c)
 		}
 		return err
