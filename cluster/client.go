@@ -77,22 +77,39 @@ type clientStats struct {
 }
 
 // term is the Client's state between two elections: its role, the inner
-// that serves calls (nil until attached) and its readiness.
+// that serves calls (nil until attached) and its phase. Fields are read
+// and written under Client.mu.
 type term struct {
-	num     uint64
-	role    Role
-	inner   inner
-	done    chan struct{} // closed when settled (ready or failed)
-	err     error         // the ready error, once settled
-	settled bool
-	ended   chan struct{} // closed when the Client moved on to another term
+	num   uint64
+	role  Role
+	inner inner
+	phase termPhase
+	done  chan struct{} // closed when settled (ready or failed)
+	err   error         // the ready error, once failed
+	ended chan struct{} // closed when the Client moved on to another term
 }
+
+// termPhase is where a term stands. A term starts electing (an election
+// runs, or a follower registers with its leader: no inner yet), becomes
+// replaying once its inner is attached (remembered publications and
+// one-way calls queued meanwhile go to the new leader first), and settles
+// once: ready, or failed with its ready error. A term the Client moved on
+// from is ended (its ended channel is closed), whatever its phase.
+type termPhase int
+
+const (
+	termElecting termPhase = iota
+	termReplaying
+	termReady
+	termFailed
+)
 
 func newTermState(num uint64, role Role) *term {
 	return &term{num: num, role: role, done: make(chan struct{}), ended: make(chan struct{})}
 }
 
-func (t *term) ready() bool { return t.settled && t.err == nil && t.inner != nil }
+func (t *term) ready() bool   { return t.phase == termReady }
+func (t *term) settled() bool { return t.phase == termReady || t.phase == termFailed }
 
 // inner is what serves a term: a host in this process (leader, single
 // mode) or a session with the leader (follower).
@@ -476,6 +493,9 @@ func (c *Client) attach(t *term, in inner) bool {
 
 func (c *Client) attachLocked(t *term, in inner) {
 	t.inner = in
+	if t.phase == termElecting {
+		t.phase = termReplaying
+	}
 	for key, s := range c.subs {
 		in.subscribe(key, s.reg)
 	}
@@ -502,7 +522,7 @@ func (c *Client) replayAndReady(t *term) {
 		queued := c.queued
 		c.queued = nil
 		if len(batch) == 0 && len(queued) == 0 {
-			t.settled = true
+			t.phase = termReady
 			readyAt = time.Now()
 			close(t.done)
 			c.mu.Unlock()
@@ -532,11 +552,11 @@ func (c *Client) replayAndReady(t *term) {
 // with it, queued one-way calls are dropped.
 func (c *Client) settle(t *term, err error) {
 	c.mu.Lock()
-	if c.cur != t || t.settled {
+	if c.cur != t || t.settled() {
 		c.mu.Unlock()
 		return
 	}
-	t.settled, t.err = true, err
+	t.phase, t.err = termFailed, err
 	close(t.done)
 	dropped := len(c.queued)
 	c.queued = nil
@@ -721,7 +741,7 @@ func (c *Client) roleLocked() Role {
 func (c *Client) waitReady(ctx context.Context, stale *term) (*term, error) {
 	for {
 		c.mu.Lock()
-		t, closed, settled, terr := c.cur, c.closed, c.cur.settled, c.cur.err
+		t, closed, settled, terr := c.cur, c.closed, c.cur.settled(), c.cur.err
 		c.mu.Unlock()
 		if closed {
 			return nil, c.closedErr("ready")
@@ -815,7 +835,7 @@ func (c *Client) oneway(method string, args []any) error {
 				continue // the term just ended: queue it for the next one
 			}
 			return err
-		case t.settled && t.err != nil:
+		case t.phase == termFailed:
 			c.mu.Unlock()
 			return t.err
 		}
