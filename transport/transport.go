@@ -161,6 +161,18 @@ type HalfCloser interface {
 // A conn that frames, encrypts or otherwise changes its bytes must not
 // implement it. *net.TCPConn and *net.UnixConn themselves qualify without
 // it.
+//
+// Why it is part of the driver contract, although only one optimisation
+// uses it: a conn's Write blocks until the kernel took every byte, so a
+// writer that must never block (a leader answering many followers from one
+// goroutine) either hands every frame to a goroutine of its own — on a
+// small host that hand-over costs more than the loopback round trip — or
+// writes what the socket takes at once with a non-blocking write, which
+// needs the socket. A transport that wraps a plain socket without changing
+// its bytes can offer that speed by implementing Socket; one that does not
+// loses nothing but the speed (its frames go through the writer
+// goroutine). It is optional, and the conformance suite does not require
+// it.
 type Socket interface {
 	Socket() syscall.Conn
 }
