@@ -111,7 +111,7 @@ func (s *session) err() error {
 }
 
 // Request handles a request of the leader: a pushed value.
-func (s *session) Request(pk protocol.Packet, co *protocol.ConnObject) link.Job {
+func (s *session) Request(pk protocol.Packet, co protocol.ConnObject) link.Job {
 	if !s.authed.Load() {
 		// Nothing but the register reply may come from a leader that
 		// has not proven itself yet (a stranger on the address).
@@ -134,7 +134,7 @@ func (s *session) Request(pk protocol.Packet, co *protocol.ConnObject) link.Job 
 // Response handles a response that answers none of the link's calls: a
 // register reply goes to register; the rest (heartbeat replies, late
 // answers) is dropped.
-func (s *session) Response(pk protocol.Packet, co *protocol.ConnObject) {
+func (s *session) Response(pk protocol.Packet, co protocol.ConnObject) {
 	if co.Type != protocol.KindRegisterChannelRes {
 		return
 	}
@@ -143,7 +143,7 @@ func (s *session) Response(pk protocol.Packet, co *protocol.ConnObject) {
 	s.regMu.Unlock()
 	if ours {
 		select {
-		case s.regCh <- regAnswer{co: *co, app: append([]byte(nil), pk.App...)}:
+		case s.regCh <- regAnswer{co: co, app: append([]byte(nil), pk.App...)}:
 		default: // an answer is already waiting: the first one counts
 		}
 	}

@@ -297,17 +297,17 @@ func (p *peer) close(reason error) {
 
 // Request handles one request of the follower, on the link's reader; a
 // call's work is returned as a job for the link to schedule.
-func (p *peer) Request(pk protocol.Packet, co *protocol.ConnObject) link.Job {
+func (p *peer) Request(pk protocol.Packet, co protocol.ConnObject) link.Job {
 	lt := p.lt
 	switch p.adm.gate(co.Type) {
 	case stepAnswer:
 		p.send("heartbeat", "", true, pk.ID, pk.Timeout, &protocol.ConnObject{Type: protocol.KindHeartbeatRes}, nil)
 		return link.Job{}
 	case stepRegister:
-		p.register(pk.ID, pk.Timeout, co)
+		p.register(pk.ID, pk.Timeout, &co)
 		return link.Job{}
 	case stepConfirm:
-		p.verify(pk.ID, pk.Timeout, co)
+		p.verify(pk.ID, pk.Timeout, &co)
 		return link.Job{}
 	case stepDrop:
 		// A follower that authenticates never does this.
@@ -319,7 +319,7 @@ func (p *peer) Request(pk protocol.Packet, co *protocol.ConnObject) link.Job {
 	}
 	switch co.Type {
 	case protocol.KindSubscribe, protocol.KindUnsubscribe:
-		p.subscribe(co)
+		p.subscribe(&co)
 	case protocol.KindStatus:
 		p.status(pk.ID, pk.Timeout)
 	case protocol.KindInvoke:
@@ -353,7 +353,7 @@ func (p *peer) Request(pk protocol.Packet, co *protocol.ConnObject) link.Job {
 
 // Response: acknowledgements of pushes are settled by the link; a
 // follower sends no other response.
-func (p *peer) Response(protocol.Packet, *protocol.ConnObject) {}
+func (p *peer) Response(protocol.Packet, protocol.ConnObject) {}
 
 // Ended is the follower's connection ending under the reader.
 func (p *peer) Ended(err error) {

@@ -294,7 +294,7 @@ func (r *router) drop(why string, err error) {
 	r.l.Close(err)
 }
 
-func (r *router) Request(pk protocol.Packet, co *protocol.ConnObject) link.Job {
+func (r *router) Request(pk protocol.Packet, co protocol.ConnObject) link.Job {
 	s := r.s
 	switch co.Type {
 	case protocol.KindHeartbeat:
@@ -318,13 +318,13 @@ func (r *router) Request(pk protocol.Packet, co *protocol.ConnObject) link.Job {
 		delete(s.unrouted, r.l)
 		s.mu.Unlock()
 	}
-	if lt == nil || !lt.adopt(r.l, r.accepted, pk.ID, pk.Timeout, co) {
+	if lt == nil || !lt.adopt(r.l, r.accepted, pk.ID, pk.Timeout, &co) {
 		s.refuse(r.l, pk.ID, pk.Timeout, co.ChannelName)
 	}
 	return link.Job{}
 }
 
-func (r *router) Response(protocol.Packet, *protocol.ConnObject) {}
+func (r *router) Response(protocol.Packet, protocol.ConnObject) {}
 
 func (r *router) Ended(err error) {
 	why := "dropping unregistered connection"

@@ -76,11 +76,11 @@ type Handler interface {
 	// goroutine of its own; what is quick (a heartbeat reply) it does
 	// itself. The frame's Conn and App alias the reader's buffer: a job
 	// copies what it keeps.
-	Request(pk protocol.Packet, co *protocol.ConnObject) Job
+	Request(pk protocol.Packet, co protocol.ConnObject) Job
 	// Response handles a response that answers none of the link's calls
 	// or notifications (a heartbeat reply, the answer to a request sent
 	// with Send).
-	Response(pk protocol.Packet, co *protocol.ConnObject)
+	Response(pk protocol.Packet, co protocol.ConnObject)
 	// Ended is told why reading ended: the read error (the peer hung up,
 	// a malformed frame, a read deadline on a serving link). It is told
 	// once, and not at all when the link was closed first.
@@ -367,10 +367,10 @@ func (l *Link) next() (answered, reader bool, err error) {
 		if l.calls.settle(pk.ID, co.Success, data) {
 			return true, true, nil
 		}
-		h.Response(pk, &co)
+		h.Response(pk, co)
 		return false, true, nil
 	}
-	job := h.Request(pk, &co)
+	job := h.Request(pk, co)
 	if job.Run == nil {
 		return false, true, nil
 	}
@@ -576,46 +576,52 @@ const (
 // goroutine of its own; ordered jobs after those before them. It reports
 // whether the calling goroutine still reads.
 func (l *Link) run(job Job) (reader bool) {
-	timed := func() {
-		start := time.Now()
-		job.Run()
-		l.paces.ran(job.Method, time.Since(start), l.cfg.InlineBudget)
-	}
 	inline := l.paces.inline(job.Method)
 	if job.Ordered {
 		if !inline || !l.ordered.claim() {
-			l.ordered.Do(timed)
+			l.ordered.Do(func() { l.timed(job) })
 			return true
 		}
 		// Nothing queued or running: run it here, and any ordered job
 		// queued behind it meanwhile (after a hand-over) after it.
-		return l.inline(func() { timed(); l.ordered.run() })
+		return l.inline(job, true)
 	}
 	if inline {
-		return l.inline(timed)
+		return l.inline(job, false)
 	}
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		timed()
+		l.timed(job)
 	}()
 	return true
 }
 
-// inline runs f on the reading goroutine itself: a job that answers from
-// memory then costs no goroutine and no hand-over between threads, which
-// on a small host costs more than the whole loopback round trip. If f
-// runs longer than the inline budget, a new goroutine takes over reading
-// (the watchdog calls handOver) and inline reports false: the caller, no
-// longer the reader, must then return once f is done. A goroutine whose
-// job returns while the current reader runs a job of its own takes
-// reading back (the compare-and-swap below); whoever reads then acts on
-// the link's state as it is now, never on what it saw before.
-func (l *Link) inline(f func()) (reader bool) {
+// timed runs job and notes how long its method took.
+func (l *Link) timed(job Job) {
+	start := time.Now()
+	job.Run()
+	l.paces.ran(job.Method, time.Since(start), l.cfg.InlineBudget)
+}
+
+// inline runs job on the reading goroutine itself (and, for an ordered
+// job, the ordered jobs queued behind it meanwhile): a job that answers
+// from memory then costs no goroutine and no hand-over between threads,
+// which on a small host costs more than the whole loopback round trip. If
+// it runs longer than the inline budget, a new goroutine takes over
+// reading (the watchdog calls handOver) and inline reports false: the
+// caller, no longer the reader, must then return once the job is done. A
+// goroutine whose job returns while the current reader runs a job of its
+// own takes reading back (the compare-and-swap below); whoever reads then
+// acts on the link's state as it is now, never on what it saw before.
+func (l *Link) inline(job Job, ordered bool) (reader bool) {
 	l.relay.Store(relayInline)
 	l.inlineSince.mark()
 	watch.wake()
-	f()
+	l.timed(job)
+	if ordered {
+		l.ordered.run()
+	}
 	l.inlineSince.clear()
 	return l.relay.CompareAndSwap(relayInline, relayIdle)
 }

@@ -20,7 +20,7 @@ type echo struct {
 	ended   chan error
 }
 
-func (e *echo) Request(pk protocol.Packet, co *protocol.ConnObject) Job {
+func (e *echo) Request(pk protocol.Packet, co protocol.ConnObject) Job {
 	app := append([]byte(nil), pk.App...)
 	switch co.Type {
 	case "echo":
@@ -35,8 +35,8 @@ func (e *echo) Request(pk protocol.Packet, co *protocol.ConnObject) Job {
 	}
 	return Job{}
 }
-func (e *echo) Response(protocol.Packet, *protocol.ConnObject) {}
-func (e *echo) Ended(err error)                                { e.ended <- err; e.l.Close(err) }
+func (e *echo) Response(protocol.Packet, protocol.ConnObject) {}
+func (e *echo) Ended(err error)                               { e.ended <- err; e.l.Close(err) }
 
 // caller is a calling handler that closes its link when reading ends.
 type caller struct {
@@ -44,9 +44,9 @@ type caller struct {
 	ended chan error
 }
 
-func (c *caller) Request(protocol.Packet, *protocol.ConnObject) Job { return Job{} }
-func (c *caller) Response(protocol.Packet, *protocol.ConnObject)    {}
-func (c *caller) Ended(err error)                                   { c.ended <- err; c.l.Close(err) }
+func (c *caller) Request(protocol.Packet, protocol.ConnObject) Job { return Job{} }
+func (c *caller) Response(protocol.Packet, protocol.ConnObject)    {}
+func (c *caller) Ended(err error)                                  { c.ended <- err; c.l.Close(err) }
 
 var errTimedOut = errors.New("timed out")
 
@@ -263,9 +263,9 @@ func TestOrderedJobs(t *testing.T) {
 
 type orderedHandler struct{ run func(int) }
 
-func (o *orderedHandler) Request(pk protocol.Packet, _ *protocol.ConnObject) Job {
+func (o *orderedHandler) Request(pk protocol.Packet, _ protocol.ConnObject) Job {
 	i := int(pk.ID)
 	return Job{Method: "note", Ordered: true, Run: func() { o.run(i) }}
 }
-func (o *orderedHandler) Response(protocol.Packet, *protocol.ConnObject) {}
-func (o *orderedHandler) Ended(error)                                    {}
+func (o *orderedHandler) Response(protocol.Packet, protocol.ConnObject) {}
+func (o *orderedHandler) Ended(error)                                   {}
