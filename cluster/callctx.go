@@ -20,13 +20,14 @@ type callCtx struct {
 	parent   context.Context
 	deadline time.Time
 
-	once  sync.Once
-	mu    sync.Mutex
-	done  chan struct{}
-	err   error
-	armed bool
-	timer *time.Timer
-	stop  func() bool // detaches from parent
+	once    sync.Once
+	mu      sync.Mutex
+	done    chan struct{}
+	err     error
+	armed   bool
+	aborted bool // abort came before anybody asked for Done
+	timer   *time.Timer
+	stop    func() bool // detaches from parent
 }
 
 func newCallCtx(parent context.Context, deadline time.Time) *callCtx {
@@ -66,8 +67,24 @@ func (c *callCtx) cancel(err error) {
 	close(c.done)
 }
 
-// lazyErr is the error a context that was never armed has now.
+// abort cancels the call: its caller gave up (a follower's cancellation
+// reached the leader).
+func (c *callCtx) abort() {
+	c.mu.Lock()
+	armed := c.armed
+	c.aborted = true
+	c.mu.Unlock()
+	if armed {
+		c.cancel(context.Canceled)
+	}
+}
+
+// lazyErr is the error a context that was never armed has now (c.mu
+// held).
 func (c *callCtx) lazyErr() error {
+	if c.aborted {
+		return context.Canceled
+	}
 	if err := c.parent.Err(); err != nil {
 		return err
 	}

@@ -771,14 +771,18 @@ func (c *Client) closedErr(op string) error {
 }
 
 // Invoke calls method on the real client with args and returns its
-// result. On a follower the call crosses to the leader and fails with
-// ErrTimeout if no answer comes within the response timeout (the leader
-// drops the late reply), or with ErrLeaderLost if the leader died with the
-// call in flight (its effect is unknown; retrying waits for the next
-// leader). Before the Client is ready, the call waits (bounded by ctx);
-// after a failed start it fails with the ready error. Errors of the real
-// client keep their name, message, code and stack across the wire
-// (errors.As to *protocol.RemoteError).
+// result. The method's handler gets a context with the call's deadline
+// and metadata (WithMetadata), and that context ends when the caller's
+// does, on either role. On a follower the call crosses to the leader: its
+// deadline is ctx's when ctx has one, else the response timeout, after
+// which it fails with ErrTimeout (the leader drops the late reply); a
+// caller that gives up (ctx ended) ends the method's context on a Go
+// leader too; ErrLeaderLost means the leader died with the call in flight
+// (its effect is unknown; retrying waits for the next leader). Before the
+// Client is ready, the call waits (bounded by ctx); after a failed start
+// it fails with the ready error. Errors of the real client keep their
+// name, message, code and stack across the wire (errors.As to
+// *protocol.RemoteError).
 func (c *Client) Invoke(ctx context.Context, method string, args ...any) (Result, error) {
 	c.stats.invokes.Add(1)
 	var stale *term
@@ -1144,6 +1148,9 @@ func (li *localInner) invoke(ctx context.Context, method string, args []any, one
 			}
 		})
 		return Result{}, nil
+	}
+	if err := checkMetadata(Metadata(ctx)); err != nil {
+		return Result{}, li.wrap(method, err) // as a follower's call would fail
 	}
 	res, err := h.call(ctx, method, Args{codec: h.codec, vals: args})
 	if err != nil {

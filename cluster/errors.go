@@ -232,6 +232,9 @@ func toRemote(err error) (res *protocol.RemoteError) {
 			break
 		}
 	}
+	if out.Code == "" {
+		out.Code = ErrorCode(err) // a Coder's, or a registered sentinel's
+	}
 	return boundRemote(out)
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/go-clusterclient/clusterclient/cluster/internal/link"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"slices"
 	"sync"
@@ -378,11 +379,26 @@ func (s *session) invoke(ctx context.Context, method string, args []any, oneway 
 		}
 	}
 	co := protocol.ConnObject{Type: protocol.KindInvoke, Method: method, ArgLength: len(args), Oneway: oneway}
-	id := ids.Next()
-	if oneway {
-		return Result{}, s.sendErr(method, s.l.Send(false, id, cfg.timeoutMS(), &co, *buf))
+	ext, err := metadataExt(ctx)
+	if err != nil {
+		return Result{}, &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method, Err: err}
 	}
-	ans, err := s.l.Call(ctx, id, cfg.timeoutMS(), method, &co, *buf)
+	co.Ext = ext
+	id := ids.Next()
+	// The call's deadline: its context's, else the response timeout. The
+	// leader gives the method the same deadline (the request's timeout).
+	timeout := cfg.timeoutMS()
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = timeoutUntil(dl)
+	}
+	if oneway {
+		return Result{}, s.sendErr(method, s.l.Send(false, id, timeout, &co, *buf))
+	}
+	call := s.l.Call
+	if _, ok := ctx.Deadline(); ok {
+		call = s.l.CallUntil // its own deadline, which the leader gives the method too
+	}
+	ans, err := call(ctx, id, timeout, method, &co, *buf)
 	if err != nil {
 		var e *Error
 		switch {
@@ -392,6 +408,7 @@ func (s *session) invoke(ctx context.Context, method string, args []any, oneway 
 		case errors.Is(err, link.ErrFull), errors.Is(err, link.ErrNotSent):
 			return Result{}, s.sendErr(method, err)
 		case errors.Is(err, link.ErrAbandoned):
+			s.cancel(id)
 			return Result{}, &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method, Err: ctx.Err()}
 		case errors.As(err, &e) && e.Op == "connection":
 			// The session died with the call in flight.
@@ -409,7 +426,24 @@ func (s *session) invoke(ctx context.Context, method string, args []any, oneway 
 		re = &protocol.RemoteError{Name: "Error", Message: fmt.Sprintf("undecodable error reply (%d bytes): %v", len(data), derr)}
 	}
 	return Result{}, &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method,
-		Kind: sentinelOf(re), Err: re}
+		Kind: sentinelOf(re), Err: fromRemote(re)}
+}
+
+// cancel tells a Go leader that the caller of request id gave up, so that
+// the method's context ends there too. A Node leader knows no such
+// request (it would report it): it is not told.
+func (s *session) cancel(id int64) {
+	if s.reply == nil || s.reply.Ext[extKey] == nil {
+		return
+	}
+	s.l.Send(false, id, 0, &protocol.ConnObject{Type: protocol.KindInvokeCancel}, nil)
+}
+
+// timeoutUntil returns a request timeout (ms, as the header carries it)
+// that ends at dl: at least 1 ms, at most what the header holds.
+func timeoutUntil(dl time.Time) int32 {
+	ms := (time.Until(dl) + time.Millisecond - 1) / time.Millisecond
+	return int32(max(1, min(ms, math.MaxInt32)))
 }
 
 // sendErr maps a send failure: a closed connection means the call was not

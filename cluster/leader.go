@@ -205,10 +205,11 @@ type peer struct {
 	mu        sync.Mutex
 	keys      map[string]struct{}
 	closed    bool
-	hsHello   Ext         // with a Handshake: the follower's register_channel fields
-	hsReply   Ext         // and Admit's answer to them
-	admission *time.Timer // drops the connection if it is not admitted by the register deadline
-	reg       regWait     // the latest register_channel waiting for the real client's start
+	hsHello   Ext                // with a Handshake: the follower's register_channel fields
+	hsReply   Ext                // and Admit's answer to them
+	admission *time.Timer        // drops the connection if it is not admitted by the register deadline
+	reg       regWait            // the latest register_channel waiting for the real client's start
+	calls     map[int64]*callCtx // two-way calls running, by request id (for invoke_cancel)
 }
 
 // regWait is a register_channel that waits for the real client's start:
@@ -322,26 +323,39 @@ func (p *peer) Request(pk protocol.Packet, co protocol.ConnObject) link.Job {
 		p.subscribe(&co)
 	case protocol.KindStatus:
 		p.status(pk.ID, pk.Timeout)
+	case protocol.KindInvokeCancel:
+		p.cancelCall(pk.ID)
 	case protocol.KindInvoke:
 		id, timeout, method, argc := pk.ID, pk.Timeout, co.Method, co.ArgLength
 		max := lt.c.cfg.maxPending
-		// The call's own copy: it may outlive the reader's buffer.
-		app := append([]byte(nil), pk.App...)
-		if co.Oneway {
-			if p.l.Ordered() >= max {
-				lt.c.report(lt.num, RoleLeader, p.overload(method, max, "one-way calls already wait"))
-				return link.Job{}
-			}
-			return link.Job{Method: method, Ordered: true, Run: func() { p.serve(id, timeout, method, argc, app, true) }}
+		if co.Oneway && p.l.Ordered() >= max {
+			lt.c.report(lt.num, RoleLeader, p.overload(method, max, "one-way calls already wait"))
+			return link.Job{}
 		}
-		if int(p.inflight.Add(1)) > max {
+		if !co.Oneway && int(p.inflight.Add(1)) > max {
 			p.inflight.Add(-1)
 			p.fail(id, timeout, p.overload(method, max, "calls already run"))
 			return link.Job{}
 		}
+		ctx, cc, err := p.callContext(id, timeout, &co)
+		if err != nil {
+			err = &Error{Op: "invoke", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader, Method: method, Kind: ErrProtocol, Err: err}
+			if co.Oneway {
+				lt.refuse("metadata", err.(*Error))
+			} else {
+				p.inflight.Add(-1)
+				p.fail(id, timeout, err)
+			}
+			return link.Job{}
+		}
+		// The call's own copy: it may outlive the reader's buffer.
+		app := append([]byte(nil), pk.App...)
+		if co.Oneway {
+			return link.Job{Method: method, Ordered: true, Run: func() { p.serve(ctx, cc, id, timeout, method, argc, app, true) }}
+		}
 		return link.Job{Method: method, Run: func() {
 			defer p.inflight.Add(-1)
-			p.serve(id, timeout, method, argc, app, false)
+			p.serve(ctx, cc, id, timeout, method, argc, app, false)
 		}}
 	default:
 		// An unknown request type: report it, keep the connection (as Node).
@@ -598,17 +612,55 @@ func (p *peer) reply(kind string, id int64, timeout int32, re *protocol.RemoteEr
 	p.l.Send(true, id, timeout, &protocol.ConnObject{Type: kind, Ext: ext}, app)
 }
 
+// callContext returns the context a follower's call runs with: the
+// peer's (it ends when the follower leaves or the term ends), the caller's
+// deadline (the request's timeout, counted from now) and metadata. A
+// two-way call's is kept until it ends, for the follower's cancellation
+// (invoke_cancel). It runs on the reader, before the request after it is
+// read, so a cancellation always finds its call.
+func (p *peer) callContext(id int64, timeout int32, co *protocol.ConnObject) (context.Context, *callCtx, error) {
+	ctx, err := withPeerMetadata(p.ctx, co.Ext)
+	if err != nil || timeout <= 0 {
+		return ctx, nil, err
+	}
+	cc := newCallCtx(ctx, time.Now().Add(protocol.Timeout(timeout)))
+	if !co.Oneway {
+		p.mu.Lock()
+		if p.calls == nil {
+			p.calls = make(map[int64]*callCtx)
+		}
+		p.calls[id] = cc
+		p.mu.Unlock()
+	}
+	return cc, cc, nil
+}
+
+// cancelCall cancels the context of the follower's call id, if it still
+// runs: the caller gave up.
+func (p *peer) cancelCall(id int64) {
+	p.mu.Lock()
+	cc := p.calls[id]
+	p.mu.Unlock()
+	if cc != nil {
+		cc.abort()
+	}
+}
+
 // serve runs one invoke from the follower and answers it, unless it is
 // oneway or outlived the caller's timeout (then the late reply is
 // dropped and reported).
-func (p *peer) serve(id int64, timeout int32, method string, argc int, app []byte, oneway bool) {
+func (p *peer) serve(ctx context.Context, cc *callCtx, id int64, timeout int32, method string, argc int, app []byte, oneway bool) {
 	lt := p.lt
 	start := time.Now()
-	ctx := p.ctx
-	if timeout > 0 {
-		cc := newCallCtx(ctx, start.Add(protocol.Timeout(timeout)))
-		defer cc.release()
-		ctx = cc
+	if cc != nil {
+		defer func() {
+			if !oneway {
+				p.mu.Lock()
+				delete(p.calls, id)
+				p.mu.Unlock()
+			}
+			cc.release()
+		}()
 	}
 	var res any
 	args, err := protocol.SplitArgs(app, argc)

@@ -455,7 +455,10 @@ func TestNodeLeaderGoFollowers(t *testing.T) {
 
 	t.Run("response timeout", func(t *testing.T) {
 		from := leader.log.mark()
-		_, err := ga.c.Invoke(ctx, "sleep", 2*responseTimeout.Milliseconds())
+		// No deadline of its own: the response timeout bounds the call (a
+		// context with a deadline would be waited for, and sent as the
+		// request's timeout).
+		_, err := ga.c.Invoke(context.Background(), "sleep", 2*responseTimeout.Milliseconds())
 		if !errors.Is(err, cluster.ErrTimeout) {
 			t.Fatalf("sleep beyond the response timeout: %v, want ErrTimeout", err)
 		}

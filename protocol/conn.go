@@ -31,6 +31,7 @@ const (
 	KindRegisterConfirmRes = "register_confirm_res" // L→F response: admitted (app object {success:true}) or refused
 	KindStatus             = "cluster_status"       // request from an observer: the leader's status, or a listing before registration
 	KindStatusRes          = "cluster_status_res"   // L→F response: the status (app object always JSON)
+	KindInvokeCancel       = "invoke_cancel"        // F→L request, no response: the caller of the invoke with this header id gave up
 )
 
 // ConnObject is a decoded conn object: the JSON that says what a packet is.

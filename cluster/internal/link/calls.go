@@ -69,9 +69,10 @@ func newPending(timeout time.Duration, onTimeout func(*call) error, onPush func(
 	return p
 }
 
-// add registers c. It fails with the table's close reason once closed,
-// and with ErrCallsFull when it holds max calls.
-func (p *pending) add(c *call) error {
+// add registers c, with the table's timeout if timed (else its caller
+// bounds it). It fails with the table's close reason once closed, and
+// with ErrCallsFull when it holds max calls.
+func (p *pending) add(c *call, timed bool) error {
 	at := time.Now().Add(p.timeout)
 	p.mu.Lock()
 	if p.closed != nil {
@@ -84,6 +85,10 @@ func (p *pending) add(c *call) error {
 		return ErrCallsFull
 	}
 	p.m[c.id] = c
+	if !timed {
+		p.mu.Unlock()
+		return nil
+	}
 	p.fifo = append(p.fifo, deadline{c.id, c, at})
 	if !p.armed {
 		p.armed = true

@@ -207,7 +207,7 @@ func (l *Link) Send(response bool, id int64, timeout int32, co *protocol.ConnObj
 func (l *Link) Notify(key string, id int64, timeout int32, co *protocol.ConnObject, app []byte) error {
 	c := getCall(id)
 	c.push, c.key = true, key
-	if err := l.calls.add(c); err != nil {
+	if err := l.calls.add(c, true); err != nil {
 		putCall(c)
 		return err
 	}
@@ -223,13 +223,23 @@ func (l *Link) Notify(key string, id int64, timeout int32, co *protocol.ConnObje
 // Call sends a request and waits for its answer, reading the connection
 // itself when nobody else reads it. Its errors: ErrCallsFull or ErrNotSent
 // (never sent), ErrFull (not sent: the peer does not read), ErrAbandoned
-// (ctx ended first), Config.TimeoutError's (no answer within the
-// timeout), or the close reason (the link closed with the call in
-// flight: its effect on the peer is unknown).
+// (ctx ended first), Config.TimeoutError's (no answer within the link's
+// Timeout), or the close reason (the link closed with the call in flight:
+// its effect on the peer is unknown).
 func (l *Link) Call(ctx context.Context, id int64, timeout int32, method string, co *protocol.ConnObject, app []byte) (Answer, error) {
+	return l.call(ctx, true, id, timeout, method, co, app)
+}
+
+// CallUntil is Call bounded by ctx alone, not by the link's Timeout: a
+// caller with a deadline of its own waits until it.
+func (l *Link) CallUntil(ctx context.Context, id int64, timeout int32, method string, co *protocol.ConnObject, app []byte) (Answer, error) {
+	return l.call(ctx, false, id, timeout, method, co, app)
+}
+
+func (l *Link) call(ctx context.Context, timed bool, id int64, timeout int32, method string, co *protocol.ConnObject, app []byte) (Answer, error) {
 	c := getCall(id)
 	c.method = method
-	if err := l.calls.add(c); err != nil {
+	if err := l.calls.add(c, timed); err != nil {
 		putCall(c)
 		if err == ErrCallsFull {
 			return Answer{}, err

@@ -1,0 +1,217 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-clusterclient/clusterclient/cluster"
+	"github.com/go-clusterclient/clusterclient/transport/tcp"
+)
+
+// The role matrix: each behaviour runs twice, with the caller as the
+// leader and as a follower of a leader in another Client over loopback
+// TCP, and must have the same outcome. A behaviour added later gets a
+// row.
+
+// matrixService records what its handlers saw.
+type matrixService struct {
+	cancelled chan time.Duration // how long after its start a "wait" call saw its context end
+}
+
+func (m *matrixService) factory(context.Context, cluster.Emit) (*cluster.Service, error) {
+	return &cluster.Service{Methods: map[string]cluster.Handler{
+		// sleep: answers after ms milliseconds, whatever its context says.
+		"sleep": cluster.Method(func(_ context.Context, ms int) (int, error) {
+			time.Sleep(time.Duration(ms) * time.Millisecond)
+			return ms, nil
+		}),
+		// deadline: how far away the handler's deadline is, in ms (-1: none).
+		"deadline": cluster.Method(func(ctx context.Context, _ int) (int64, error) {
+			dl, ok := ctx.Deadline()
+			if !ok {
+				return -1, nil
+			}
+			return time.Until(dl).Milliseconds(), nil
+		}),
+		// wait: blocks until its context ends, and says when it did.
+		"wait": func(ctx context.Context, _ cluster.Args) (any, error) {
+			start := time.Now()
+			<-ctx.Done()
+			m.cancelled <- time.Since(start)
+			return nil, ctx.Err()
+		},
+		// notfound: fails with a registered sentinel, wrapped.
+		"notfound": cluster.Method(func(_ context.Context, name string) (int, error) {
+			return 0, fmt.Errorf("lookup %q: %w", name, errMatrixNotFound)
+		}),
+		// coded: fails with an error that names its own code.
+		"coded": cluster.Method(func(_ context.Context, _ int) (int, error) {
+			return 0, codedError{"quota exceeded"}
+		}),
+		// metadata: the caller's metadata, as the handler sees it.
+		"metadata": cluster.Method(func(ctx context.Context, _ int) (map[string]string, error) {
+			return cluster.Metadata(ctx), nil
+		}),
+	}}, nil
+}
+
+// roleMatrix runs f with the caller as leader, then as follower; the
+// response timeout of both Clients is responseTimeout.
+func roleMatrix(t *testing.T, name string, responseTimeout time.Duration, f func(t *testing.T, c *cluster.Client, m *matrixService)) {
+	m := &matrixService{cancelled: make(chan time.Duration, 16)}
+	tr, addr := tcp.New(tcp.Config{}), "127.0.0.1:"+strconv.Itoa(freePort(t))
+	opts := append(fastOpts(), cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithResponseTimeout(responseTimeout))
+	var clients []*cluster.Client
+	for range 2 {
+		c, err := cluster.New(name, m.factory, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(context.Background()) })
+		ready(t, c)
+		clients = append(clients, c)
+	}
+	if !clients[0].IsLeader() || clients[1].IsLeader() {
+		t.Fatal("the first Client does not lead")
+	}
+	for i, role := range []string{"leader", "follower"} {
+		t.Run(role, func(t *testing.T) { f(t, clients[i], m) })
+	}
+}
+
+// A call's deadline is its context's when it has one: a call whose
+// context allows more than the response timeout succeeds on both roles,
+// and the method's context carries that deadline.
+func TestRoleMatrixDeadline(t *testing.T) {
+	roleMatrix(t, "MatrixDeadline", 300*time.Millisecond, func(t *testing.T, c *cluster.Client, _ *matrixService) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if got, err := cluster.Call[int](ctx, c, "sleep", 600); err != nil || got != 600 {
+			t.Fatalf("a 600 ms call with a 2 s context and a 300 ms response timeout: %v, %v", got, err)
+		}
+		ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		left, err := cluster.Call[int64](ctx, c, "deadline", 0)
+		if err != nil || left <= 0 || left > 5000 {
+			t.Fatalf("the method's deadline is %d ms away (%v), want the caller's 5 s", left, err)
+		}
+		// Without a deadline of its own, the call has the response timeout.
+		_, err = cluster.Call[int](context.Background(), c, "sleep", 1500)
+		if c.IsLeader() {
+			if err != nil { // the leader's own call does not leave the process
+				t.Fatalf("local call without deadline: %v", err)
+			}
+			return
+		}
+		if !errors.Is(err, cluster.ErrTimeout) {
+			t.Fatalf("a follower's call without a deadline, longer than the response timeout: %v", err)
+		}
+	})
+}
+
+// A caller that gives up (its context ends) ends the method's context,
+// on the leader and from a follower; the time it takes is reported.
+func TestRoleMatrixCancellation(t *testing.T) {
+	roleMatrix(t, "MatrixCancel", 5*time.Second, func(t *testing.T, c *cluster.Client, m *matrixService) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Invoke(ctx, "wait")
+			done <- err
+		}()
+		// Cancel once the method runs: it has not ended yet.
+		eventually(t, wait, "the method runs", func() bool { return runningOn(c) })
+		start := time.Now()
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled call: %v", err)
+		}
+		select {
+		case <-m.cancelled:
+			t.Logf("the method's context ended %v after the caller cancelled", time.Since(start).Round(time.Microsecond))
+		case <-time.After(wait):
+			t.Fatal("the method's context did not end when the caller cancelled")
+		}
+	})
+}
+
+// runningOn reports whether a call runs on the leader of c's channel
+// (Stats of the leader count the calls that run; a follower's only its
+// own in flight).
+func runningOn(c *cluster.Client) bool { return c.Stats().InFlight > 0 }
+
+// Metadata attached to the caller's context reaches the handler on both
+// roles; too much of it fails the call on both roles.
+func TestRoleMatrixMetadata(t *testing.T) {
+	roleMatrix(t, "MatrixMetadata", 5*time.Second, func(t *testing.T, c *cluster.Client, _ *matrixService) {
+		ctx := cluster.WithMetadata(tctx(t, wait), "tenant", "t-1", "traceparent", "00-abc-def-01")
+		ctx = cluster.WithMetadata(ctx, "tenant", "t-2")
+		got, err := cluster.Call[map[string]string](ctx, c, "metadata", 0)
+		want := map[string]string{"tenant": "t-2", "traceparent": "00-abc-def-01"}
+		if err != nil || !maps.Equal(got, want) {
+			t.Fatalf("the handler saw %v (%v), want %v", got, err, want)
+		}
+		if got, err := cluster.Call[map[string]string](tctx(t, wait), c, "metadata", 0); err != nil || len(got) != 0 {
+			t.Fatalf("without metadata the handler saw %v (%v)", got, err)
+		}
+		big := cluster.WithMetadata(tctx(t, wait), "k", strings.Repeat("v", cluster.MaxMetadataBytes))
+		if _, err := c.Invoke(big, "metadata", 0); !errors.Is(err, cluster.ErrInvalidOption) {
+			t.Fatalf("metadata over the bound: %v", err)
+		}
+	})
+}
+
+// errMatrixNotFound is registered with a code: it matches on both roles.
+var errMatrixNotFound = errors.New("not found")
+
+func init() {
+	if err := cluster.RegisterErrorCode(errMatrixNotFound, "MATRIX_NOT_FOUND"); err != nil {
+		panic(err)
+	}
+}
+
+type codedError struct{ msg string }
+
+func (e codedError) Error() string       { return e.msg }
+func (e codedError) ClusterCode() string { return "MATRIX_QUOTA" }
+
+// A method's error keeps its identity on both roles: errors.Is finds a
+// registered sentinel, ErrorCode finds the code (a registered sentinel's
+// or a Coder's), and the message is the same.
+func TestRoleMatrixErrors(t *testing.T) {
+	roleMatrix(t, "MatrixErrors", 5*time.Second, func(t *testing.T, c *cluster.Client, _ *matrixService) {
+		_, err := c.Invoke(tctx(t, wait), "notfound", "x")
+		if !errors.Is(err, errMatrixNotFound) || cluster.ErrorCode(err) != "MATRIX_NOT_FOUND" ||
+			!strings.Contains(err.Error(), `lookup "x": not found`) {
+			t.Fatalf("registered sentinel: %v (code %q)", err, cluster.ErrorCode(err))
+		}
+		_, err = c.Invoke(tctx(t, wait), "coded", 0)
+		if cluster.ErrorCode(err) != "MATRIX_QUOTA" || !strings.Contains(err.Error(), "quota exceeded") {
+			t.Fatalf("Coder: %v (code %q)", err, cluster.ErrorCode(err))
+		}
+		_, err = c.Invoke(tctx(t, wait), "nosuchmethod")
+		if !errors.Is(err, cluster.ErrUnknownMethod) || cluster.ErrorCode(err) != cluster.CodeUnknownMethod {
+			t.Fatalf("package sentinel: %v (code %q)", err, cluster.ErrorCode(err))
+		}
+	})
+}
+
+func TestRegisterErrorCodeRefuses(t *testing.T) {
+	for name, err := range map[string]error{
+		"package code": cluster.RegisterErrorCode(errors.New("x"), "ERR_CLUSTER_X"),
+		"empty code":   cluster.RegisterErrorCode(errors.New("x"), ""),
+		"nil":          cluster.RegisterErrorCode(nil, "X"),
+		"same code":    cluster.RegisterErrorCode(errors.New("y"), "MATRIX_NOT_FOUND"),
+		"same error":   cluster.RegisterErrorCode(errMatrixNotFound, "OTHER"),
+	} {
+		if !errors.Is(err, cluster.ErrInvalidOption) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
