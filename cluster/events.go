@@ -33,6 +33,26 @@ func (r Role) String() string {
 	return fmt.Sprintf("Role(%d)", int(r))
 }
 
+// MarshalText returns the role's name ("leader", "follower", ...), so a
+// Role reads as text in JSON, logs and status output.
+func (r Role) MarshalText() ([]byte, error) {
+	if r < RoleNone || r > RoleSingle {
+		return nil, fmt.Errorf("cluster: cannot marshal unknown role %d", int(r))
+	}
+	return []byte(r.String()), nil
+}
+
+// UnmarshalText parses a name MarshalText returns.
+func (r *Role) UnmarshalText(b []byte) error {
+	for x := RoleNone; x <= RoleSingle; x++ {
+		if string(b) == x.String() {
+			*r = x
+			return nil
+		}
+	}
+	return fmt.Errorf("cluster: unknown role %q", b)
+}
+
 // EventKind says what an Event reports.
 type EventKind int
 
