@@ -94,7 +94,10 @@ type term struct {
 // replaying once its inner is attached (remembered publications and
 // one-way calls queued meanwhile go to the new leader first), and settles
 // once: ready, or failed with its ready error. A term the Client moved on
-// from is ended (its ended channel is closed), whatever its phase.
+// from is ended (its ended channel is closed), whatever its phase. A
+// leader's (or single mode's) failed term whose retried factory succeeded
+// is replaced by a fresh term of the same number, role and inner
+// (recoverTerm), which replays and becomes ready.
 type termPhase int
 
 const (
@@ -325,11 +328,7 @@ func (c *Client) runLeader(lease *election.Lease) bool {
 	select {
 	case <-h.ready:
 		settled = true
-		if h.err != nil {
-			c.settle(t, &Error{Op: "ready", Channel: c.name, Addr: c.addrString(), Role: RoleLeader, Kind: ErrNotReady, Err: h.err})
-		} else {
-			c.replayAndReady(t)
-		}
+		t = c.followStart(t, h, lt.lost, lt.retell)
 		select {
 		case <-c.ctx.Done():
 		case <-lt.lost:
@@ -428,11 +427,7 @@ func (c *Client) runSingle() {
 	t := c.startTerm(num, RoleSingle, &localInner{c: c, h: h, role: RoleSingle})
 	select {
 	case <-h.ready:
-		if h.err != nil {
-			c.settle(t, &Error{Op: "ready", Channel: c.name, Role: RoleSingle, Kind: ErrNotReady, Err: h.err})
-		} else {
-			c.replayAndReady(t)
-		}
+		c.followStart(t, h, nil, nil)
 		<-c.ctx.Done()
 	case <-c.ctx.Done():
 	}

@@ -60,7 +60,9 @@ const (
 	// EventRole: a new term started with Role (after an election).
 	EventRole EventKind = iota + 1
 	// EventReady: the term became ready (Err nil) or failed to (Err is the
-	// ready error).
+	// ready error). While the leader retries a failed factory
+	// (WithStartRetry), each failure is one more EventReady with its error,
+	// and the start that succeeds an EventReady without one.
 	EventReady
 	// EventLeaderLost: a ready term ended (the leader died, its listener
 	// failed, a heartbeat was lost); Err says why. A new election follows.

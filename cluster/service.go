@@ -15,7 +15,9 @@ import (
 // name in single mode), once per leadership term, and it should return
 // when the real client is ready to serve (Node's ready()). Its error is the
 // ready error: every call on the leader and on every follower fails with
-// it until a new term starts.
+// it while the leader runs the factory again, with a pause that grows
+// (WithStartRetry; each failure replaces the ready error), until a run
+// succeeds or a new term starts.
 //
 // ctx is cancelled if the Client closes while the factory runs. emit lets
 // the real client raise its own events (see EventUpstream); it may be
