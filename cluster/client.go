@@ -60,6 +60,10 @@ type Client struct {
 	closed   bool
 	closeCtx context.Context
 	termSeq  uint64
+	// why is the last reason no leader was ready (a refused handshake, a
+	// codec mismatch, a stranger on the address, a silent leader, ...),
+	// until a term is ready: Ready and calls that give up wrap it.
+	why error
 
 	localOneways link.Serial // one-way calls on a leader / single mode, in order
 
@@ -94,7 +98,10 @@ type term struct {
 // replaying once its inner is attached (remembered publications and
 // one-way calls queued meanwhile go to the new leader first), and settles
 // once: ready, or failed with its ready error. A term the Client moved on
-// from is ended (its ended channel is closed), whatever its phase.
+// from is ended (its ended channel is closed), whatever its phase. A
+// leader's (or single mode's) failed term whose retried factory succeeded
+// is replaced by a fresh term of the same number, role and inner
+// (recoverTerm), which replays and becomes ready.
 type termPhase int
 
 const (
@@ -325,11 +332,7 @@ func (c *Client) runLeader(lease *election.Lease) bool {
 	select {
 	case <-h.ready:
 		settled = true
-		if h.err != nil {
-			c.settle(t, &Error{Op: "ready", Channel: c.name, Addr: c.addrString(), Role: RoleLeader, Kind: ErrNotReady, Err: h.err})
-		} else {
-			c.replayAndReady(t)
-		}
+		t = c.followStart(t, h, lt.lost, lt.retell)
 		select {
 		case <-c.ctx.Done():
 		case <-lt.lost:
@@ -428,11 +431,7 @@ func (c *Client) runSingle() {
 	t := c.startTerm(num, RoleSingle, &localInner{c: c, h: h, role: RoleSingle})
 	select {
 	case <-h.ready:
-		if h.err != nil {
-			c.settle(t, &Error{Op: "ready", Channel: c.name, Role: RoleSingle, Kind: ErrNotReady, Err: h.err})
-		} else {
-			c.replayAndReady(t)
-		}
+		c.followStart(t, h, nil, nil)
 		<-c.ctx.Done()
 	case <-c.ctx.Done():
 	}
@@ -523,6 +522,7 @@ func (c *Client) replayAndReady(t *term) {
 		c.queued = nil
 		if len(batch) == 0 && len(queued) == 0 {
 			t.phase = termReady
+			c.why = nil
 			readyAt = time.Now()
 			close(t.done)
 			c.mu.Unlock()
@@ -574,6 +574,7 @@ func (c *Client) failTerm(err error) {
 	c.mu.Lock()
 	num := c.cur.num
 	t := newTermState(num, RoleNone)
+	c.why = err
 	old := c.cur
 	c.cur = t
 	close(old.ended)
@@ -591,6 +592,9 @@ func (c *Client) lostTerm(t *term, why error) {
 		return
 	}
 	wasReady := t.ready()
+	if why != nil {
+		c.why = why
+	}
 	next := newTermState(t.num, RoleNone)
 	c.cur = next
 	close(t.ended)
@@ -707,7 +711,13 @@ func (c *Client) call(l *listener, data []byte) {
 // Ready waits until the Client is ready (it leads with a started real
 // client, or follows a ready leader) and returns nil, or returns the ready
 // error: the factory's error on the leader and on every follower
-// alike, ErrNoLeader for a forced follower that found none, ...
+// alike, ErrNoLeader for a forced follower that found none, ... When ctx
+// ends first, the error wraps ctx's error and, if there is one, the last
+// reason no leader was ready (a refused handshake, ErrHandshake; a codec
+// mismatch or a stranger that speaks another protocol, ErrProtocol; a
+// process on the address that answers nothing, ErrLeaderUnresponsive; a
+// lost leader, ...): errors.Is matches both, and the message says both.
+// Invoke gives up the same way.
 func (c *Client) Ready(ctx context.Context) error {
 	_, err := c.waitReady(ctx, nil)
 	return err
@@ -760,10 +770,31 @@ func (c *Client) waitReady(ctx context.Context, stale *term) (*term, error) {
 		case <-wait:
 		case <-t.ended:
 		case <-ctx.Done():
-			return nil, &Error{Op: "ready", Channel: c.name, Addr: c.addrString(), Err: ctx.Err()}
+			return nil, &Error{Op: "ready", Channel: c.name, Addr: c.addrString(), Err: c.whyNot(ctx.Err())}
 		case <-c.ctx.Done():
 		}
 	}
+}
+
+// whyNot returns cause (the caller's context ended) with the last reason
+// no leader was ready, if there is one: both match with errors.Is, and the
+// message says both.
+func (c *Client) whyNot(cause error) error {
+	c.mu.Lock()
+	why := c.why
+	c.mu.Unlock()
+	if why == nil {
+		return cause
+	}
+	return fmt.Errorf("%w (no leader ready; last reason: %w)", cause, why)
+}
+
+// noteWhy records a reason no leader is ready yet that ends no term (a
+// register_channel left unanswered).
+func (c *Client) noteWhy(why error) {
+	c.mu.Lock()
+	c.why = why
+	c.mu.Unlock()
 }
 
 func (c *Client) closedErr(op string) error {

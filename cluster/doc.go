@@ -80,8 +80,13 @@
 //
 // A leader whose factory fails keeps the address and answers every
 // register with its error, so every follower fails with the same ready
-// error (Node's behaviour); the Client recovers when a new term
-// starts. A follower that reaches a process that owns the address but has
+// error (Node's behaviour), and runs the factory again after a pause that
+// doubles up to a bound (WithStartRetry; Node never retries). Each new
+// failure is the latest ready error: a follower told an older one is
+// disconnected and registers again to learn it. Once a start succeeds,
+// every follower that was told a failure is disconnected, registers again
+// and becomes ready: the cluster recovers by itself when the upstream
+// comes back. A follower that reaches a process that owns the address but has
 // no leader for its channel gets ErrNoChannel at once and tries again
 // every register-retry interval (Node drops the request and retries
 // forever).

@@ -33,6 +33,26 @@ func (r Role) String() string {
 	return fmt.Sprintf("Role(%d)", int(r))
 }
 
+// MarshalText returns the role's name ("leader", "follower", ...), so a
+// Role reads as text in JSON, logs and status output.
+func (r Role) MarshalText() ([]byte, error) {
+	if r < RoleNone || r > RoleSingle {
+		return nil, fmt.Errorf("cluster: cannot marshal unknown role %d", int(r))
+	}
+	return []byte(r.String()), nil
+}
+
+// UnmarshalText parses a name MarshalText returns.
+func (r *Role) UnmarshalText(b []byte) error {
+	for x := RoleNone; x <= RoleSingle; x++ {
+		if string(b) == x.String() {
+			*r = x
+			return nil
+		}
+	}
+	return fmt.Errorf("cluster: unknown role %q", b)
+}
+
 // EventKind says what an Event reports.
 type EventKind int
 
@@ -40,7 +60,9 @@ const (
 	// EventRole: a new term started with Role (after an election).
 	EventRole EventKind = iota + 1
 	// EventReady: the term became ready (Err nil) or failed to (Err is the
-	// ready error).
+	// ready error). While the leader retries a failed factory
+	// (WithStartRetry), each failure is one more EventReady with its error,
+	// and the start that succeeds an EventReady without one.
 	EventReady
 	// EventLeaderLost: a ready term ended (the leader died, its listener
 	// failed, a heartbeat was lost); Err says why. A new election follows.

@@ -233,6 +233,7 @@ func (s *session) register(ctx context.Context) (readyErr, err error) {
 			return nil, err
 		}
 		if !got {
+			s.c.noteWhy(s.regErr(ErrLeaderUnresponsive, fmt.Errorf("no answer to register_channel within %v (attempt %d)", cfg.responseTimeout, attempt)))
 			s.log.Warn("register timed out; will retry", slog.Int("attempt", attempt),
 				slog.Duration("timeout", cfg.responseTimeout), slog.Duration("retry", cfg.registerRetry))
 			if ans, got, err = s.awaitReg(ctx, cfg.registerRetry); err != nil {

@@ -48,9 +48,12 @@ type host struct {
 
 	ctx    context.Context // cancelled when the term ends (factory and handler contexts derive from it)
 	cancel context.CancelFunc
-	ready  chan struct{} // closed when the factory returned
-	err    error         // the factory's error (read after ready)
-	svc    *Service      // the real client (read after ready)
+	ready  chan struct{} // closed when the factory first returned
+	state  atomic.Pointer[hostState]
+	// changed is closed and replaced (h.mu) each time the factory
+	// returned: a failure, or the start that succeeded.
+	changed            chan struct{}
+	retryMin, retryMax time.Duration // 0: a failed start is final
 
 	// Upstream operations queued and done: a call waits until every
 	// operation queued before it is done, so a publish that follows a
@@ -106,8 +109,40 @@ func newHost(name string, cfg *config, log *slog.Logger) *host {
 		opsWake:   make(chan struct{}, 1),
 		workDone:  make(chan struct{}),
 		progress:  make(chan struct{}),
+		changed:   make(chan struct{}),
+		retryMin:  cfg.startRetryMin,
+		retryMax:  cfg.startRetryMax,
 	}
 	return h
+}
+
+// hostState is the outcome of the factory's latest run: the real client,
+// or the error (the ready error) when it failed.
+type hostState struct {
+	svc *Service
+	err error
+}
+
+// current returns the latest outcome of the factory (after ready).
+func (h *host) current() hostState { return *h.state.Load() }
+
+// watch returns the latest outcome and a channel closed at the next one.
+func (h *host) watch() (hostState, <-chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.current(), h.changed
+}
+
+// setState publishes an outcome of the factory.
+func (h *host) setState(st hostState) {
+	h.mu.Lock()
+	h.state.Store(&st)
+	close(h.changed)
+	h.changed = make(chan struct{})
+	h.mu.Unlock()
+	if !h.isReady() {
+		close(h.ready)
+	}
 }
 
 // start runs the factory on its own goroutine and then the upstream
@@ -122,24 +157,49 @@ func (h *host) start(factory Factory) {
 	h.mu.Unlock()
 	go func() {
 		defer close(h.workDone)
-		svc, err := h.build(factory)
-		if err == nil && svc == nil {
-			err = fmt.Errorf("%w: the factory returned no Service", ErrInvalidOption)
-		}
-		if err == nil {
-			err = svc.validate()
-		}
-		h.svc, h.err = svc, err
-		if err != nil {
-			h.svc = nil
-			if svc != nil && svc.Close != nil {
-				// A Service that failed validation is still a built client.
-				_ = svc.Close(context.WithoutCancel(h.ctx))
+		bo := backoff{min: h.retryMin, max: h.retryMax}
+		for {
+			st := h.attempt(factory)
+			h.setState(st)
+			if st.err == nil || h.retryMin <= 0 || errors.Is(st.err, ErrInvalidOption) {
+				break
+			}
+			// The upstream may come back: try again while the term
+			// lives (issue 16: a failed start used to be final).
+			d := bo.next()
+			h.log.Warn("real client failed to start; retrying", slog.Any("error", st.err), slog.Duration("retry", d))
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-h.ctx.Done():
+			}
+			t.Stop()
+			if h.ctx.Err() != nil {
+				break
 			}
 		}
-		close(h.ready)
 		h.work()
 	}()
+}
+
+// attempt runs the factory once and checks what it returned. A Service
+// it built but that is invalid is closed at once.
+func (h *host) attempt(factory Factory) hostState {
+	svc, err := h.build(factory)
+	if err == nil && svc == nil {
+		err = fmt.Errorf("%w: the factory returned no Service", ErrInvalidOption)
+	}
+	if err == nil {
+		err = svc.validate()
+	}
+	if err != nil {
+		if svc != nil && svc.Close != nil {
+			// A Service that failed validation is still a built client.
+			_ = svc.Close(context.WithoutCancel(h.ctx))
+		}
+		return hostState{err: err}
+	}
+	return hostState{svc: svc}
 }
 
 // build calls the factory, turning a panic into an error.
@@ -318,7 +378,8 @@ func (h *host) work() {
 }
 
 func (h *host) upstream(op upOp) {
-	if h.err != nil {
+	svc := h.current().svc
+	if svc == nil {
 		return // the ready error is what every caller sees
 	}
 	t := op.t
@@ -336,20 +397,20 @@ func (h *host) upstream(op upOp) {
 		if dead {
 			return // unsubscribed before the upstream call was made
 		}
-		if h.svc.Subscribe == nil {
+		if svc.Subscribe == nil {
 			h.report(&Error{Op: "subscribe", Channel: h.name, Key: t.key, Kind: ErrUnknownMethod,
 				Err: errors.New("the real client declares no Subscribe")})
 			return
 		}
-		if err := h.svc.Subscribe(reg, func(v any) { h.push(t, v) }); err != nil {
+		if err := svc.Subscribe(reg, func(v any) { h.push(t, v) }); err != nil {
 			h.report(&Error{Op: "subscribe", Channel: h.name, Key: t.key, Err: err})
 		}
 		return
 	}
-	if h.svc.Unsubscribe == nil {
+	if svc.Unsubscribe == nil {
 		return // Node's behaviour: forwarding stops, the upstream stays
 	}
-	if err := h.svc.Unsubscribe(reg); err != nil {
+	if err := svc.Unsubscribe(reg); err != nil {
 		h.report(&Error{Op: "unsubscribe", Channel: h.name, Key: t.key, Err: err})
 	}
 }
@@ -391,9 +452,11 @@ func (h *host) call(ctx context.Context, method string, args Args) (res any, err
 			return nil, ctx.Err()
 		}
 	}
-	if h.err != nil {
-		return nil, h.err
+	st := h.current()
+	if st.err != nil {
+		return nil, st.err
 	}
+	svc := st.svc
 	// close waits for the calls holding life before it closes the real
 	// client, and calls that come after it began are refused.
 	h.life.RLock()
@@ -407,27 +470,27 @@ func (h *host) call(ctx context.Context, method string, args Args) (res any, err
 	var fn Handler
 	switch method {
 	case methodPublish:
-		if h.svc.Publish != nil {
+		if svc.Publish != nil {
 			fn = func(ctx context.Context, a Args) (any, error) {
 				reg, err := a.reg(0)
 				if err != nil {
 					return nil, err
 				}
-				return nil, h.svc.Publish(ctx, reg)
+				return nil, svc.Publish(ctx, reg)
 			}
 		}
 	case methodUnpublish:
-		if h.svc.Unpublish != nil {
+		if svc.Unpublish != nil {
 			fn = func(ctx context.Context, a Args) (any, error) {
 				reg, err := a.reg(0)
 				if err != nil {
 					return nil, err
 				}
-				return nil, h.svc.Unpublish(ctx, reg)
+				return nil, svc.Unpublish(ctx, reg)
 			}
 		}
 	default:
-		fn = h.svc.Methods[method]
+		fn = svc.Methods[method]
 	}
 	if fn == nil {
 		return nil, &protocol.RemoteError{Name: "UnknownMethodError", Code: CodeUnknownMethod,
@@ -485,7 +548,7 @@ func (h *host) close(ctx context.Context) error {
 		h.mu.Lock()
 		h.closed = true
 		if !h.started {
-			h.err = ErrClosed
+			h.state.Store(&hostState{err: ErrClosed})
 			close(h.ready)
 			close(h.workDone)
 		}
@@ -503,8 +566,8 @@ func (h *host) close(ctx context.Context) error {
 			// wait too and are then refused.
 			h.life.Lock()
 			defer h.life.Unlock()
-			if h.svc != nil && h.svc.Close != nil {
-				h.closeErr = safeClose(context.WithoutCancel(ctx), h.svc.Close)
+			if svc := h.current().svc; svc != nil && svc.Close != nil {
+				h.closeErr = safeClose(context.WithoutCancel(ctx), svc.Close)
 			}
 		}()
 	})

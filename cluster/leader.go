@@ -210,6 +210,7 @@ type peer struct {
 	admission *time.Timer        // drops the connection if it is not admitted by the register deadline
 	reg       regWait            // the latest register_channel waiting for the real client's start
 	calls     map[int64]*callCtx // two-way calls running, by request id (for invoke_cancel)
+	toldErr   error              // the ready error its register reply carried (nil: none, or success)
 }
 
 // regWait is a register_channel that waits for the real client's start:
@@ -432,7 +433,13 @@ func (p *peer) register(id int64, timeout int32, co *protocol.ConnObject) {
 	}
 	answer := func(rw regWait) {
 		var re *protocol.RemoteError
-		if err := lt.host.err; err != nil {
+		// Read and note the outcome together: retell, run after each
+		// new outcome, then sees what this follower was told.
+		p.mu.Lock()
+		err := lt.host.current().err
+		p.toldErr = err
+		p.mu.Unlock()
+		if err != nil {
 			re = toRemote(err)
 		}
 		p.reply(protocol.KindRegisterChannelRes, rw.id, rw.timeout, re, rw.ext)

@@ -23,10 +23,17 @@ import (
 // (a reserved name, a nil handler) is the ready error, named, on the
 // leader and its followers; nothing undeclared is ever reachable.
 func TestCC020_InvalidServiceIsReadyError(t *testing.T) {
-	for name, methods := range map[string]map[string]cluster.Handler{
-		"reserved name": {"publish": func(context.Context, cluster.Args) (any, error) { return nil, nil }},
-		"nil handler":   {"not-exist": nil},
-	} {
+	nop := func(context.Context, cluster.Args) (any, error) { return nil, nil }
+	cases := map[string]map[string]cluster.Handler{
+		"nil handler": {"not-exist": nil},
+		// Issue 16, point 8: an empty name is refused too, and the
+		// error names the method on the follower as on the leader.
+		"empty name": {"": nop, "ok": nop},
+	}
+	for _, m := range []string{"publish", "unPublish", "subscribe", "unSubscribe", "close"} {
+		cases["reserved "+m] = map[string]cluster.Handler{m: nop, "ok": nop}
+	}
+	for name, methods := range cases {
 		t.Run(name, func(t *testing.T) {
 			closed := atomic.Bool{}
 			factory := func(context.Context, cluster.Emit) (*cluster.Service, error) {
@@ -43,11 +50,24 @@ func TestCC020_InvalidServiceIsReadyError(t *testing.T) {
 			if !errors.Is(err, cluster.ErrNotReady) || !errors.Is(err, cluster.ErrInvalidOption) {
 				t.Fatalf("ready: %v", err)
 			}
-			for m := range methods {
-				if !strings.Contains(err.Error(), m) {
-					t.Fatalf("error %q does not name %q", err, m)
+			names := func(t *testing.T, err error) {
+				t.Helper()
+				for m, h := range methods {
+					if m == "ok" {
+						continue
+					}
+					want := strconv.Quote(m)
+					if m == "" {
+						want = "empty name"
+					} else if h != nil {
+						want += " is reserved"
+					}
+					if !strings.Contains(err.Error(), want) {
+						t.Fatalf("error %q does not say %s", err, want)
+					}
 				}
 			}
+			names(t, err)
 			if !closed.Load() {
 				t.Fatal("the rejected real client was not closed")
 			}
@@ -56,9 +76,11 @@ func TestCC020_InvalidServiceIsReadyError(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close(context.Background())
-			if err := f.Ready(tctx(t, wait)); !errors.Is(err, cluster.ErrNotReady) || !strings.Contains(err.Error(), "invalid option") {
-				t.Fatalf("follower ready: %v", err)
+			err = f.Ready(tctx(t, wait))
+			if !errors.Is(err, cluster.ErrNotReady) || !strings.Contains(err.Error(), "invalid option") || f.Role() != cluster.RoleFollower {
+				t.Fatalf("follower ready: %v (role %v)", err, f.Role())
 			}
+			names(t, err)
 		})
 	}
 }

@@ -18,7 +18,8 @@ import (
 // childModes are the modes a child process of this test binary can run
 // (see internal/childproc).
 var childModes = map[string]func(args []string) int{
-	"member": memberMode,
+	"member":  memberMode,
+	"prefork": preforkMode,
 }
 
 // memberArgs configures a member process.

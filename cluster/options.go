@@ -81,6 +81,12 @@ const (
 	// may wait for the client's callback goroutine before events are
 	// dropped (deliveries are never dropped) and counted in Stats.
 	DefaultEventBuffer = 1024
+	// DefaultStartRetryMin and DefaultStartRetryMax bound the pause before
+	// a leader runs its factory again after it failed (not Node's: Node's
+	// leader stays failed until it dies). The pause doubles from the
+	// minimum after each failure up to the maximum (WithStartRetry).
+	DefaultStartRetryMin = 100 * time.Millisecond
+	DefaultStartRetryMax = 5 * time.Second
 )
 
 // Environment variables read by New when the matching option is not given.
@@ -122,6 +128,8 @@ type config struct {
 	maxWait           time.Duration
 	subscribeTimeout  time.Duration
 	registerRetry     time.Duration
+	startRetryMin     time.Duration // 0: a failed start is final for the term
+	startRetryMax     time.Duration
 	registerDeadline  time.Duration
 	maxWriteBuffer    int
 	maxPending        int
@@ -155,6 +163,8 @@ func defaultConfig() config {
 		connectTimeout:   DefaultConnectTimeout,
 		maxWait:          DefaultMaxWait,
 		registerRetry:    DefaultRegisterRetry,
+		startRetryMin:    DefaultStartRetryMin,
+		startRetryMax:    DefaultStartRetryMax,
 		registerDeadline: DefaultRegisterDeadline,
 		maxWriteBuffer:   DefaultMaxWriteBuffer,
 		maxPending:       DefaultMaxPending,
@@ -308,6 +318,29 @@ func WithRegisterRetry(d time.Duration) Option {
 			return optErr("register retry %v must be positive", d)
 		}
 		c.registerRetry = d
+		return nil
+	}
+}
+
+// WithStartRetry sets how the leader (and single mode) retries a factory
+// that failed: after each failure it waits, then runs the factory again,
+// for as long as its term lives; the wait starts at min and doubles up to
+// max (default DefaultStartRetryMin, DefaultStartRetryMax). Meanwhile
+// Ready and calls on the leader and on every follower fail at once with
+// the latest failure (ErrNotReady wrapping the factory's error), each
+// failure is an EventReady with that error, and once a start succeeds
+// every role becomes ready by itself (an EventReady without error).
+// WithStartRetry(0, 0) turns retrying off: a failed start is final until
+// the leader's term ends, as in Node. A Service the factory returned but
+// that is invalid (a reserved method name, ...) is never retried.
+func WithStartRetry(min, max time.Duration) Option {
+	return func(c *config) error {
+		switch {
+		case min == 0 && max == 0:
+		case min <= 0 || max < min:
+			return optErr("start retry [%v, %v]: want 0 < min <= max, or both 0 to turn retrying off", min, max)
+		}
+		c.startRetryMin, c.startRetryMax = min, max
 		return nil
 	}
 }

@@ -3,7 +3,9 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 
 	"github.com/go-clusterclient/clusterclient/auth"
 	"github.com/go-clusterclient/clusterclient/protocol"
@@ -13,7 +15,9 @@ import (
 // name in single mode), once per leadership term, and it should return
 // when the real client is ready to serve (Node's ready()). Its error is the
 // ready error: every call on the leader and on every follower fails with
-// it until a new term starts.
+// it while the leader runs the factory again, with a pause that grows
+// (WithStartRetry; each failure replaces the ready error), until a run
+// succeeds or a new term starts.
 //
 // ctx is cancelled if the Client closes while the factory runs. emit lets
 // the real client raise its own events (see EventUpstream); it may be
@@ -67,7 +71,11 @@ type Service struct {
 	Unpublish func(ctx context.Context, reg Reg) error
 	// Methods are the named methods Invoke and InvokeOneway may call.
 	// "publish", "unPublish", "subscribe", "unSubscribe" and "close" are
-	// reserved for the fields above.
+	// reserved for the fields above (they are Node's names for those
+	// operations on the wire), and a name may not be empty: a Service that
+	// declares such a method, or a nil handler, is refused when the
+	// factory returns, and the error naming the method is the ready error
+	// of the leader and of every follower.
 	Methods map[string]Handler
 	// Close closes the real client. It is called exactly once per term,
 	// when the last Client using it closes or the term ends.
@@ -80,17 +88,26 @@ const (
 	methodUnpublish = "unPublish"
 )
 
-var reservedMethods = map[string]bool{
-	methodPublish: true, methodUnpublish: true,
-	"subscribe": true, "unSubscribe": true, "close": true,
+// reservedMethods maps each method name reserved on the wire to the
+// Service field that serves it.
+var reservedMethods = map[string]string{
+	methodPublish: "Publish", methodUnpublish: "Unpublish",
+	"subscribe": "Subscribe", "unSubscribe": "Unsubscribe", "close": "Close",
 }
 
+// validate refuses a Service no follower could use as declared: a method
+// with a reserved or empty name, or a nil handler. The error names the
+// method (the first in name order, so it is the same on every run); it is
+// the ready error of the leader and of every follower.
 func (s *Service) validate() error {
-	for name, h := range s.Methods {
-		if reservedMethods[name] {
-			return fmt.Errorf("%w: method name %q is reserved (use the Service field)", ErrInvalidOption, name)
+	for _, name := range slices.Sorted(maps.Keys(s.Methods)) {
+		if name == "" {
+			return fmt.Errorf("%w: the Service declares a method with an empty name", ErrInvalidOption)
 		}
-		if h == nil {
+		if field, ok := reservedMethods[name]; ok {
+			return fmt.Errorf("%w: method name %q is reserved (declare it as the Service's %s field)", ErrInvalidOption, name, field)
+		}
+		if s.Methods[name] == nil {
 			return fmt.Errorf("%w: method %q has a nil handler", ErrInvalidOption, name)
 		}
 	}

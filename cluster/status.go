@@ -134,9 +134,10 @@ func (lt *leaderTerm) status(self *peer, now time.Time) *Status {
 		Followers: []FollowerStatus{}, Subscriptions: []SubscriptionStatus{},
 	}
 	if h.isReady() {
-		st.Ready = h.err == nil
-		if h.err != nil {
-			st.ReadyError = h.err.Error()
+		err := h.current().err
+		st.Ready = err == nil
+		if err != nil {
+			st.ReadyError = err.Error()
 		}
 	}
 
