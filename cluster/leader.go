@@ -731,12 +731,30 @@ func (p *peer) serve(ctx context.Context, cc *callCtx, id int64, timeout int32, 
 func (p *peer) fail(id int64, timeout int32, err error) {
 	buf := getBuf()
 	defer putBuf(buf)
+	var body any = toRemote(err)
+	if codec := p.lt.host.codec; codec.Name() == protocol.SerializeJSON.Name() {
+		// As Node's leader sends it: a plain object, whose members Node's
+		// follower copies onto its error (stack included; an Error
+		// container's stack would not be copied).
+		re := body.(*protocol.RemoteError)
+		body = nodeErrorBody{Stack: re.Stack, Name: re.Name, Message: re.Message, Code: re.Code}
+	}
 	var encErr error
-	if *buf, encErr = p.lt.host.codec.Append((*buf)[:0], toRemote(err)); encErr != nil {
+	if *buf, encErr = p.lt.host.codec.Append((*buf)[:0], body); encErr != nil {
 		p.lt.log.Error("cannot encode an error reply", slog.Any("error", encErr))
 		return
 	}
 	p.send("invoke", "", true, id, timeout, &protocol.ConnObject{Type: protocol.KindInvokeResult, Success: false}, *buf)
+}
+
+// nodeErrorBody is a failed invoke_result's app object in Node's shape
+// (spec.md, section 2): {stack, name, message, code}, code left out when
+// there is none (Node's is undefined then).
+type nodeErrorBody struct {
+	Stack   string `json:"stack"`
+	Name    string `json:"name"`
+	Message string `json:"message"`
+	Code    string `json:"code,omitempty"`
 }
 
 // overload is the error of a call refused at the WithMaxPending bound.

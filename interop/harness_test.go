@@ -342,6 +342,7 @@ type nodeResult struct {
 		Name    string  `json:"name"`
 		Message string  `json:"message"`
 		Code    *string `json:"code"`
+		Stack   *string `json:"stack"`
 	} `json:"error"`
 }
 

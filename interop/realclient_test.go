@@ -163,7 +163,8 @@ func (d *dataClient) service() *cluster.Service {
 						return nil, err
 					}
 				}
-				return nil, &protocol.RemoteError{Name: name, Message: message, Code: code}
+				return nil, &protocol.RemoteError{Name: name, Message: message, Code: code,
+					Stack: name + ": " + message + "\n    at fail (the Go leader)"}
 			},
 			"sleep": func(ctx context.Context, a cluster.Args) (any, error) {
 				var ms int64

@@ -242,6 +242,12 @@ func TestGoLeaderNodeFollowers(t *testing.T) {
 		if r.Error.Name != "ValidationError" || r.Error.Message != "bad input: <x>" || r.Error.Code == nil || *r.Error.Code != "E_INVALID" {
 			t.Errorf("Node got error %+v (code %v)", r.Error, r.Error.Code)
 		}
+		// The Go leader's stack reaches Node's caller, as a Node leader's
+		// does (before, the Go leader sent an Error container and Node
+		// kept only its own stack).
+		if r.Error.Stack == nil || !strings.Contains(*r.Error.Stack, "at fail (the Go leader)") {
+			t.Errorf("Node's error stack %v, want the Go leader's", r.Error.Stack)
+		}
 		// A method the real client does not declare: Node's own leader
 		// crashes here; the Go leader answers with an error and serves on.
 		r = a.call(t, map[string]any{"method": "noSuchMethod", "args": []json.RawMessage{}, "raw": true})

@@ -174,7 +174,10 @@ const client = cluster(DataClient, options).delegate('note', 'invokeOneway').cre
 const subs = new Map(); // sub -> {listener, values}
 
 function errorFields(err) {
-  return { name: err.name, message: err.message, code: err.code === undefined ? null : err.code };
+  return {
+    name: err.name, message: err.message, code: err.code === undefined ? null : err.code,
+    stack: typeof err.stack === 'string' ? err.stack : null,
+  };
 }
 
 const commands = {
