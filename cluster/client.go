@@ -142,8 +142,23 @@ type wsub struct {
 type listener struct {
 	fn      Listener
 	key     string
+	stream  bool // Stream: no value from before it subscribed
 	removed atomic.Bool
 }
+
+// A SubscribeOption changes what a listener receives.
+type SubscribeOption func(*listener)
+
+// Stream makes a listener receive only the values that arrive after it
+// subscribed: a stream of messages, where a late subscriber must not get
+// the last one again. By default a listener is a subscriber of state
+// (Node's meaning): a late subscriber first gets the cached last value.
+// After a failover the new leader's real client subscribes upstream
+// again, and what the upstream sends then arrives as new values; the new
+// leader's cached replays do not. With a Node leader (which does not mark
+// its replays) a stream listener of a Go follower may get the cached value
+// once.
+func Stream() SubscribeOption { return func(l *listener) { l.stream = true } }
 
 type wpub struct {
 	data []byte // codec-encoded registration
@@ -649,8 +664,8 @@ func (c *Client) hostEvent(ev Event) {
 }
 
 // deliver queues a value for the listeners of key (subscriber).
-func (c *Client) deliver(key string, data []byte) {
-	c.disp.push(task{key: key, data: data})
+func (c *Client) deliver(key string, data []byte, cached bool) {
+	c.disp.push(task{key: key, data: data, cached: cached})
 }
 
 // runTask runs on the callback goroutine.
@@ -684,6 +699,9 @@ func (c *Client) runTask(t task) {
 	ls := s.listeners
 	c.mu.Unlock()
 	for _, l := range ls {
+		if t.cached && l.stream {
+			continue // a value from before it subscribed
+		}
 		c.call(l, t.data)
 	}
 }
@@ -917,7 +935,7 @@ func (c *Client) regJSON(op string, reg any) (json.RawMessage, string, error) {
 // gets the cached last value at once if there is one (broadcast mode),
 // then every new value; never inside Subscribe. The returned func removes
 // this listener (and the subscription with its last listener).
-func (c *Client) Subscribe(reg any, l Listener) (cancel func(), err error) {
+func (c *Client) Subscribe(reg any, l Listener, opts ...SubscribeOption) (cancel func(), err error) {
 	if l == nil {
 		return func() {}, &Error{Op: "subscribe", Channel: c.name, Kind: ErrInvalidOption, Err: errors.New("nil listener")}
 	}
@@ -937,8 +955,11 @@ func (c *Client) Subscribe(reg any, l Listener) (cancel func(), err error) {
 		c.subs[key] = s
 	}
 	ln := &listener{fn: l, key: key}
+	for _, o := range opts {
+		o(ln)
+	}
 	s.listeners = append(slices.Clip(s.listeners), ln)
-	if !isNew && s.cached && c.cfg.broadcast {
+	if !isNew && s.cached && c.cfg.broadcast && !ln.stream {
 		c.disp.push(task{only: ln, data: s.cache})
 	}
 	if !s.cached && c.cfg.subscribeTimeout > 0 {

@@ -34,6 +34,9 @@ type task struct {
 	key  string // a value for every listener of key...
 	data []byte
 	only *listener // ...or only for this listener (cache replay)
+	// cached: data is a cached value replayed by the leader to a new
+	// subscriber; stream listeners (Stream) skip it.
+	cached bool
 }
 
 func newDispatcher(max int, run func(task)) *dispatcher {

@@ -123,7 +123,8 @@ func (s *session) Request(pk protocol.Packet, co protocol.ConnObject) link.Job {
 	case protocol.KindSubscribeResult:
 		// The value first: the acknowledgement's write need not delay
 		// the listeners.
-		s.c.deliver(co.Key, append([]byte(nil), pk.App...))
+		_, cached := co.Ext[cachedMember]
+		s.c.deliver(co.Key, append([]byte(nil), pk.App...), cached)
 		s.l.Send(true, pk.ID, 0, &protocol.ConnObject{Type: protocol.KindSubscribeResultRes}, nil)
 	default:
 		s.c.report(s.num, RoleFollower, &Error{Op: "request", Channel: s.c.name, Addr: s.addr, Role: RoleFollower,

@@ -23,7 +23,9 @@ import (
 // (it is called with the host's lock held, which is what keeps a cache
 // replay and later values in order).
 type subscriber interface {
-	deliver(key string, data []byte)
+	// deliver gives the subscriber a value of key; cached says it is the
+	// last value replayed to a new subscriber, not a new one.
+	deliver(key string, data []byte, cached bool)
 }
 
 // eventSink receives the real client's events and the host's background
@@ -294,7 +296,7 @@ func (h *host) subscribeUpTo(key string, reg json.RawMessage, s subscriber, maxK
 	}
 	t.subs = append(slices.Clip(t.subs), s)
 	if t.cached && h.broadcast {
-		s.deliver(key, t.cache)
+		s.deliver(key, t.cache, true)
 	}
 	return true
 }
@@ -435,11 +437,11 @@ func (h *host) push(t *topic, v any) {
 	}
 	if h.broadcast {
 		for _, s := range t.subs {
-			s.deliver(t.key, data)
+			s.deliver(t.key, data, false)
 		}
 		return
 	}
-	t.subs[rand.N(len(t.subs))].deliver(t.key, data)
+	t.subs[rand.N(len(t.subs))].deliver(t.key, data, false)
 }
 
 // call runs a declared method (or publish / unPublish) once the real

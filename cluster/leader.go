@@ -223,10 +223,21 @@ type regWait struct {
 	waiting bool // a goroutine waits for the start to answer it
 }
 
+// cachedMember is the Go-only member of a subscribe_result that marks the
+// leader's cached value replayed to a new subscriber (Stream listeners
+// skip it; Node followers ignore the member).
+const cachedMember = "cached"
+
+var cachedExt = Ext{cachedMember: json.RawMessage("true")}
+
 // deliver pushes a value as subscribe_result (subscriber; host lock
 // held); the follower's acknowledgement is awaited by the link (Unacked).
-func (p *peer) deliver(key string, data []byte) {
-	err := p.l.Notify(key, ids.Next(), p.lt.c.cfg.timeoutMS(), &protocol.ConnObject{Type: protocol.KindSubscribeResult, Key: key}, data)
+func (p *peer) deliver(key string, data []byte, cached bool) {
+	co := protocol.ConnObject{Type: protocol.KindSubscribeResult, Key: key}
+	if cached {
+		co.Ext = cachedExt
+	}
+	err := p.l.Notify(key, ids.Next(), p.lt.c.cfg.timeoutMS(), &co, data)
 	if err != nil {
 		p.sendFailed("push", key, err)
 		return

@@ -2,11 +2,14 @@ package cluster_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,45 +28,80 @@ type matrixService struct {
 }
 
 func (m *matrixService) factory(context.Context, cluster.Emit) (*cluster.Service, error) {
-	return &cluster.Service{Methods: map[string]cluster.Handler{
-		// sleep: answers after ms milliseconds, whatever its context says.
-		"sleep": cluster.Method(func(_ context.Context, ms int) (int, error) {
-			time.Sleep(time.Duration(ms) * time.Millisecond)
-			return ms, nil
-		}),
-		// deadline: how far away the handler's deadline is, in ms (-1: none).
-		"deadline": cluster.Method(func(ctx context.Context, _ int) (int64, error) {
-			dl, ok := ctx.Deadline()
-			if !ok {
-				return -1, nil
-			}
-			return time.Until(dl).Milliseconds(), nil
-		}),
-		// wait: blocks until its context ends, and says when it did.
-		"wait": func(ctx context.Context, _ cluster.Args) (any, error) {
-			start := time.Now()
-			<-ctx.Done()
-			m.cancelled <- time.Since(start)
-			return nil, ctx.Err()
+	var mu sync.Mutex
+	pushes := map[string]func(any){}
+	return &cluster.Service{
+		Subscribe: func(reg cluster.Reg, push func(any)) error {
+			mu.Lock()
+			pushes[reg.Key()] = push
+			mu.Unlock()
+			return nil
 		},
-		// notfound: fails with a registered sentinel, wrapped.
-		"notfound": cluster.Method(func(_ context.Context, name string) (int, error) {
-			return 0, fmt.Errorf("lookup %q: %w", name, errMatrixNotFound)
-		}),
-		// coded: fails with an error that names its own code.
-		"coded": cluster.Method(func(_ context.Context, _ int) (int, error) {
-			return 0, codedError{"quota exceeded"}
-		}),
-		// metadata: the caller's metadata, as the handler sees it.
-		"metadata": cluster.Method(func(ctx context.Context, _ int) (map[string]string, error) {
-			return cluster.Metadata(ctx), nil
-		}),
-	}}, nil
+		Publish: func(_ context.Context, reg cluster.Reg) error {
+			var r reg2
+			if err := reg.Decode(&r); err != nil {
+				return err
+			}
+			key, _ := json.Marshal(reg2{Key: r.Key})
+			mu.Lock()
+			push := pushes["$$inner$$__"+string(key)]
+			mu.Unlock()
+			if push != nil {
+				push(r.Value)
+			}
+			return nil
+		},
+		Methods: map[string]cluster.Handler{
+			// sleep: answers after ms milliseconds, whatever its context says.
+			"sleep": cluster.Method(func(_ context.Context, ms int) (int, error) {
+				time.Sleep(time.Duration(ms) * time.Millisecond)
+				return ms, nil
+			}),
+			// deadline: how far away the handler's deadline is, in ms (-1: none).
+			"deadline": cluster.Method(func(ctx context.Context, _ int) (int64, error) {
+				dl, ok := ctx.Deadline()
+				if !ok {
+					return -1, nil
+				}
+				return time.Until(dl).Milliseconds(), nil
+			}),
+			// wait: blocks until its context ends, and says when it did.
+			"wait": func(ctx context.Context, _ cluster.Args) (any, error) {
+				start := time.Now()
+				<-ctx.Done()
+				m.cancelled <- time.Since(start)
+				return nil, ctx.Err()
+			},
+			// notfound: fails with a registered sentinel, wrapped.
+			"notfound": cluster.Method(func(_ context.Context, name string) (int, error) {
+				return 0, fmt.Errorf("lookup %q: %w", name, errMatrixNotFound)
+			}),
+			// coded: fails with an error that names its own code.
+			"coded": cluster.Method(func(_ context.Context, _ int) (int, error) {
+				return 0, codedError{"quota exceeded"}
+			}),
+			// metadata: the caller's metadata, as the handler sees it.
+			"metadata": cluster.Method(func(ctx context.Context, _ int) (map[string]string, error) {
+				return cluster.Metadata(ctx), nil
+			}),
+		}}, nil
+}
+
+// reg2 is a registration whose publication pushes Value to the
+// subscribers of {key}.
+type reg2 struct {
+	Key   string `json:"key"`
+	Value string `json:"value,omitempty"`
 }
 
 // roleMatrix runs f with the caller as leader, then as follower; the
 // response timeout of both Clients is responseTimeout.
 func roleMatrix(t *testing.T, name string, responseTimeout time.Duration, f func(t *testing.T, c *cluster.Client, m *matrixService)) {
+	roleMatrix2(t, name, responseTimeout, func(t *testing.T, c, _ *cluster.Client, m *matrixService) { f(t, c, m) })
+}
+
+// roleMatrix2 is roleMatrix whose f also gets the other Client.
+func roleMatrix2(t *testing.T, name string, responseTimeout time.Duration, f func(t *testing.T, c, other *cluster.Client, m *matrixService)) {
 	m := &matrixService{cancelled: make(chan time.Duration, 16)}
 	tr, addr := tcp.New(tcp.Config{}), "127.0.0.1:"+strconv.Itoa(freePort(t))
 	opts := append(fastOpts(), cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithResponseTimeout(responseTimeout))
@@ -81,7 +119,7 @@ func roleMatrix(t *testing.T, name string, responseTimeout time.Duration, f func
 		t.Fatal("the first Client does not lead")
 	}
 	for i, role := range []string{"leader", "follower"} {
-		t.Run(role, func(t *testing.T) { f(t, clients[i], m) })
+		t.Run(role, func(t *testing.T) { f(t, clients[i], clients[1-i], m) })
 	}
 }
 
@@ -214,4 +252,118 @@ func TestRegisterErrorCodeRefuses(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+}
+
+// strings collects the string values one listener receives.
+type strings_ struct {
+	mu   sync.Mutex
+	got  []string
+	wake chan struct{}
+}
+
+func newStrings() *strings_ { return &strings_{wake: make(chan struct{}, 1)} }
+
+func (s *strings_) listener(t *testing.T) cluster.Listener {
+	return func(v cluster.Value) {
+		var x string
+		if err := v.Decode(&x); err != nil {
+			t.Errorf("decode: %v", err)
+		}
+		s.mu.Lock()
+		s.got = append(s.got, x)
+		s.mu.Unlock()
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// waitFor waits until the values received are exactly want.
+func (s *strings_) waitFor(t *testing.T, what string, want ...string) {
+	t.Helper()
+	deadline := time.After(wait)
+	for {
+		s.mu.Lock()
+		got := slices.Clone(s.got)
+		s.mu.Unlock()
+		if slices.Equal(got, want) {
+			return
+		}
+		if len(got) > len(want) {
+			t.Fatalf("%s received %q, want %q", what, got, want)
+		}
+		select {
+		case <-s.wake:
+		case <-deadline:
+			t.Fatalf("%s received %q within %v, want %q", what, got, wait, want)
+		}
+	}
+}
+
+// A state listener (the default) that subscribes late gets the last value
+// first; a stream listener gets only what arrives after it subscribed; on
+// both roles.
+func TestRoleMatrixStreamAndState(t *testing.T) {
+	roleMatrix(t, "MatrixStream", 5*time.Second, func(t *testing.T, c *cluster.Client, _ *matrixService) {
+		key := "topic-" + c.Role().String()
+		first := newStrings()
+		if _, err := c.Subscribe(reg2{Key: key}, first.listener(t)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Publish(reg2{Key: key, Value: "v1"}); err != nil {
+			t.Fatal(err)
+		}
+		first.waitFor(t, "the first listener", "v1")
+		state, stream := newStrings(), newStrings()
+		if _, err := c.Subscribe(reg2{Key: key}, state.listener(t)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Subscribe(reg2{Key: key}, stream.listener(t), cluster.Stream()); err != nil {
+			t.Fatal(err)
+		}
+		state.waitFor(t, "a late state listener", "v1")
+		if err := c.Publish(reg2{Key: key, Value: "v2"}); err != nil {
+			t.Fatal(err)
+		}
+		state.waitFor(t, "a late state listener", "v1", "v2")
+		stream.waitFor(t, "a late stream listener", "v2")
+	})
+}
+
+// A stream listener of a key this process does not hold yet skips the
+// leader's cached replay (sent to a follower marked "cached"), and a state
+// listener gets it; on both roles.
+func TestRoleMatrixStreamSkipsLeaderCache(t *testing.T) {
+	roleMatrix2(t, "MatrixStreamCache", 5*time.Second, func(t *testing.T, c, other *cluster.Client, _ *matrixService) {
+		key := "cached-" + c.Role().String()
+		first := newStrings()
+		if _, err := other.Subscribe(reg2{Key: key}, first.listener(t)); err != nil {
+			t.Fatal(err)
+		}
+		if err := other.Publish(reg2{Key: key, Value: "v1"}); err != nil {
+			t.Fatal(err)
+		}
+		first.waitFor(t, "the other process's listener", "v1")
+		stream := newStrings()
+		if _, err := c.Subscribe(reg2{Key: key}, stream.listener(t), cluster.Stream()); err != nil {
+			t.Fatal(err)
+		}
+		state := newStrings()
+		stateKey := key + "-state"
+		if _, err := other.Subscribe(reg2{Key: stateKey}, newStrings().listener(t)); err != nil {
+			t.Fatal(err)
+		}
+		if err := other.Publish(reg2{Key: stateKey, Value: "s1"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Subscribe(reg2{Key: stateKey}, state.listener(t)); err != nil {
+			t.Fatal(err)
+		}
+		state.waitFor(t, "a state listener", "s1")
+		if err := other.Publish(reg2{Key: key, Value: "v2"}); err != nil {
+			t.Fatal(err)
+		}
+		stream.waitFor(t, "a stream listener", "v2")
+	})
 }

@@ -56,9 +56,9 @@ func Bind[Req, Resp any](c *Client, method string) func(ctx context.Context, req
 // SubscribeTyped subscribes with a listener that receives values decoded
 // into T. A value that does not decode into T is reported as an EventError
 // (ErrProtocol) and not delivered.
-func SubscribeTyped[T any](c *Client, reg any, fn func(T)) (cancel func(), err error) {
+func SubscribeTyped[T any](c *Client, reg any, fn func(T), opts ...SubscribeOption) (cancel func(), err error) {
 	if fn == nil {
-		return c.Subscribe(reg, nil)
+		return c.Subscribe(reg, nil, opts...)
 	}
 	return c.Subscribe(reg, func(v Value) {
 		var x T
@@ -68,5 +68,5 @@ func SubscribeTyped[T any](c *Client, reg any, fn func(T)) (cancel func(), err e
 			return
 		}
 		fn(x)
-	})
+	}, opts...)
 }
