@@ -168,6 +168,7 @@ type wpub struct {
 type queuedCall struct {
 	method string
 	args   []any
+	md     map[string]string // metadata (InvokeOnewayContext)
 }
 
 // New creates a Client for the channel name (Node's client name; followers
@@ -552,7 +553,7 @@ func (c *Client) replayAndReady(t *term) {
 			mark = max(mark, p.seq)
 		}
 		for _, q := range queued {
-			if _, err := t.inner.invoke(c.ctx, q.method, q.args, true); err != nil && err != errNotSent {
+			if _, err := t.inner.invoke(withMetadata(c.ctx, q.md), q.method, q.args, true); err != nil && err != errNotSent {
 				c.report(t.num, t.role, err)
 			}
 		}
@@ -870,10 +871,23 @@ func (c *Client) countErr(err error) {
 // leader (EventError), as in Node.
 func (c *Client) InvokeOneway(method string, args ...any) error {
 	c.stats.invokes.Add(1)
-	return c.oneway(method, args)
+	return c.oneway(nil, method, args)
 }
 
-func (c *Client) oneway(method string, args []any) error {
+// InvokeOnewayContext is InvokeOneway with the metadata of ctx
+// (WithMetadata): the method's handler reads it with Metadata on either
+// role. Nothing waits for a one-way call, so ctx's deadline and
+// cancellation do not apply to it.
+func (c *Client) InvokeOnewayContext(ctx context.Context, method string, args ...any) error {
+	c.stats.invokes.Add(1)
+	md := Metadata(ctx)
+	if err := checkMetadata(md); err != nil {
+		return &Error{Op: "invoke", Channel: c.name, Addr: c.addrString(), Method: method, Err: err}
+	}
+	return c.oneway(md, method, args)
+}
+
+func (c *Client) oneway(md map[string]string, method string, args []any) error {
 	for {
 		c.mu.Lock()
 		t := c.cur
@@ -883,7 +897,7 @@ func (c *Client) oneway(method string, args []any) error {
 			return c.closedErr("invoke")
 		case t.ready():
 			c.mu.Unlock()
-			_, err := t.inner.invoke(c.ctx, method, args, true)
+			_, err := t.inner.invoke(withMetadata(c.ctx, md), method, args, true)
 			if err == errNotSent {
 				continue // the term just ended: queue it for the next one
 			}
@@ -897,7 +911,7 @@ func (c *Client) oneway(method string, args []any) error {
 			return &Error{Op: "invoke", Channel: c.name, Addr: c.addrString(), Method: method, Kind: ErrOverloaded,
 				Err: fmt.Errorf("%d one-way calls already wait for a ready leader", DefaultMaxQueued)}
 		}
-		c.queued = append(c.queued, queuedCall{method: method, args: args})
+		c.queued = append(c.queued, queuedCall{method: method, args: args, md: md})
 		c.mu.Unlock()
 		return nil
 	}
@@ -1194,8 +1208,9 @@ type localInner struct {
 func (li *localInner) invoke(ctx context.Context, method string, args []any, oneway bool) (Result, error) {
 	c, h := li.c, li.h
 	if oneway {
+		hctx := withMetadata(h.ctx, Metadata(ctx))
 		c.localOneways.Do(func() {
-			if _, err := h.call(h.ctx, method, Args{codec: h.codec, vals: args}); err != nil && h.ctx.Err() == nil {
+			if _, err := h.call(hctx, method, Args{codec: h.codec, vals: args}); err != nil && h.ctx.Err() == nil {
 				c.report(c.curNum(), li.role, li.wrap(method, err))
 			}
 		})

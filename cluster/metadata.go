@@ -51,6 +51,14 @@ func Metadata(ctx context.Context) map[string]string {
 	return md
 }
 
+// withMetadata returns ctx carrying md (ctx itself when md is empty).
+func withMetadata(ctx context.Context, md map[string]string) context.Context {
+	if len(md) == 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, metadataKey{}, md)
+}
+
 // checkMetadata reports metadata over its bounds.
 func checkMetadata(md map[string]string) error {
 	if len(md) > MaxMetadataPairs {

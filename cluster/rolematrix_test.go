@@ -24,7 +24,8 @@ import (
 
 // matrixService records what its handlers saw.
 type matrixService struct {
-	cancelled chan time.Duration // how long after its start a "wait" call saw its context end
+	cancelled chan time.Duration     // how long after its start a "wait" call saw its context end
+	noted     chan map[string]string // the metadata "note" calls saw
 }
 
 func (m *matrixService) factory(context.Context, cluster.Emit) (*cluster.Service, error) {
@@ -80,6 +81,11 @@ func (m *matrixService) factory(context.Context, cluster.Emit) (*cluster.Service
 			"coded": cluster.Method(func(_ context.Context, _ int) (int, error) {
 				return 0, codedError{"quota exceeded"}
 			}),
+			// note: a one-way call that records the metadata it saw.
+			"note": func(ctx context.Context, _ cluster.Args) (any, error) {
+				m.noted <- cluster.Metadata(ctx)
+				return nil, nil
+			},
 			// metadata: the caller's metadata, as the handler sees it.
 			"metadata": cluster.Method(func(ctx context.Context, _ int) (map[string]string, error) {
 				return cluster.Metadata(ctx), nil
@@ -102,7 +108,7 @@ func roleMatrix(t *testing.T, name string, responseTimeout time.Duration, f func
 
 // roleMatrix2 is roleMatrix whose f also gets the other Client.
 func roleMatrix2(t *testing.T, name string, responseTimeout time.Duration, f func(t *testing.T, c, other *cluster.Client, m *matrixService)) {
-	m := &matrixService{cancelled: make(chan time.Duration, 16)}
+	m := &matrixService{cancelled: make(chan time.Duration, 16), noted: make(chan map[string]string, 16)}
 	tr, addr := tcp.New(tcp.Config{}), "127.0.0.1:"+strconv.Itoa(freePort(t))
 	opts := append(fastOpts(), cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithResponseTimeout(responseTimeout))
 	var clients []*cluster.Client
@@ -123,32 +129,26 @@ func roleMatrix2(t *testing.T, name string, responseTimeout time.Duration, f fun
 	}
 }
 
-// A call's deadline is its context's when it has one: a call whose
-// context allows more than the response timeout succeeds on both roles,
-// and the method's context carries that deadline.
+// A call's deadline is its context's when it has one: the case,
+// a 4 s context on a 3.5 s method with the default 3 s response timeout,
+// succeeds on both roles (a follower's call failed with ErrTimeout at 3 s
+// before), and the method's context carries the caller's deadline. (A
+// follower's call without a deadline of its own has the response timeout:
+// TestCC011_ResponseTimeout.)
 func TestRoleMatrixDeadline(t *testing.T) {
-	roleMatrix(t, "MatrixDeadline", 300*time.Millisecond, func(t *testing.T, c *cluster.Client, _ *matrixService) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	roleMatrix(t, "MatrixDeadline", cluster.DefaultResponseTimeout, func(t *testing.T, c *cluster.Client, _ *matrixService) {
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 		defer cancel()
-		if got, err := cluster.Call[int](ctx, c, "sleep", 600); err != nil || got != 600 {
-			t.Fatalf("a 600 ms call with a 2 s context and a 300 ms response timeout: %v, %v", got, err)
+		start := time.Now()
+		if got, err := cluster.Call[int](ctx, c, "sleep", 3500); err != nil || got != 3500 {
+			t.Fatalf("a 3.5 s call with a 4 s context: %v, %v", got, err)
 		}
+		t.Logf("a 3.5 s call with a 4 s context answered in %v", time.Since(start).Round(time.Millisecond))
 		ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		left, err := cluster.Call[int64](ctx, c, "deadline", 0)
 		if err != nil || left <= 0 || left > 5000 {
 			t.Fatalf("the method's deadline is %d ms away (%v), want the caller's 5 s", left, err)
-		}
-		// Without a deadline of its own, the call has the response timeout.
-		_, err = cluster.Call[int](context.Background(), c, "sleep", 1500)
-		if c.IsLeader() {
-			if err != nil { // the leader's own call does not leave the process
-				t.Fatalf("local call without deadline: %v", err)
-			}
-			return
-		}
-		if !errors.Is(err, cluster.ErrTimeout) {
-			t.Fatalf("a follower's call without a deadline, longer than the response timeout: %v", err)
 		}
 	})
 }
@@ -187,7 +187,7 @@ func runningOn(c *cluster.Client) bool { return c.Stats().InFlight > 0 }
 // Metadata attached to the caller's context reaches the handler on both
 // roles; too much of it fails the call on both roles.
 func TestRoleMatrixMetadata(t *testing.T) {
-	roleMatrix(t, "MatrixMetadata", 5*time.Second, func(t *testing.T, c *cluster.Client, _ *matrixService) {
+	roleMatrix(t, "MatrixMetadata", 5*time.Second, func(t *testing.T, c *cluster.Client, m *matrixService) {
 		ctx := cluster.WithMetadata(tctx(t, wait), "tenant", "t-1", "traceparent", "00-abc-def-01")
 		ctx = cluster.WithMetadata(ctx, "tenant", "t-2")
 		got, err := cluster.Call[map[string]string](ctx, c, "metadata", 0)
@@ -201,6 +201,21 @@ func TestRoleMatrixMetadata(t *testing.T) {
 		big := cluster.WithMetadata(tctx(t, wait), "k", strings.Repeat("v", cluster.MaxMetadataBytes))
 		if _, err := c.Invoke(big, "metadata", 0); !errors.Is(err, cluster.ErrInvalidOption) {
 			t.Fatalf("metadata over the bound: %v", err)
+		}
+		if err := c.InvokeOnewayContext(big, "note"); !errors.Is(err, cluster.ErrInvalidOption) {
+			t.Fatalf("one-way metadata over the bound: %v", err)
+		}
+		// One-way calls carry metadata too.
+		if err := c.InvokeOnewayContext(ctx, "note"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-m.noted:
+			if !maps.Equal(got, want) {
+				t.Fatalf("the one-way handler saw %v, want %v", got, want)
+			}
+		case <-time.After(wait):
+			t.Fatal("the one-way call never ran")
 		}
 	})
 }
