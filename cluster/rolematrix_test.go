@@ -106,27 +106,63 @@ func roleMatrix(t *testing.T, name string, responseTimeout time.Duration, f func
 	roleMatrix2(t, name, responseTimeout, func(t *testing.T, c, _ *cluster.Client, m *matrixService) { f(t, c, m) })
 }
 
-// roleMatrix2 is roleMatrix whose f also gets the other Client.
+// roleMatrix2 is roleMatrix whose f also gets the other Client. Each
+// behaviour runs on a Go cluster and on a Node-compatible one
+// (WithNodeCompat: serialize-json, no authentication), Go processes
+// both.
 func roleMatrix2(t *testing.T, name string, responseTimeout time.Duration, f func(t *testing.T, c, other *cluster.Client, m *matrixService)) {
-	m := &matrixService{cancelled: make(chan time.Duration, 16), noted: make(chan map[string]string, 16)}
-	tr, addr := tcp.New(tcp.Config{}), "127.0.0.1:"+strconv.Itoa(freePort(t))
-	opts := append(fastOpts(), cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithResponseTimeout(responseTimeout))
-	var clients []*cluster.Client
-	for range 2 {
-		c, err := cluster.New(name, m.factory, opts...)
-		if err != nil {
+	for _, variant := range []struct {
+		name string
+		opts []cluster.Option
+	}{{"go", nil}, {"node-compatible", []cluster.Option{cluster.WithNodeCompat()}}} {
+		t.Run(variant.name, func(t *testing.T) {
+			m := &matrixService{cancelled: make(chan time.Duration, 16), noted: make(chan map[string]string, 16)}
+			tr, addr := tcp.New(tcp.Config{}), "127.0.0.1:"+strconv.Itoa(freePort(t))
+			opts := append(fastOpts(), cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithResponseTimeout(responseTimeout))
+			opts = append(opts, variant.opts...)
+			var clients []*cluster.Client
+			for range 2 {
+				c, err := cluster.New(name, m.factory, opts...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.Close(context.Background()) })
+				ready(t, c)
+				clients = append(clients, c)
+			}
+			if !clients[0].IsLeader() || clients[1].IsLeader() {
+				t.Fatal("the first Client does not lead")
+			}
+			for i, role := range []string{"leader", "follower"} {
+				t.Run(role, func(t *testing.T) { f(t, clients[i], clients[1-i], m) })
+			}
+		})
+	}
+}
+
+// Calls, subscriptions and publications: the same results on both roles.
+func TestRoleMatrixBasics(t *testing.T) {
+	roleMatrix2(t, "MatrixBasics", 5*time.Second, func(t *testing.T, c, other *cluster.Client, _ *matrixService) {
+		if got, err := cluster.Call[int](tctx(t, wait), c, "sleep", 1); err != nil || got != 1 {
+			t.Fatalf("call: %v, %v", got, err)
+		}
+		if _, err := c.Invoke(tctx(t, wait), "nosuchmethod"); !errors.Is(err, cluster.ErrUnknownMethod) {
+			t.Fatalf("unknown method: %v", err)
+		}
+		key := "basics-" + c.Role().String()
+		mine, theirs := newStrings(), newStrings()
+		if _, err := c.Subscribe(reg2{Key: key}, mine.listener(t)); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { c.Close(context.Background()) })
-		ready(t, c)
-		clients = append(clients, c)
-	}
-	if !clients[0].IsLeader() || clients[1].IsLeader() {
-		t.Fatal("the first Client does not lead")
-	}
-	for i, role := range []string{"leader", "follower"} {
-		t.Run(role, func(t *testing.T) { f(t, clients[i], clients[1-i], m) })
-	}
+		if _, err := other.Subscribe(reg2{Key: key}, theirs.listener(t)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Publish(reg2{Key: key, Value: "p1"}); err != nil {
+			t.Fatal(err)
+		}
+		mine.waitFor(t, "the caller's listener", "p1")
+		theirs.waitFor(t, "the other process's listener", "p1")
+	})
 }
 
 // A call's deadline is its context's when it has one: the case,
