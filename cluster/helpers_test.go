@@ -19,6 +19,7 @@ import (
 	"github.com/go-clusterclient/clusterclient/protocol"
 	"github.com/go-clusterclient/clusterclient/transport"
 	"github.com/go-clusterclient/clusterclient/transport/mem"
+	"github.com/go-clusterclient/clusterclient/transport/transporttest"
 )
 
 // world stands in for the upstream server every real client of a test
@@ -467,32 +468,11 @@ func holdsFor(t testing.TB, d time.Duration, what string, f func() bool) {
 	}
 }
 
-// refusals is a transport whose first refused Dial (nobody listening) is
-// observable: a test that needs "this follower has already looked for a
-// leader and found none" waits on firstRefusal instead of sleeping.
-type refusals struct {
-	transport.Transport
-	once    sync.Once
-	refused chan struct{}
-}
-
-func watchRefusals(tr transport.Transport) *refusals {
-	return &refusals{Transport: tr, refused: make(chan struct{})}
-}
-
-func (r *refusals) Dial(ctx context.Context, addr string) (net.Conn, error) {
-	c, err := r.Transport.Dial(ctx, addr)
-	if errors.Is(err, transport.ErrNoListener) {
-		r.once.Do(func() { close(r.refused) })
-	}
-	return c, err
-}
-
 // firstRefusal waits until a Dial through r found nobody listening.
-func (r *refusals) firstRefusal(t testing.TB) {
+func firstRefusal(t testing.TB, r *transporttest.Refusals) {
 	t.Helper()
 	select {
-	case <-r.refused:
+	case <-r.Refused():
 	case <-time.After(wait):
 		t.Fatalf("no Dial through the transport was refused within %v", wait)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/go-clusterclient/clusterclient/protocol"
 	"github.com/go-clusterclient/clusterclient/transport"
 	"github.com/go-clusterclient/clusterclient/transport/tcp"
+	"github.com/go-clusterclient/clusterclient/transport/transporttest"
 )
 
 // pair starts a leader and a follower of one channel over mem.
@@ -152,10 +153,10 @@ func TestCC023_ReadyErrorEverywhere(t *testing.T) {
 	w.failInit = &protocol.RemoteError{Name: "InitError", Message: "mock error", Code: "ERROR_CODE"}
 	w.initDelay = 100 * time.Millisecond
 	mtr, addr := memNet(t)
-	tr := watchRefusals(mtr)
+	tr := transporttest.WatchRefusals(mtr)
 	opts := []cluster.Option{cluster.WithTransport(tr), cluster.WithAddr(addr)}
 	early := newClient(t, "test_invokeOneway_ready_error", w, append(opts, cluster.WithMode(cluster.ForceFollower))...)
-	tr.firstRefusal(t) // the early follower looked for its leader and found none
+	firstRefusal(t, tr) // the early follower looked for its leader and found none
 	l := newClient(t, "test_invokeOneway_ready_error", w, append(opts, cluster.WithMode(cluster.ForceLeader))...)
 	// A call made before ready waits and then fails with the ready error.
 	_, lerr := l.Invoke(tctx(t, 5*time.Second), "echo", 1)

@@ -15,6 +15,7 @@ import (
 	"github.com/go-clusterclient/clusterclient/protocol"
 	"github.com/go-clusterclient/clusterclient/transport"
 	"github.com/go-clusterclient/clusterclient/transport/tcp"
+	"github.com/go-clusterclient/clusterclient/transport/transporttest"
 )
 
 // Scenario 1 (CC-025, CC-052): the first instance of a name leads, a second
@@ -101,10 +102,10 @@ func TestCC031_FollowerBeforeLeader(t *testing.T) {
 	w := newWorld()
 	w.initDelay = 300 * time.Millisecond
 	mtr, addr := memNet(t)
-	tr := watchRefusals(mtr)
+	tr := transporttest.WatchRefusals(mtr)
 	opts := []cluster.Option{cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithResponseTimeout(100 * time.Millisecond)}
 	f := newClient(t, "api_client_test", w, append(opts, cluster.WithMode(cluster.ForceFollower))...)
-	tr.firstRefusal(t) // the follower looked for its leader and found none
+	firstRefusal(t, tr) // the follower looked for its leader and found none
 	l := newClient(t, "api_client_test", w, append(opts, cluster.WithMode(cluster.ForceLeader))...)
 	ready(t, l)
 	ready(t, f)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-clusterclient/clusterclient/election"
 	"github.com/go-clusterclient/clusterclient/transport"
+	"github.com/go-clusterclient/clusterclient/transport/transporttest"
 )
 
 // medium is a transport under test with a way to get fresh addresses.
@@ -121,7 +122,7 @@ func TestForceFollowerWaitsForLateLeader(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			addr := m.newAddr(t)
 			const maxBackoff = 10 * time.Millisecond
-			tr := watchRefusals(m.tr)
+			tr := transporttest.WatchRefusals(m.tr)
 			follower := election.Config{Transport: tr, Addr: addr, Channel: "api_client_test",
 				Mode: election.ForceFollower, MaxBackoff: maxBackoff}
 
@@ -132,7 +133,7 @@ func TestForceFollowerWaitsForLateLeader(t *testing.T) {
 				// The leader starts once the follower has probed and
 				// found nobody.
 				select {
-				case <-tr.refused:
+				case <-tr.Refused():
 				case <-time.After(testTimeout):
 					t.Error("the forced follower never probed")
 					return

@@ -2,7 +2,6 @@ package election_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -196,27 +195,6 @@ func (f *fakeTransport) Dial(ctx context.Context, addr string) (net.Conn, error)
 func newTCPTransport() *tcp.Transport { return tcp.New(tcp.Config{}) }
 
 func newTCP(testing.TB) *tcp.Transport { return newTCPTransport() }
-
-// refusals is a transport whose first refused Dial (nobody listening) is
-// observable: refused closes then. A test that needs "the follower has
-// already looked for a leader and found none" waits on it, not on a sleep.
-type refusals struct {
-	transport.Transport
-	once    sync.Once
-	refused chan struct{}
-}
-
-func watchRefusals(tr transport.Transport) *refusals {
-	return &refusals{Transport: tr, refused: make(chan struct{})}
-}
-
-func (r *refusals) Dial(ctx context.Context, addr string) (net.Conn, error) {
-	c, err := r.Transport.Dial(ctx, addr)
-	if errors.Is(err, transport.ErrNoListener) {
-		r.once.Do(func() { close(r.refused) })
-	}
-	return c, err
-}
 
 // doneWatch is a context that reports the first call of its Done method.
 // An election asks for Done first when it has to wait: in the registry,

@@ -443,16 +443,7 @@ func (l *Link) Serve() {
 // StartReading starts a background reader (calling side): it reads until
 // no call is in flight, and another starts whenever nobody read for
 // ReaderIdle.
-func (l *Link) StartReading() {
-	l.rmu.Lock()
-	defer l.rmu.Unlock()
-	if l.reading || l.stopped {
-		return
-	}
-	l.reading = true
-	l.freeSince.clear()
-	l.goRead()
-}
+func (l *Link) StartReading() { l.idleRead() }
 
 // goRead starts a reader goroutine (l.rmu held, or the token held).
 func (l *Link) goRead() {
