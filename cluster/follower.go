@@ -396,11 +396,13 @@ func (s *session) invoke(ctx context.Context, method string, args []any, oneway 
 	if oneway {
 		return Result{}, s.sendErr(method, s.l.Send(false, id, timeout, &co, *buf))
 	}
-	call := s.l.Call
+	// Direct calls, not through a func value: co stays on the stack.
+	var ans link.Answer
 	if _, ok := ctx.Deadline(); ok {
-		call = s.l.CallUntil // its own deadline, which the leader gives the method too
+		ans, err = s.l.CallUntil(ctx, id, timeout, method, &co, *buf) // its own deadline, which the leader gives the method too
+	} else {
+		ans, err = s.l.Call(ctx, id, timeout, method, &co, *buf)
 	}
-	ans, err := call(ctx, id, timeout, method, &co, *buf)
 	if err != nil {
 		var e *Error
 		switch {
