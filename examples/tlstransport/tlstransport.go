@@ -166,24 +166,14 @@ func (tr *Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
 		if transport.IsRefused(err) {
 			kind = transport.ErrNoListener
 		}
-		return nil, tr.opError("dial", addr, kind, contextError(ctx, err))
+		return nil, tr.opError("dial", addr, kind, transport.ContextError(ctx, err))
 	}
 	tc := tls.Client(raw, tr.client)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
-		return nil, tr.opError("dial", addr, nil, contextError(ctx, err))
+		return nil, tr.opError("dial", addr, nil, transport.ContextError(ctx, err))
 	}
 	return newConn(tc, raw), nil
-}
-
-// contextError makes err match ctx's error when ctx has ended: a connect
-// that the socket's own deadline ended reports os.ErrDeadlineExceeded,
-// which does not match context.DeadlineExceeded.
-func contextError(ctx context.Context, err error) error {
-	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-		return fmt.Errorf("%w: %w", cerr, err)
-	}
-	return err
 }
 
 // listener accepts TCP conns in a goroutine of its own and runs each

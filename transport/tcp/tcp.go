@@ -29,7 +29,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"time"
 
@@ -158,7 +157,7 @@ func (tr *Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
 		if transport.IsRefused(err) {
 			kind = transport.ErrNoListener
 		}
-		return nil, tr.opError("dial", addr, kind, deadlineError(ctx, err))
+		return nil, tr.opError("dial", addr, kind, transport.ContextError(ctx, err))
 	}
 	tc := c.(*net.TCPConn)
 	if err := tc.SetNoDelay(true); err != nil {
@@ -166,17 +165,6 @@ func (tr *Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
 		return nil, tr.opError("dial", addr, nil, err)
 	}
 	return tc, nil
-}
-
-// deadlineError makes err match context.DeadlineExceeded when ctx's
-// deadline caused it. Go's connect waits with the deadline set on the
-// socket too, and when that fires before the context's timer the error is
-// os.ErrDeadlineExceeded, which does not match.
-func deadlineError(ctx context.Context, err error) error {
-	if _, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
-	}
-	return err
 }
 
 // listener sets TCP_NODELAY on accepted conns.
