@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -316,28 +315,13 @@ func readSecretChild(args []string) int {
 	return 0
 }
 
-// startAs runs the copied test binary as uid in mode (childproc.Start
-// cannot set credentials; StartCmd takes the command as it is).
+type uidChild struct{ *childproc.Child }
+
+// startAs runs the copied test binary as uid in mode.
 func startAs(t *testing.T, exe string, uid uint32, mode string, args ...string) *uidChild {
 	t.Helper()
-	cmd := childproc.Command(mode, args...)
-	cmd.Path, cmd.Args[0], cmd.Dir = exe, exe, "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{}}}
-	c, err := childproc.StartCmd(cmd, childproc.Options{Name: fmt.Sprintf("%s as uid %d", mode, uid), Logf: t.Logf})
-	if err != nil {
-		t.Fatalf("start %s as uid %d: %v", mode, uid, err)
-	}
-	t.Cleanup(func() {
-		c.Kill()
-		c.Stop(0)
-		if t.Failed() {
-			t.Logf("child %s (uid %d) stderr:\n%s", mode, uid, c.Stderr())
-		}
-	})
-	return &uidChild{c}
+	return &uidChild{childproc.StartAs(t, exe, uid, nil, mode, args...)}
 }
-
-type uidChild struct{ *childproc.Child }
 
 func (c *uidChild) expect(ctx context.Context, name string) (childproc.Event, error) {
 	return c.Expect(ctx, name)

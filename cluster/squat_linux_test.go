@@ -136,7 +136,7 @@ func TestSquattedDefaultDirs(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				defer cancel()
 
-				sq := startUID(t, exe, squatterUID, nil, "squat", tmp, strconv.Itoa(victimUID), kind)
+				sq := childproc.StartAs(t, exe, squatterUID, nil, "squat", tmp, strconv.Itoa(victimUID), kind)
 				ev, err := sq.Expect(ctx, "squatted")
 				mustOK(t, err)
 				var squatterDir string
@@ -147,14 +147,14 @@ func TestSquattedDefaultDirs(t *testing.T) {
 				if trName == "tcp" {
 					addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 				}
-				leader := startUID(t, exe, victimUID, env, "squat-victim", trName, addr, "leader")
+				leader := childproc.StartAs(t, exe, victimUID, env, "squat-victim", trName, addr, "leader")
 				ev, err = leader.Expect(ctx, "ready")
 				if err != nil {
 					t.Fatalf("the victim's leader did not start: %v\n%s", err, leader.Stderr())
 				}
 				var lrep, frep victimReport
 				mustOK(t, ev.Decode(&lrep))
-				follower := startUID(t, exe, victimUID, env, "squat-victim", trName, addr, "follower")
+				follower := childproc.StartAs(t, exe, victimUID, env, "squat-victim", trName, addr, "follower")
 				ev, err = follower.Expect(ctx, "called")
 				if err != nil {
 					t.Fatalf("the victim's follower did not call its leader: %v\n%s", err, follower.Stderr())
@@ -185,26 +185,4 @@ func TestSquattedDefaultDirs(t *testing.T) {
 			})
 		}
 	}
-}
-
-// startUID runs the copied test binary as uid in mode, with env added to
-// (and overriding) this process's environment.
-func startUID(t *testing.T, exe string, uid uint32, env []string, mode string, args ...string) *childproc.Child {
-	t.Helper()
-	cmd := childproc.Command(mode, args...)
-	cmd.Path, cmd.Args[0], cmd.Dir = exe, exe, "/"
-	cmd.Env = append(cmd.Env, env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{}}}
-	c, err := childproc.StartCmd(cmd, childproc.Options{Name: fmt.Sprintf("%s as uid %d", mode, uid), Logf: t.Logf})
-	if err != nil {
-		t.Fatalf("start %s as uid %d: %v", mode, uid, err)
-	}
-	t.Cleanup(func() {
-		c.Kill()
-		c.Stop(0)
-		if t.Failed() {
-			t.Logf("child %s (uid %d) stderr:\n%s", mode, uid, c.Stderr())
-		}
-	})
-	return c
 }

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -118,7 +117,7 @@ func TestOtherUserRefused(t *testing.T) {
 			w := newWorld()
 			l := newClient(t, "Shared", w, cluster.WithTransport(tr), cluster.WithAddr(addr), rootAuth)
 			ready(t, l)
-			child := startAsUser(t, exe, nobodyUID, trName, addr, nobodySecret, "follower", "")
+			child := childproc.StartAs(t, exe, nobodyUID, nil, "other-user", trName, addr, nobodySecret, "follower", "")
 			ev, err := child.Expect(tctx(t, wait), "refused")
 			if err != nil {
 				t.Fatal(err)
@@ -137,7 +136,7 @@ func TestOtherUserRefused(t *testing.T) {
 		})
 		t.Run(trName+"/another user as leader", func(t *testing.T) {
 			addr := addrOf[trName]()
-			child := startAsUser(t, exe, nobodyUID, trName, addr, nobodySecret, "leader", "allow-root")
+			child := childproc.StartAs(t, exe, nobodyUID, nil, "other-user", trName, addr, nobodySecret, "leader", "allow-root")
 			if _, err := child.Expect(tctx(t, wait), "ready"); err != nil {
 				t.Fatal(err)
 			}
@@ -169,26 +168,6 @@ func TestOtherUserRefused(t *testing.T) {
 			}
 		})
 	}
-}
-
-// startAsUser runs the copied test binary as uid in the other-user mode.
-func startAsUser(t *testing.T, exe string, uid uint32, args ...string) *childproc.Child {
-	t.Helper()
-	cmd := childproc.Command("other-user", args...)
-	cmd.Path, cmd.Args[0], cmd.Dir = exe, exe, "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{}}}
-	c, err := childproc.StartCmd(cmd, childproc.Options{Name: fmt.Sprintf("uid %d", uid), Logf: t.Logf})
-	if err != nil {
-		t.Fatalf("start as uid %d: %v", uid, err)
-	}
-	t.Cleanup(func() {
-		c.Kill()
-		c.Stop(0)
-		if t.Failed() {
-			t.Logf("child (uid %d) stderr:\n%s", uid, c.Stderr())
-		}
-	})
-	return c
 }
 
 func mustOK(t *testing.T, err error) {
