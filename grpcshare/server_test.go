@@ -201,8 +201,8 @@ type connCounter struct {
 	open, total atomic.Int64
 }
 
-func (c *connCounter) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context  { return ctx }
-func (c *connCounter) HandleRPC(context.Context, stats.RPCStats)                        {}
+func (c *connCounter) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
+func (c *connCounter) HandleRPC(context.Context, stats.RPCStats)                         {}
 func (c *connCounter) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
 func (c *connCounter) HandleConn(_ context.Context, s stats.ConnStats) {
 	switch s.(type) {
