@@ -4,9 +4,11 @@ go 1.26.2
 
 require (
 	github.com/go-clusterclient/clusterclient v0.0.0
+	github.com/go-clusterclient/clusterclient/grpcshare v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.3
 	github.com/nats-io/nats.go v1.55.0
 	go.uber.org/goleak v1.3.0
+	google.golang.org/grpc v1.85.0
 )
 
 require (
@@ -20,7 +22,12 @@ require (
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
 )
 
 replace github.com/go-clusterclient/clusterclient => ../
+
+replace github.com/go-clusterclient/clusterclient/grpcshare => ../grpcshare
