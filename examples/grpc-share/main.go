@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -200,8 +201,8 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		b := before[w]
 		failed, ended := diff(w.last.Failed, b.Failed), diff(w.last.Ends, b.Ends)
 		res.Unavailable += failed["Unavailable"] + ended["Unavailable"]
-		d.say("%v: checks %d -> %d, failed at the kill %v; Watch streams ended %v, updates %d -> %d",
-			w, b.Calls, w.last.Calls, failed, ended, b.Updates, w.last.Updates)
+		d.say("%v: checks %d -> %d, failed at the kill: %s; Watch streams ended: %s, updates %d -> %d",
+			w, b.Calls, w.last.Calls, counts(failed), counts(ended), b.Updates, w.last.Updates)
 		if len(failed) > 0 {
 			d.say("%v: last failed check: %s", w, w.last.LastErr)
 		}
@@ -230,6 +231,19 @@ func diff(now, before map[string]int) map[string]int {
 		}
 	}
 	return out
+}
+
+// counts writes {"Unavailable": 1} as "1 Unavailable".
+func counts(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%d %s", v, k))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
 }
 
 // read follows a worker's events.
