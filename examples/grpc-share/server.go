@@ -49,7 +49,7 @@ func (s *server) stop() {
 
 // connCounter is a stats.Handler counting the server's HTTP/2
 // connections (ConnBegin, ConnEnd).
-type connCounter struct{ open, total atomic.Int64 }
+type connCounter struct{ open, total, ended atomic.Int64 }
 
 func (c *connCounter) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
 func (c *connCounter) HandleRPC(context.Context, stats.RPCStats)                         {}
@@ -61,6 +61,7 @@ func (c *connCounter) HandleConn(_ context.Context, s stats.ConnStats) {
 		c.total.Add(1)
 	case *stats.ConnEnd:
 		c.open.Add(-1)
+		c.ended.Add(1)
 	}
 }
 
