@@ -30,6 +30,8 @@ const (
 	methodOpen   = "grpc.open"
 	methodRecv   = "grpc.recv"
 	methodCancel = "grpc.cancel"
+	methodSend   = "grpc.send"
+	methodClose  = "grpc.closesend"
 )
 
 // Defaults of the options.
@@ -66,10 +68,6 @@ var (
 	// be read (a peer of another version, or a cluster of another kind on
 	// the channel). Such calls fail with codes.Internal.
 	ErrProtocol = errors.New("grpcshare: malformed envelope")
-	// ErrClientStreaming: client-streaming and bidirectional calls cannot
-	// be shared (see the package doc); NewStream fails with
-	// codes.Unimplemented.
-	ErrClientStreaming = errors.New("grpcshare: client-streaming and bidirectional calls are not supported over a shared connection")
 	// ErrStreamGone: the leader has no such server stream: it was
 	// cancelled after nobody polled it for the idle timeout, or the stream
 	// was opened on a leader that has since been replaced. The stream ends
@@ -83,7 +81,7 @@ var (
 // Error is the error of a call that failed on the way to or from the
 // leader, rather than upstream: status.Code finds its Code (GRPCStatus),
 // and errors.Is finds the cause (cluster.ErrLeaderLost, a context error,
-// ErrClientStreaming, ...). A call that reached the upstream server fails
+// ErrStreamGone, ...). A call that reached the upstream server fails
 // with that server's status error itself, unchanged, on every role.
 type Error struct {
 	Op     string // "invoke", "stream", "recv", "open"
@@ -120,8 +118,6 @@ func codeOf(ctx context.Context, err error) codes.Code {
 		return codes.Canceled
 	case errors.Is(err, cluster.ErrOverloaded):
 		return codes.ResourceExhausted
-	case errors.Is(err, ErrClientStreaming):
-		return codes.Unimplemented
 	case errors.Is(err, ErrProtocol), errors.Is(err, cluster.ErrProtocol),
 		errors.Is(err, cluster.ErrUnknownMethod), errors.Is(err, cluster.ErrPanic):
 		return codes.Internal

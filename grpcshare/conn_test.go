@@ -340,15 +340,106 @@ func TestServerStreamDeadline(t *testing.T) {
 	})
 }
 
-// Client streaming is refused with Unimplemented (see the package doc).
-func TestClientStreamingRefused(t *testing.T) {
-	p := newPair(t)
-	for _, cc := range []*grpcshare.Conn{p.leader, p.follower} {
-		_, err := cc.NewStream(testCtx(t), &probeDesc.Streams[3], "/"+probeService+"/Collect")
-		if status.Code(err) != codes.Unimplemented || !errors.Is(err, grpcshare.ErrClientStreaming) {
-			t.Errorf("NewStream(Collect) = %v, want Unimplemented", err)
+// Client streaming: the messages reach the server in order, the one
+// reply and the trailer come back; an error status ends the stream with
+// the same code on every role.
+func TestClientStreaming(t *testing.T) {
+	p := newPair(t, grpcshare.WithStreamWindow(4))
+	collect := &probeDesc.Streams[3]
+	p.roles(t, func(t *testing.T, cc grpc.ClientConnInterface) {
+		s, err := cc.NewStream(testCtx(t), collect, "/"+probeService+"/Collect")
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		for i := uint32(1); i <= 100; i++ {
+			if err := s.SendMsg(wrapperspb.UInt32(2 * i)); err != nil { // even: never 13
+				t.Fatalf("send %d: %v", i, err)
+			}
+		}
+		if err := s.CloseSend(); err != nil {
+			t.Fatal(err)
+		}
+		sum := new(wrapperspb.UInt32Value)
+		if err := s.RecvMsg(sum); err != nil || sum.Value != 10100 {
+			t.Fatalf("sum %v, %v; want 10100", sum.Value, err)
+		}
+		if got := s.Trailer().Get("x-count"); len(got) != 1 || got[0] != "100" {
+			t.Errorf("trailer %v", s.Trailer())
+		}
+
+		s, err = cc.NewStream(testCtx(t), collect, "/"+probeService+"/Collect")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := uint32(10); i <= 13; i++ {
+			// Nil, or io.EOF once the server's end arrived.
+			if err := s.SendMsg(wrapperspb.UInt32(i)); err != nil && err != io.EOF {
+				t.Fatalf("send %d: %v", i, err)
+			}
+		}
+		err = s.RecvMsg(new(wrapperspb.UInt32Value))
+		if status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("RecvMsg: %v, want InvalidArgument", err)
+		}
+		if err := s.SendMsg(wrapperspb.UInt32(14)); err != io.EOF {
+			t.Fatalf("SendMsg after the stream ended: %v, want io.EOF", err)
+		}
+	})
+}
+
+// Bidirectional streaming: each reply arrives before the next message is
+// sent, so the two directions really run at once.
+func TestBidiStreaming(t *testing.T) {
+	p := newPair(t)
+	p.roles(t, func(t *testing.T, cc grpc.ClientConnInterface) {
+		s, err := cc.NewStream(testCtx(t), &probeDesc.Streams[4], "/"+probeService+"/Chat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := uint32(0); i < 50; i++ {
+			if err := s.SendMsg(wrapperspb.UInt32(i)); err != nil {
+				t.Fatal(err)
+			}
+			m := new(wrapperspb.UInt32Value)
+			if err := s.RecvMsg(m); err != nil || m.Value != 2*i {
+				t.Fatalf("reply %d: %v, %v", i, m.Value, err)
+			}
+		}
+		if err := s.CloseSend(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecvMsg(new(wrapperspb.UInt32Value)); err != io.EOF {
+			t.Fatalf("after CloseSend: %v, want io.EOF", err)
+		}
+	})
+}
+
+// Cancelling a bidi stream cancels it upstream.
+func TestBidiCancel(t *testing.T) {
+	p := newPair(t)
+	p.roles(t, func(t *testing.T, cc grpc.ClientConnInterface) {
+		ctx, cancel := context.WithCancel(testCtx(t))
+		s, err := cc.NewStream(ctx, &probeDesc.Streams[4], "/"+probeService+"/Chat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SendMsg(wrapperspb.UInt32(1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecvMsg(new(wrapperspb.UInt32Value)); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		for err == nil {
+			err = s.RecvMsg(new(wrapperspb.UInt32Value))
+		}
+		if status.Code(err) != codes.Canceled {
+			t.Fatalf("after cancel: %v, want Canceled", err)
+		}
+		if err := s.SendMsg(wrapperspb.UInt32(2)); err != io.EOF {
+			t.Errorf("SendMsg after cancel: %v, want io.EOF", err)
+		}
+	})
 }
 
 // A stream whose reader went away (its process closed its Conn without
@@ -380,7 +471,7 @@ func TestAbandonedStreamExpires(t *testing.T) {
 // A slow reader keeps its stream: the poll for nothing every hold tells
 // the leader it is alive.
 func TestSlowReaderKeepsStream(t *testing.T) {
-	p := newPair(t, grpcshare.WithStreamWindow(2), grpcshare.WithPollHold(30*time.Millisecond), grpcshare.WithStreamIdle(100*time.Millisecond))
+	p := newPair(t, grpcshare.WithStreamWindow(2), grpcshare.WithPollHold(20*time.Millisecond), grpcshare.WithStreamIdle(400*time.Millisecond))
 	ctx, cancel := context.WithCancel(testCtx(t))
 	defer cancel()
 	s, err := openStream(ctx, p.follower, "Count", 10)
@@ -395,7 +486,7 @@ func TestSlowReaderKeepsStream(t *testing.T) {
 		if i == 0 {
 			// A reader slower than the idle timeout: what is tested is
 			// the passing of time itself, so this one sleep is the test.
-			time.Sleep(400 * time.Millisecond)
+			time.Sleep(1200 * time.Millisecond)
 		}
 	}
 	if err := s.RecvMsg(new(wrapperspb.UInt32Value)); err != io.EOF {

@@ -75,24 +75,32 @@
 // (errors.Is finds the cluster sentinels):
 //
 //	leader died with the call in flight (cluster.ErrLeaderLost),
-//	hung leader, no leader, failed start          codes.Unavailable
-//	the context's deadline, cluster.ErrTimeout    codes.DeadlineExceeded
-//	the context cancelled, the Conn closed        codes.Canceled
-//	cluster.ErrOverloaded                         codes.ResourceExhausted
-//	client or bidi streaming (ErrClientStreaming) codes.Unimplemented
-//	a malformed envelope (ErrProtocol)            codes.Internal
+//	hung leader, no leader, failed start              codes.Unavailable
+//	a stream the leader no longer has (ErrStreamGone) codes.Unavailable
+//	the context's deadline, cluster.ErrTimeout        codes.DeadlineExceeded
+//	the context cancelled, the Conn closed            codes.Canceled
+//	cluster.ErrOverloaded                             codes.ResourceExhausted
+//	a malformed envelope (ErrProtocol)                codes.Internal
 //
 // A call in flight on a leader that dies fails with codes.Unavailable, the
 // code gRPC's retry policy and most callers treat as retryable: its effect
 // upstream is unknown. New calls wait for the next leader, bounded by
 // their context.
 //
-// # Server streaming
+// # Streams
 //
-// NewStream serves server-streaming calls. SendMsg makes a "grpc.open"
-// call: the leader opens the stream upstream, sends the request, closes
-// its sending side, and answers with the stream's id. From then on the
-// calling process polls: a "grpc.recv" call returns the header once, the
+// NewStream serves server-streaming, client-streaming and bidirectional
+// calls. For a server-streaming call, SendMsg makes a "grpc.open" call:
+// the leader opens the stream upstream, sends the request, closes its
+// sending side, and answers with the stream's id. For the others,
+// NewStream makes the "grpc.open" call at once, each SendMsg is a
+// "grpc.send" call that returns once the leader's gRPC took the message
+// (so sending has the pace of the server's reading, and the messages keep
+// their order: a caller sends one at a time), and CloseSend is a
+// "grpc.closesend" call; SendMsg returns io.EOF once the stream is over,
+// and RecvMsg says why, as with gRPC. A message sent costs a round trip
+// to the leader. Whatever the kind, from the open on the calling process
+// polls: a "grpc.recv" call returns the header once, the
 // messages received since the previous poll (in order, at most as many as
 // the caller has room for, up to 4 MiB), and, once every message went
 // out, the status and trailer. A poll that finds nothing waits on the
@@ -119,12 +127,6 @@
 // every hold, so a slow reader keeps its stream. When the leader dies, a
 // stream in flight ends with codes.Unavailable; streams are not resumed
 // on the next leader (their position upstream is lost with the leader).
-//
-// Client-streaming and bidirectional calls are refused with
-// codes.Unimplemented (ErrClientStreaming): each message the caller sends
-// would be one more call to the leader, and this first version keeps to
-// the calls whose request is complete when the call starts. Use a
-// *grpc.ClientConn of the process's own for them.
 //
 // # What it does not do
 //

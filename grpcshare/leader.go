@@ -53,6 +53,8 @@ func newUpstream(name, target string, dial []grpc.DialOption) (*cluster.Service,
 			methodOpen:   u.open,
 			methodRecv:   u.recv,
 			methodCancel: u.cancel,
+			methodSend:   u.send,
+			methodClose:  u.closeSend,
 		},
 		Close: u.close,
 	}, nil
@@ -181,6 +183,11 @@ type lstream struct {
 	window int
 	idle   time.Duration
 	cancel context.CancelFunc
+	cs     grpc.ClientStream // set before the stream is in the table
+
+	// sendMu orders SendMsg and CloseSend on cs (the caller sends one at a
+	// time; this keeps a confused caller from breaking gRPC's rule).
+	sendMu sync.Mutex
 
 	mu        sync.Mutex
 	wake      chan struct{}
@@ -193,6 +200,7 @@ type lstream struct {
 	trailer   metadata.MD
 	peer      peer.Peer
 	polls     int
+	lastPoll  time.Time // when the last poll started or ended
 	timer     *time.Timer
 	stopped   bool
 }
@@ -247,9 +255,11 @@ func (u *upstream) open(ctx context.Context, args cluster.Args) (any, error) {
 	if idle <= 0 {
 		idle = DefaultStreamIdle
 	}
-	s := &lstream{u: u, window: window, idle: idle, cancel: cancel, wake: make(chan struct{})}
-	cs, err := u.cc.NewStream(sctx, &grpc.StreamDesc{ServerStreams: true}, req.method, req.callOptions(grpc.Peer(&s.peer))...)
-	if err == nil {
+	s := &lstream{u: u, window: window, idle: idle, cancel: cancel, wake: make(chan struct{}), lastPoll: time.Now()}
+	desc := &grpc.StreamDesc{ServerStreams: true, ClientStreams: req.client}
+	cs, err := u.cc.NewStream(sctx, desc, req.method, req.callOptions(grpc.Peer(&s.peer))...)
+	s.cs = cs
+	if err == nil && !req.client {
 		msg := req.msg
 		if err = cs.SendMsg(&msg); err == nil {
 			err = cs.CloseSend()
@@ -280,10 +290,16 @@ func (u *upstream) open(ctx context.Context, args cluster.Args) (any, error) {
 	return (&response{id: s.id}).marshal(), nil
 }
 
-// expire ends a stream nobody polled for the idle timeout.
+// expire ends a stream nobody polled for the idle timeout. The timer may
+// fire while a poll starts (Stop came too late): a poll since then keeps
+// the stream, and the timer is armed again for what is left.
 func (s *lstream) expire() {
 	s.mu.Lock()
-	idle := s.polls == 0 && !s.stopped
+	since := time.Since(s.lastPoll)
+	idle := s.polls == 0 && !s.stopped && since >= s.idle
+	if !idle && s.polls == 0 && !s.stopped {
+		s.timer.Reset(s.idle - since)
+	}
 	s.mu.Unlock()
 	if idle {
 		s.u.remove(s.id)
@@ -359,9 +375,11 @@ func (u *upstream) recv(ctx context.Context, args cluster.Args) (any, error) {
 	var timeout <-chan time.Time
 	s.mu.Lock()
 	s.polls++
+	s.lastPoll = time.Now()
 	s.timer.Stop()
 	defer func() {
 		s.polls--
+		s.lastPoll = time.Now()
 		if s.polls == 0 && !s.stopped {
 			s.timer.Reset(s.idle)
 		}
@@ -415,6 +433,43 @@ func (u *upstream) recv(ctx context.Context, args cluster.Args) (any, error) {
 		}
 		s.mu.Lock()
 	}
+}
+
+// send sends one message of a client-streaming or bidi call upstream. It
+// returns once gRPC took it (HTTP/2 flow control may hold it), so a
+// caller's SendMsg has the pace of the server's reading.
+func (u *upstream) send(_ context.Context, args cluster.Args) (any, error) {
+	return u.onSend(args, func(cs grpc.ClientStream, req *request) error {
+		msg := req.msg
+		return cs.SendMsg(&msg)
+	})
+}
+
+// closeSend closes the sending side of a client-streaming or bidi call.
+func (u *upstream) closeSend(_ context.Context, args cluster.Args) (any, error) {
+	return u.onSend(args, func(cs grpc.ClientStream, _ *request) error { return cs.CloseSend() })
+}
+
+func (u *upstream) onSend(args cluster.Args, f func(grpc.ClientStream, *request) error) (any, error) {
+	var req request
+	if err := decodeArg(args, &req); err != nil {
+		return nil, err
+	}
+	u.mu.Lock()
+	s := u.streams[req.id]
+	u.mu.Unlock()
+	if s == nil {
+		return nil, fmt.Errorf("%w: stream %d of %s", ErrStreamGone, req.id, req.method)
+	}
+	s.sendMu.Lock()
+	err := f(s.cs, &req)
+	s.sendMu.Unlock()
+	if err != nil {
+		// io.EOF or another error: the stream is over upstream, and its
+		// status reaches the caller through recv, as with gRPC itself.
+		return (&response{eof: true}).marshal(), nil
+	}
+	return (&response{}).marshal(), nil
 }
 
 // cancel ends a stream at its caller's request: the upstream server sees

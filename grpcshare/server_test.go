@@ -2,7 +2,9 @@ package grpcshare_test
 
 import (
 	"context"
+	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -25,7 +27,8 @@ import (
 //	  rpc Count(UInt32Value) returns (stream UInt32Value);    // n messages 0..n-1, then OK
 //	  rpc CountFail(UInt32Value) returns (stream UInt32Value); // n messages, then ABORTED with details
 //	  rpc Forever(UInt32Value) returns (stream UInt32Value);  // until cancelled
-//	  rpc Collect(stream UInt32Value) returns (UInt32Value);  // client streaming: refused by grpcshare
+//	  rpc Collect(stream UInt32Value) returns (UInt32Value);  // the sum; INVALID_ARGUMENT on a 13
+//	  rpc Chat(stream UInt32Value) returns (stream UInt32Value); // each value doubled, at once
 //	}
 const probeService = "grpcshare.test.Probe"
 
@@ -162,8 +165,39 @@ var probeDesc = grpc.ServiceDesc{
 			return p.count(r, ss, true)
 		})},
 		{StreamName: "Forever", ServerStreams: true, Handler: streamHandler((*probeServer).forever)},
-		{StreamName: "Collect", ClientStreams: true, Handler: func(any, grpc.ServerStream) error {
-			return status.Error(codes.Unimplemented, "not used")
+		{StreamName: "Collect", ClientStreams: true, Handler: func(_ any, ss grpc.ServerStream) error {
+			var sum, n uint32
+			for {
+				m := new(wrapperspb.UInt32Value)
+				err := ss.RecvMsg(m)
+				if err == io.EOF {
+					ss.SetTrailer(metadata.Pairs("x-count", strconv.Itoa(int(n))))
+					return ss.SendMsg(wrapperspb.UInt32(sum))
+				}
+				if err != nil {
+					return err
+				}
+				if m.Value == 13 {
+					return status.Error(codes.InvalidArgument, "13 is not welcome")
+				}
+				sum += m.Value
+				n++
+			}
+		}},
+		{StreamName: "Chat", ServerStreams: true, ClientStreams: true, Handler: func(_ any, ss grpc.ServerStream) error {
+			for {
+				m := new(wrapperspb.UInt32Value)
+				err := ss.RecvMsg(m)
+				if err == io.EOF {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				if err := ss.SendMsg(wrapperspb.UInt32(2 * m.Value)); err != nil {
+					return err
+				}
+			}
 		}},
 	},
 }

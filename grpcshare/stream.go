@@ -13,52 +13,65 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// NewStream opens a server-streaming call (desc.ServerStreams, not
-// desc.ClientStreams), as generated code does: SendMsg sends the one
-// request (the leader then opens the stream upstream), RecvMsg returns the
-// messages in order and then io.EOF or the upstream status error.
-// Client-streaming and bidirectional calls fail here with
-// codes.Unimplemented (ErrClientStreaming).
+// NewStream opens a streaming call, as generated code does.
+//
+// Server streaming (desc.ServerStreams only): SendMsg sends the one request
+// (the leader then opens the stream upstream), RecvMsg returns the messages
+// in order and then io.EOF or the upstream status error.
+//
+// Client streaming and bidirectional (desc.ClientStreams): NewStream opens
+// the stream upstream at once; each SendMsg is one call to the leader,
+// which returns once gRPC took the message, so sending has the pace of the
+// server's reading; CloseSend closes the sending side upstream. SendMsg
+// returns io.EOF once the stream is over, and RecvMsg then says why, as
+// with gRPC.
 //
 // Cancelling ctx cancels the upstream stream (the server sees it); ctx's
 // deadline is the upstream stream's. As with a *grpc.ClientConn, a stream
 // must be read until RecvMsg fails, or its context cancelled, or its
 // resources are kept.
 func (c *Conn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	if desc.ClientStreams {
-		return nil, &Error{Op: "stream", Name: c.name, Method: method, Code: codes.Unimplemented, Err: ErrClientStreaming}
-	}
 	co, err := parseCallOptions(opts)
 	if err != nil {
 		return nil, err
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	s := &clientStream{
-		c: c, ctx: sctx, cancel: cancel, method: method, co: co,
+		c: c, ctx: sctx, parent: ctx, cancel: cancel, method: method, co: co,
+		client: desc.ClientStreams, server: desc.ServerStreams,
 		msgs: make(chan []byte, c.cfg.window), room: make(chan struct{}, 1),
 		hdrc: make(chan struct{}), done: make(chan struct{}),
+	}
+	if s.client {
+		if err := s.open(nil); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
 
-// clientStream is a server stream seen from the calling process (the
-// leader's own calls too: they go through the same cluster calls).
+// clientStream is a stream seen from the calling process (the leader's
+// own calls too: they go through the same cluster calls).
 //
-// Concurrency: the user's goroutines call SendMsg (one goroutine) and
-// RecvMsg (one goroutine, maybe another), Header, Trailer; after SendMsg
+// Concurrency: the user's goroutines call SendMsg and CloseSend (one
+// goroutine at a time, as gRPC requires; sendMu enforces it) and RecvMsg
+// (one goroutine, maybe another), Header, Trailer; once the stream is open
 // the pump goroutine polls the leader. The pump is the only writer of
 // msgs and of the fields under mu; hdrc and done are closed once each
 // (by the pump, or by SendMsg when the open fails), after the fields they
 // announce were set. No lock is held while another is taken.
 type clientStream struct {
 	c      *Conn
-	ctx    context.Context
+	ctx    context.Context // the caller's, ended by cancel when the stream ends
+	parent context.Context // the caller's as given: did the caller give up?
 	cancel context.CancelFunc
 	method string
 	co     callOpts
+	client bool // client-streaming or bidi: each SendMsg is a grpc.send
+	server bool // the server streams: RecvMsg returns each message as is
 
 	sendMu sync.Mutex
-	sent   bool
+	sent   bool // server streaming: the request went with the open
 
 	msgs chan []byte   // received, not yet read; cap = the window
 	room chan struct{} // RecvMsg took a message: the pump may ask for more
@@ -76,9 +89,17 @@ type clientStream struct {
 
 func (s *clientStream) Context() context.Context { return s.ctx }
 
-// CloseSend does nothing: a server-streaming call closes its sending side
-// upstream right after SendMsg's request.
-func (s *clientStream) CloseSend() error { return nil }
+// CloseSend closes the sending side: upstream for a client-streaming or
+// bidi call; a server-streaming call closed it right after the request.
+func (s *clientStream) CloseSend() error {
+	if !s.client {
+		return nil
+	}
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	s.sendCall(methodClose, nil)
+	return nil
+}
 
 func (s *clientStream) Header() (metadata.MD, error) {
 	ended := false
@@ -107,22 +128,63 @@ func (s *clientStream) Trailer() metadata.MD {
 	}
 }
 
-// SendMsg sends the request: the leader opens the stream upstream with it.
+// SendMsg sends a message: for a server-streaming call the one request,
+// with which the leader opens the stream upstream; for a client-streaming
+// or bidi call one more message (io.EOF once the stream is over).
 func (s *clientStream) SendMsg(m any) error {
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
-	if s.sent {
+	if s.client {
+		select {
+		case <-s.done:
+			return io.EOF
+		default:
+		}
+	} else if s.sent {
 		return &Error{Op: "stream", Name: s.c.name, Method: s.method, Code: codes.Internal, Err: ErrSendTwice}
 	}
 	s.sent = true
 	msg, err := s.co.marshal(m)
 	if err != nil {
-		err = status.Errorf(codes.Internal, "grpc: error while marshaling: %v", err)
-		s.end(err, nil)
-		return err
+		return status.Errorf(codes.Internal, "grpc: error while marshaling: %v", err)
 	}
+	if s.client {
+		return s.sendCall(methodSend, msg)
+	}
+	return s.open(msg)
+}
+
+// sendCall makes a grpc.send or grpc.closesend call. A failure of the hop
+// ends the stream (RecvMsg says how) and is io.EOF here, as gRPC's
+// SendMsg reports a stream that ended.
+func (s *clientStream) sendCall(method string, msg []byte) error {
+	id := s.streamID()
+	ctx, cancel := s.c.bound(s.ctx)
+	res, err := s.c.cl.Invoke(ctx, method, (&request{method: s.method, id: id, msg: msg}).marshal())
+	cancel()
+	var resp response
+	if err == nil {
+		err = decodeResult(res, &resp)
+	}
+	if err != nil {
+		select {
+		case <-s.done: // the stream ended meanwhile: its end says why
+		default:
+			s.abort(id, err)
+		}
+		return io.EOF
+	}
+	if resp.eof {
+		return io.EOF
+	}
+	return nil
+}
+
+// open makes the grpc.open call: with the request for a server-streaming
+// call, without for the others. On success the pump starts.
+func (s *clientStream) open(msg []byte) error {
 	req := request{method: s.method, msg: msg, ready: s.co.ready, subtype: s.co.subtype, comp: s.co.comp,
-		max: uint64(s.c.cfg.window), idle: s.c.cfg.idle}
+		max: uint64(s.c.cfg.window), idle: s.c.cfg.idle, client: s.client}
 	req.md, _ = metadata.FromOutgoingContext(s.ctx)
 	if dl, ok := s.ctx.Deadline(); ok {
 		req.timeout = max(time.Until(dl), 1)
@@ -130,13 +192,11 @@ func (s *clientStream) SendMsg(m any) error {
 	octx, cancel := s.c.bound(s.ctx)
 	res, err := s.c.cl.Invoke(octx, methodOpen, req.marshal())
 	cancel()
-	if err != nil {
-		err = s.c.hopError(s.ctx, "open", s.method, err)
-		s.end(err, nil)
-		return err
-	}
 	var resp response
-	if err := decodeResult(res, &resp); err != nil {
+	if err == nil {
+		err = decodeResult(res, &resp)
+	}
+	if err != nil {
 		err = s.c.hopError(s.ctx, "open", s.method, err)
 		s.end(err, nil)
 		return err
@@ -194,7 +254,7 @@ func (s *clientStream) pump(id uint64) {
 				continue
 			case <-hold.C: // poll for nothing: the leader keeps the stream
 			case <-s.ctx.Done():
-				s.abort(id, s.ctx.Err())
+				s.abort(id, context.Cause(s.ctx))
 				return
 			}
 		}
@@ -203,11 +263,7 @@ func (s *clientStream) pump(id uint64) {
 		res, err := s.c.cl.Invoke(pctx, methodRecv, req.marshal())
 		cancel()
 		if err != nil {
-			if s.ctx.Err() != nil {
-				s.abort(id, s.ctx.Err())
-			} else {
-				s.abort(id, err)
-			}
+			s.abort(id, err)
 			return
 		}
 		var resp response
@@ -243,12 +299,12 @@ func (s *clientStream) pump(id uint64) {
 // gRPC does.
 func (s *clientStream) abort(id uint64, cause error) {
 	_ = s.c.cl.InvokeOneway(methodCancel, (&request{method: s.method, id: id}).marshal())
-	err := s.c.hopError(s.ctx, "recv", s.method, cause)
-	if s.ctx.Err() != nil {
+	err := s.c.hopError(s.parent, "recv", s.method, cause)
+	if s.parent.Err() != nil { // the caller gave up, not the stream's own end
 		for len(s.msgs) > 0 {
 			<-s.msgs
 		}
-		err = &Error{Op: "recv", Name: s.c.name, Method: s.method, Code: status.FromContextError(s.ctx.Err()).Code(), Err: s.ctx.Err()}
+		err = &Error{Op: "recv", Name: s.c.name, Method: s.method, Code: status.FromContextError(s.parent.Err()).Code(), Err: s.parent.Err()}
 	}
 	s.end(err, nil)
 }
@@ -274,6 +330,16 @@ func (s *clientStream) RecvMsg(m any) error {
 		err = status.Errorf(codes.Internal, "grpc: failed to unmarshal the received message: %v", err)
 		s.abort(s.streamID(), err)
 		return err
+	}
+	if !s.server {
+		// One reply: as gRPC, wait for the status, and fail with it when
+		// it is not OK.
+		<-s.done
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.err != io.EOF {
+			return s.err
+		}
 	}
 	return nil
 }

@@ -28,6 +28,8 @@ import (
 //	9 max      varint   recv: how many messages the caller can take now
 //	10 hold    varint   recv: how long the leader may hold the poll, in ns
 //	11 idle    varint   open: how long the leader keeps a stream nobody polls, in ns
+//	12 client  varint   open: 1 for a client-streaming or bidi call (msg absent:
+//	                    the caller sends each message with grpc.send)
 //
 // response:
 //
@@ -39,6 +41,7 @@ import (
 //	6 hdr      varint   1: the header is in this response
 //	7 peer     string   the upstream's address, for grpc.Peer
 //	8 network  string   its network
+//	9 eof      varint   send: 1 when the stream is over (the status comes by recv)
 const (
 	fMethod  = 1
 	fMsg     = 2
@@ -51,6 +54,7 @@ const (
 	fMax     = 9
 	fHold    = 10
 	fIdle    = 11
+	fClient  = 12
 
 	rMsg     = 1
 	rHeader  = 2
@@ -60,6 +64,7 @@ const (
 	rHdr     = 6
 	rPeer    = 7
 	rNetwork = 8
+	rEOF     = 9
 
 	mdKey   = 1
 	mdValue = 2
@@ -78,6 +83,7 @@ type request struct {
 	max     uint64
 	hold    time.Duration
 	idle    time.Duration
+	client  bool
 }
 
 // response is what the leader answers.
@@ -91,6 +97,7 @@ type response struct {
 	id        uint64
 	peer      string
 	network   string
+	eof       bool
 }
 
 func appendString(b []byte, num protowire.Number, s string) []byte {
@@ -146,6 +153,9 @@ func (r *request) marshal() []byte {
 	if r.idle > 0 {
 		b = appendVarint(b, fIdle, uint64(r.idle))
 	}
+	if r.client {
+		b = appendVarint(b, fClient, 1)
+	}
 	return b
 }
 
@@ -171,6 +181,9 @@ func (r *response) marshal() []byte {
 	b = appendVarint(b, rID, r.id)
 	b = appendString(b, rPeer, r.peer)
 	b = appendString(b, rNetwork, r.network)
+	if r.eof {
+		b = appendVarint(b, rEOF, 1)
+	}
 	return b
 }
 
@@ -263,6 +276,8 @@ func (r *request) unmarshal(b []byte) error {
 			r.hold = time.Duration(v)
 		case fIdle:
 			r.idle = time.Duration(v)
+		case fClient:
+			r.client = v == 1
 		}
 		return err
 	})
@@ -292,6 +307,8 @@ func (r *response) unmarshal(b []byte) error {
 			r.peer = string(p)
 		case rNetwork:
 			r.network = string(p)
+		case rEOF:
+			r.eof = v == 1
 		}
 		return err
 	})
