@@ -38,8 +38,8 @@ type checked struct {
 // workerMain is one process of the multi-process test: args are the
 // cluster address and the gRPC target. It answers the parent's events:
 // "check" (a health check and a failing call, through the generated
-// health stub), "inflight" (a unary call and a server stream that stay in
-// flight, each reporting its end), "exit".
+// health stub), "inflight" (a unary call, a server stream and a bidi
+// stream that stay in flight, each reporting its end), "exit".
 func workerMain(args []string) int {
 	c, err := dialShared(args[0], args[1], cluster.Auto)
 	if err != nil {
@@ -87,6 +87,22 @@ func workerMain(args []string) int {
 					err = s.RecvMsg(new(wrapperspb.UInt32Value))
 				}
 				childproc.Emit("stream-end", map[string]any{"code": status.Code(err), "err": fmt.Sprint(err)})
+			}()
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				s, err := c.NewStream(ctx, &probeDesc.Streams[4], "/"+probeService+"/Chat")
+				if err == nil {
+					err = s.SendMsg(wrapperspb.UInt32(1))
+				}
+				if err == nil {
+					err = s.RecvMsg(new(wrapperspb.UInt32Value))
+				}
+				childproc.Emit("chatting", nil)
+				for err == nil {
+					err = s.RecvMsg(new(wrapperspb.UInt32Value))
+				}
+				childproc.Emit("bidi-end", map[string]any{"code": status.Code(err), "err": fmt.Sprint(err)})
 			}()
 		case "exit":
 			return 0
@@ -137,10 +153,10 @@ func collect(t *testing.T, ch *childproc.Child, want ...string) map[string]child
 // Four processes share one gRPC connection: the health stub works from
 // each, errors have the same code on the leader and the followers, the
 // server sees one HTTP/2 connection. Then the leader is SIGKILLed with a
-// unary call and a server stream in flight in every process: the
-// followers' end with Unavailable, a survivor leads, calls work again from
-// every survivor, and the server again sees one connection (the new
-// leader's; 2 in all).
+// unary call, a server stream and a bidi stream in flight in every
+// process: the followers' end with Unavailable, a survivor leads, calls
+// work again from every survivor, and the server again sees one
+// connection (the new leader's; 2 in all).
 func TestFourProcessesFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs 4 processes")
@@ -202,7 +218,7 @@ func TestFourProcessesFailover(t *testing.T) {
 		}
 	}
 	for _, ch := range procs {
-		collect(t, ch, "streaming")
+		collect(t, ch, "streaming", "chatting")
 	}
 	for range procs {
 		ts.nextStart(t, "Echo") // every process's unary call is upstream
@@ -216,7 +232,7 @@ func TestFourProcessesFailover(t *testing.T) {
 			continue
 		}
 		survivors = append(survivors, ch)
-		for name, ev := range collect(t, ch, "unary-end", "stream-end") {
+		for name, ev := range collect(t, ch, "unary-end", "stream-end", "bidi-end") {
 			var r struct {
 				Code codes.Code
 				Err  string
