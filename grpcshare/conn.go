@@ -40,7 +40,10 @@ const (
 	// every role alike (WithCallTimeout): a call that crosses to the
 	// leader needs a deadline, and the leader's own calls get the same one
 	// so that they behave the same. It is also the gRPC deadline the
-	// upstream server sees for such a call. Streams are not bounded by it.
+	// upstream server sees for such a call. A stream without deadline is
+	// not bounded by it, but each of its steps is: the open, and each
+	// SendMsg of a client-streaming or bidi call (one that the server's
+	// flow control holds back that long ends the stream).
 	DefaultCallTimeout = 30 * time.Second
 	// DefaultStreamWindow is how many messages of one server stream wait,
 	// received and not yet read, on the leader and again in the caller's
