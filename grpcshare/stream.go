@@ -57,9 +57,10 @@ func (c *Conn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method stri
 // goroutine at a time, as gRPC requires; sendMu enforces it) and RecvMsg
 // (one goroutine, maybe another), Header, Trailer; once the stream is open
 // the pump goroutine polls the leader. The pump is the only writer of
-// msgs and of the fields under mu; hdrc and done are closed once each
-// (by the pump, or by SendMsg when the open fails), after the fields they
-// announce were set. No lock is held while another is taken.
+// msgs and of the header; id is written once by the open; err and trailer
+// once by end (from the pump, the open, a failed send or RecvMsg). hdrc
+// and done are closed once each, after the fields they announce were set.
+// Lock order: sendMu, then mu (a failed send ends the stream).
 type clientStream struct {
 	c      *Conn
 	ctx    context.Context // the caller's, ended by cancel when the stream ends
@@ -82,7 +83,7 @@ type clientStream struct {
 	trailer metadata.MD
 	err     error // io.EOF once the stream ended OK
 	hdrOnce sync.Once
-	hdrc    chan struct{} // closed when the header is known, or the stream ended
+	hdrc    chan struct{} // closed when the header is known
 	endOnce sync.Once
 	done    chan struct{} // closed when err is set
 }
