@@ -229,7 +229,9 @@ func (u *upstream) remove(id uint64) {
 	u.mu.Unlock()
 }
 
-// open starts a server stream upstream and sends the request on it.
+// open starts a stream upstream: for a server-streaming call it sends the
+// request and closes the sending side; for a client-streaming or bidi call
+// the caller's grpc.send and grpc.closesend calls do.
 func (u *upstream) open(ctx context.Context, args cluster.Args) (any, error) {
 	var req request
 	if err := decodeArg(args, &req); err != nil {
@@ -238,9 +240,12 @@ func (u *upstream) open(ctx context.Context, args cluster.Args) (any, error) {
 	// The stream outlives this call: its context is its own, with the
 	// caller's deadline and metadata, ended by cancel, the idle timer or
 	// the end of the term.
-	sctx, cancel := context.WithCancel(context.Background())
+	var sctx context.Context
+	var cancel context.CancelFunc
 	if req.timeout > 0 {
 		sctx, cancel = context.WithTimeout(context.Background(), req.timeout)
+	} else {
+		sctx, cancel = context.WithCancel(context.Background())
 	}
 	if req.md != nil {
 		sctx = metadata.NewOutgoingContext(sctx, req.md)
