@@ -2,6 +2,7 @@ package grpcshare_test
 
 import (
 	"context"
+	"io"
 	"testing"
 
 	"github.com/go-clusterclient/clusterclient/cluster"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // BenchmarkUnary is one unary health check, the benchmark row:
@@ -56,6 +58,55 @@ func BenchmarkUnary(b *testing.B) {
 		}
 		c := benchConn(b, addr, ts.addr, cluster.ForceFollower)
 		run(b, c)
+		_ = ch.Send("exit", nil)
+	})
+	b.Run("leader", func(b *testing.B) {
+		addr := transporttest.FreeAddr(b, "tcp", "127.0.0.1")
+		run(b, benchConn(b, addr, ts.addr, cluster.ForceLeader))
+	})
+}
+
+// BenchmarkServerStream reads a stream of 1000 small messages (Count),
+// per message, on the same three connections as BenchmarkUnary.
+func BenchmarkServerStream(b *testing.B) {
+	ts := startServer(b)
+	const n = 1000
+	run := func(b *testing.B, cc grpc.ClientConnInterface) {
+		b.ReportAllocs()
+		for b.Loop() {
+			s, err := openStream(context.Background(), cc, "Count", n)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m := new(wrapperspb.UInt32Value)
+			for i := 0; i < n; i++ {
+				if err := s.RecvMsg(m); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := s.RecvMsg(m); err != io.EOF {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/msg")
+	}
+	b.Run("direct", func(b *testing.B) {
+		direct, err := grpc.NewClient(ts.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer direct.Close()
+		run(b, direct)
+	})
+	b.Run("follower", func(b *testing.B) {
+		addr := transporttest.FreeAddr(b, "tcp", "127.0.0.1")
+		ch := childproc.Start(b, "leader", addr, ts.addr)
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		if _, err := ch.Expect(ctx, "ready"); err != nil {
+			b.Fatal(err, ch.Stderr())
+		}
+		run(b, benchConn(b, addr, ts.addr, cluster.ForceFollower))
 		_ = ch.Send("exit", nil)
 	})
 	b.Run("leader", func(b *testing.B) {

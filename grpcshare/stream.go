@@ -240,20 +240,25 @@ func (s *clientStream) setHeader(md metadata.MD) {
 }
 
 // pump polls the leader for the stream's messages while the caller has
-// room for them, and with a poll for nothing every hold while it has
-// none, so that the leader knows the stream still has a reader.
+// room for half a window or more, and with a poll for nothing every hold
+// while it has less, so that the leader knows the stream still has a
+// reader.
 func (s *clientStream) pump(id uint64) {
 	cfg := s.c.cfg
 	hold := time.NewTimer(cfg.hold)
 	defer hold.Stop()
 	for {
+		// Poll when half the window is free, not at each free place: a
+		// reader as fast as the stream would otherwise get one message
+		// per poll.
 		free := cap(s.msgs) - len(s.msgs)
-		if free == 0 {
+		if free < (cap(s.msgs)+1)/2 {
 			hold.Reset(cfg.hold)
 			select {
 			case <-s.room:
 				continue
 			case <-hold.C: // poll for nothing: the leader keeps the stream
+				free = 0
 			case <-s.ctx.Done():
 				s.abort(id, context.Cause(s.ctx))
 				return
