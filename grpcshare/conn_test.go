@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -517,4 +518,24 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// grpc.Peer names the server on every role (the leader's view of it), and
+// WaitForReady and a content-subtype reach the real call.
+func TestCallOptions(t *testing.T) {
+	p := newPair(t)
+	p.roles(t, func(t *testing.T, cc grpc.ClientConnInterface) {
+		var pr peer.Peer
+		v, err := echo(testCtx(t), cc, "x", grpc.Peer(&pr), grpc.WaitForReady(true), grpc.CallContentSubtype("proto"))
+		if err != nil || v != "x" {
+			t.Fatalf("echo = %q, %v", v, err)
+		}
+		if pr.Addr == nil || pr.Addr.String() != p.ts.addr || pr.Addr.Network() != "tcp" {
+			t.Errorf("peer %v, want tcp %s", pr.Addr, p.ts.addr)
+		}
+		_, err = echo(testCtx(t), cc, "x", grpc.CallContentSubtype("nosuchcodec"))
+		if status.Code(err) != codes.Internal {
+			t.Errorf("unknown content-subtype: %v, want Internal", err)
+		}
+	})
 }
