@@ -109,7 +109,9 @@
 // answer carries messages and the end together and in order, whereas
 // pushed values reach listeners on another goroutine than a call's
 // result, so a caller could see the end before the last messages; and
-// polling only when there is room is the flow control. Messages wait in a
+// polling only when there is room is the flow control (a caller polls
+// once half its window is free, so that messages come in batches even
+// when it reads as fast as they arrive). Messages wait in a
 // window (WithStreamWindow, 64) on the leader and another in the caller's
 // process; when both are full the leader stops reading the upstream
 // stream and HTTP/2 flow control holds the server back, as with a direct
@@ -123,8 +125,8 @@
 // the cancellation. A stream nobody polls for the idle timeout
 // (WithStreamIdle, 30 s) is cancelled upstream by the leader: that frees
 // the streams of a process that died or closed its Conn without
-// cancelling them. A caller whose window is full still polls for nothing
-// every hold, so a slow reader keeps its stream. When the leader dies, a
+// cancelling them. A caller with less than half its window free still
+// polls for nothing every hold, so a slow reader keeps its stream. When the leader dies, a
 // stream in flight ends with codes.Unavailable; streams are not resumed
 // on the next leader (their position upstream is lost with the leader).
 //
