@@ -129,6 +129,9 @@
 // polls for nothing every hold, so a slow reader keeps its stream. When the leader dies, a
 // stream in flight ends with codes.Unavailable; streams are not resumed
 // on the next leader (their position upstream is lost with the leader).
+// An open stream keeps one poll in flight to the leader, counted with the
+// process's other calls in cluster.WithMaxPending (10000 by default);
+// beyond it calls fail with codes.ResourceExhausted.
 //
 // # What it does not do
 //
