@@ -539,3 +539,31 @@ func TestCallOptions(t *testing.T) {
 		}
 	})
 }
+
+// In the cluster's single mode (no network, one real client per name in
+// the process) the Conn works the same.
+func TestSingleMode(t *testing.T) {
+	ts := startServer(t)
+	c, err := grpcshare.New("grpcshare-single", ts.addr,
+		grpcshare.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials())),
+		grpcshare.WithClusterOptions(cluster.WithSingleMode(true), cluster.WithLogger(quiet)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	resp, err := healthpb.NewHealthClient(c).Check(testCtx(t), &healthpb.HealthCheckRequest{Service: "probe"})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("Check = %v, %v", resp, err)
+	}
+	s, err := openStream(testCtx(t), c, "Count", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for err = s.RecvMsg(new(wrapperspb.UInt32Value)); err == nil; err = s.RecvMsg(new(wrapperspb.UInt32Value)) {
+		n++
+	}
+	if n != 3 || err != io.EOF {
+		t.Fatalf("%d messages then %v, want 3 then io.EOF", n, err)
+	}
+}
