@@ -18,6 +18,8 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/go-clusterclient/clusterclient/internal/leaks"
+
 	"github.com/go-clusterclient/clusterclient/cluster"
 	"github.com/go-clusterclient/clusterclient/internal/childproc"
 	"github.com/go-clusterclient/clusterclient/protocol"
@@ -28,11 +30,7 @@ const wait = 10 * time.Second
 
 func TestMain(m *testing.M) {
 	childproc.Main(map[string]func([]string) int{"leader": leaderMode})
-	goleak.VerifyTestMain(m,
-		// kcp-go starts its package-level schedulers at init.
-		goleak.IgnoreTopFunction("github.com/xtaci/kcp-go/v5.(*TimedSched).run"),
-		goleak.IgnoreAnyFunction("github.com/xtaci/kcp-go/v5.postProcessWorker"),
-	)
+	goleak.VerifyTestMain(m, leaks.KCP()...)
 }
 
 // ticker is the tests' real client: a topic whose value is the number of
