@@ -77,7 +77,7 @@ type Client struct {
 type clientStats struct {
 	invokes, invokeErrors, timeouts, leaderLost atomic.Uint64
 	served, deliveries, pushes, elections       atomic.Uint64
-	events                                      atomic.Uint64
+	events, retried                             atomic.Uint64
 }
 
 // term is the Client's state between two elections: its role, the inner
@@ -126,6 +126,9 @@ type inner interface {
 	unsubscribe(key string, reg json.RawMessage)
 	publish(data []byte, unpublish bool) error
 	fill(st *Stats)
+	// idempotent reports whether a call of method that failed with
+	// ErrLeaderLost may be sent again to the next leader.
+	idempotent(method string) bool
 }
 
 // wsub is one subscription key of this Client.
@@ -321,6 +324,17 @@ func (c *Client) teardownCtx() context.Context {
 	return context.Background()
 }
 
+// closeContext is Close's context (a leader's hand-over ends with it), or
+// a background one before Close.
+func (c *Client) closeContext() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeCtx != nil {
+		return c.closeCtx
+	}
+	return context.Background()
+}
+
 // runLeader serves one leadership term. It reports whether the term became
 // settled (so the supervisor need not back off).
 func (c *Client) runLeader(lease *election.Lease) bool {
@@ -360,7 +374,11 @@ func (c *Client) runLeader(lease *election.Lease) bool {
 	if !closing {
 		c.lostTerm(t, lt.lostErr)
 	}
-	relErr := lt.end(lease)
+	var relErr error
+	if closing && settled && c.cfg.handover > 0 {
+		relErr, _ = lt.handOver(c.closeContext(), lease)
+	}
+	relErr = errors.Join(relErr, lt.end(lease))
 	c.localOneways.Wait()
 	h.detach(c)
 	if closing {
@@ -433,10 +451,33 @@ func (c *Client) runFollower(conn net.Conn) bool {
 	case <-s.dead:
 		c.lostTerm(t, s.err())
 		s.close(nil)
+	case <-s.leaving:
+		// The leader is closing and freed the address: elect the next
+		// one now, while the calls in flight here are answered.
+		c.leftTerm(t, s)
 	case <-c.ctx.Done():
 		s.close(ErrClosed)
 	}
 	return true
+}
+
+// leftTerm ends a follower's term whose leader is leaving (a hand-over,
+// see handover.go): new calls wait for the next leader, and the session
+// stays open, in the background, until its calls in flight are answered
+// and the old leader hangs up (or this Client closes).
+func (c *Client) leftTerm(t *term, s *session) {
+	c.lostTerm(t, &Error{Op: "connection", Channel: c.name, Addr: c.addrString(), Role: RoleFollower, Kind: ErrLeaderLeft,
+		Err: errors.New("the leader is closing; electing the next one")})
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		select {
+		case <-s.dead:
+			s.close(nil)
+		case <-c.ctx.Done():
+			s.close(ErrClosed)
+		}
+	}()
 }
 
 // runSingle serves single mode: one shared real client per name.
@@ -619,7 +660,11 @@ func (c *Client) lostTerm(t *term, why error) {
 		c.log.Info("electing again", slog.String("role", t.role.String()), slog.Uint64("term", t.num), slog.Any("error", why))
 		return
 	}
-	c.log.Warn("leader lost; electing again", slog.String("role", t.role.String()), slog.Uint64("term", t.num), slog.Any("error", why))
+	if errors.Is(why, ErrLeaderLeft) {
+		c.log.Info("leader left; electing the next", slog.String("role", t.role.String()), slog.Uint64("term", t.num))
+	} else {
+		c.log.Warn("leader lost; electing again", slog.String("role", t.role.String()), slog.Uint64("term", t.num), slog.Any("error", why))
+	}
 	c.event(Event{Kind: EventLeaderLost, Role: t.role, Term: t.num, Err: why})
 }
 
@@ -836,6 +881,7 @@ func (c *Client) closedErr(op string) error {
 func (c *Client) Invoke(ctx context.Context, method string, args ...any) (Result, error) {
 	c.stats.invokes.Add(1)
 	var stale *term
+	retried := false
 	for {
 		t, err := c.waitReady(ctx, stale)
 		if err != nil {
@@ -845,6 +891,13 @@ func (c *Client) Invoke(ctx context.Context, method string, args ...any) (Result
 		res, err := t.inner.invoke(ctx, method, args, false)
 		if err == errNotSent {
 			stale = t
+			continue
+		}
+		if err != nil && !retried && errors.Is(err, ErrLeaderLost) && t.inner.idempotent(method) {
+			// Safe to run twice (Service.Idempotent): once more, on the
+			// next leader, within ctx.
+			retried, stale = true, t
+			c.stats.retried.Add(1)
 			continue
 		}
 		if err != nil {
@@ -1191,6 +1244,7 @@ func (c *Client) Stats() Stats {
 	st.Timeouts, st.LeaderLost = s.timeouts.Load(), s.leaderLost.Load()
 	st.Served, st.Deliveries, st.Pushes = s.served.Load(), s.deliveries.Load(), s.pushes.Load()
 	st.Elections, st.Events, st.EventsDropped = s.elections.Load(), s.events.Load(), c.disp.dropped.Load()
+	st.Retried = s.retried.Load()
 	return st
 }
 
@@ -1246,6 +1300,10 @@ func (li *localInner) publish(data []byte, un bool) error {
 	}
 	return nil
 }
+
+// idempotent: a call on this process's own real client is never lost
+// with a leader.
+func (li *localInner) idempotent(string) bool { return false }
 
 func (li *localInner) fill(st *Stats) {
 	st.InFlight = int(li.h.running.Load())

@@ -65,7 +65,22 @@
 // with it. Each Client then subscribes again, publishes again, and runs the
 // calls that waited. Calls that were in flight on the dead leader fail at
 // once with ErrLeaderLost: their effect is unknown, so only the caller can
-// decide to retry.
+// decide to retry, unless the Service declared the method safe to repeat
+// (Service.Idempotent): then the follower sends the call once more, to the
+// next leader, within the caller's context.
+//
+// A leader that closes on purpose (Client.Close: a deploy, a CLI that is
+// done) hands over instead of failing calls (WithHandoverTimeout, on by
+// default): it frees the address at once, tells its Go followers that it
+// is leaving so that they elect the next leader without waiting, answers
+// the calls they had already sent, and only then closes the real client.
+// Calls made meanwhile wait for the next leader; nothing fails. A Node
+// follower is not told: it sees its connection close once its calls were
+// answered, as when a Node leader exits. The hand-over is bounded by the
+// option and by Close's context; past the bound, what is left fails with
+// ErrLeaderLost. (On a transport whose conns end with their listener,
+// KCP, the address is freed only at the end, so the followers elect once
+// the hand-over is done; calls still wait rather than fail.)
 //
 // A hung leader (stopped with SIGSTOP, deadlocked, or a stranger holding
 // the address) is the one failure nobody can cure by electing: the kernel

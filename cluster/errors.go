@@ -25,6 +25,11 @@ var (
 	// in flight. The call's effect is unknown; it is safe to retry an
 	// idempotent call (the retry waits for the next leader).
 	ErrLeaderLost = errors.New("cluster: connection to the leader lost")
+	// ErrLeaderLeft: the leader closed on purpose and handed over
+	// (WithHandoverTimeout): its followers elect the next leader at once,
+	// and its calls in flight are still answered. It is the reason of the
+	// EventLeaderLost a follower raises then; no call fails with it.
+	ErrLeaderLeft = errors.New("cluster: the leader left")
 	// ErrUnknownMethod: the real client does not declare the method (or does
 	// not declare subscribe, publish, ...).
 	ErrUnknownMethod = errors.New("cluster: method not declared by the real client")

@@ -142,6 +142,7 @@ type Stats struct {
 	InvokeErrors  uint64 // calls that returned an error
 	Timeouts      uint64 // calls that failed with ErrTimeout
 	LeaderLost    uint64 // calls that failed with ErrLeaderLost
+	Retried       uint64 // idempotent calls sent again after ErrLeaderLost (Service.Idempotent)
 	Served        uint64 // leader: calls served for followers
 	Deliveries    uint64 // values handed to this Client's listeners
 	Pushes        uint64 // leader: values sent to followers

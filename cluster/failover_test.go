@@ -96,13 +96,16 @@ func TestCC017_ListenerClosedFailover(t *testing.T) {
 	eventually(t, wait, "the old real client closed", func() bool { return w.closes.Load() == 1 })
 }
 
-// Failover after the leader closes: calls in flight on it fail at once
+// Failover after the leader hangs up (its hand-over off, as a crash looks
+// to followers): calls in flight on it fail at once
 // with the retryable ErrLeaderLost; calls made during the election wait and
 // succeed on the new leader; a removed publication stays removed (SRC-08).
 func TestFailoverInFlightLostQueuedRun(t *testing.T) {
 	w := newWorld()
 	tr, addr := memNet(t)
-	opts := []cluster.Option{cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithResponseTimeout(10 * time.Second)}
+	// The leader hangs up as a crashed one would (no hand-over).
+	opts := []cluster.Option{cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithResponseTimeout(10 * time.Second),
+		cluster.WithHandoverTimeout(0)}
 	l := newClient(t, "Failover", w, opts...)
 	ready(t, l)
 	f1 := newClient(t, "Failover", w, opts...)

@@ -37,6 +37,8 @@ type world struct {
 	ctxSeen        chan error    // "waitctx" reports its context's end here
 	sleepEnd       atomic.Int64  // unix nanos when the last "sleep" returned
 	closeAt        atomic.Int64  // unix nanos when the last Close ran
+	idempotent     []string      // the Service's idempotent methods
+	ticks          atomic.Int32  // "tick" calls run, by every real client
 
 	mu       sync.Mutex
 	upSubs   map[string]int
@@ -202,11 +204,19 @@ func (rc *realClient) service() *cluster.Service {
 				}
 				return nil, err
 			},
+			// tick counts its runs (a one-way call must run exactly once,
+			// whatever the leader changes).
+			"tick": cluster.Action(func(_ context.Context, ms int) error {
+				time.Sleep(time.Duration(ms) * time.Millisecond)
+				rc.w.ticks.Add(1)
+				return nil
+			}),
 			"emit": cluster.Action(func(_ context.Context, name string) error {
 				rc.emit(name, fmt.Errorf("upstream event %s", name))
 				return nil
 			}),
 		},
+		Idempotent: rc.w.idempotent,
 		Close: func(context.Context) error {
 			rc.w.closeAt.Store(time.Now().UnixNano())
 			time.Sleep(rc.w.closeDelay)

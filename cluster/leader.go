@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/go-clusterclient/clusterclient/cluster/internal/link"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,10 +27,22 @@ const extKey = "clusterclient"
 type extInfo struct {
 	V     int    `json:"v"`
 	Codec string `json:"codec"`
+	// Handover: a follower that understands leaving (it is sent only to
+	// those), or a leader that sends it.
+	Handover bool `json:"handover,omitempty"`
+	// Idempotent: the leader's methods a follower may send again after
+	// losing a leader with the call in flight (Service.Idempotent).
+	Idempotent []string `json:"idempotent,omitempty"`
 }
 
 func ourExt(codec protocol.Codec) json.RawMessage {
-	b, _ := json.Marshal(extInfo{V: 1, Codec: codec.Name()})
+	return extWith(codec, nil)
+}
+
+// extWith is our extension member, with the Service's idempotent methods
+// (a leader's register reply, once its real client started).
+func extWith(codec protocol.Codec, idempotent []string) json.RawMessage {
+	b, _ := json.Marshal(extInfo{V: 1, Codec: codec.Name(), Handover: true, Idempotent: idempotent})
 	return b
 }
 
@@ -130,6 +143,7 @@ func (lt *leaderTerm) end(lease *election.Lease) error {
 	for _, p := range peers {
 		p.l.Wait()
 	}
+	lt.srv.wait()
 	return err
 }
 
@@ -211,6 +225,9 @@ type peer struct {
 	reg       regWait            // the latest register_channel waiting for the real client's start
 	calls     map[int64]*callCtx // two-way calls running, by request id (for invoke_cancel)
 	toldErr   error              // the ready error its register reply carried (nil: none, or success)
+
+	handover atomic.Bool // a Go follower that understands leaving (its register said so)
+	left     atomic.Bool // it answered leaving: it sends nothing more
 }
 
 // regWait is a register_channel that waits for the real client's start:
@@ -377,9 +394,13 @@ func (p *peer) Request(pk protocol.Packet, co protocol.ConnObject) link.Job {
 	return link.Job{}
 }
 
-// Response: acknowledgements of pushes are settled by the link; a
-// follower sends no other response.
-func (p *peer) Response(protocol.Packet, protocol.ConnObject) {}
+// Response: acknowledgements of pushes are settled by the link; the only
+// other response a follower sends is its answer to leaving.
+func (p *peer) Response(_ protocol.Packet, co protocol.ConnObject) {
+	if co.Type == protocol.KindLeavingRes {
+		p.left.Store(true)
+	}
+}
 
 // Ended is the follower's connection ending under the reader.
 func (p *peer) Ended(err error) {
@@ -413,6 +434,7 @@ func (p *peer) register(id int64, timeout int32, co *protocol.ConnObject) {
 				Err: fmt.Errorf("codec mismatch: leader speaks %q, follower %q", cfg.codec.Name(), info.Codec)})
 			return
 		}
+		p.handover.Store(info.Handover)
 	}
 	if hs := cfg.handshake; hs != nil {
 		// A retried register_channel carries the same hello and
@@ -447,13 +469,18 @@ func (p *peer) register(id int64, timeout int32, co *protocol.ConnObject) {
 		// Read and note the outcome together: retell, run after each
 		// new outcome, then sees what this follower was told.
 		p.mu.Lock()
-		err := lt.host.current().err
+		st := lt.host.current()
+		err := st.err
 		p.toldErr = err
 		p.mu.Unlock()
+		ext := rw.ext
 		if err != nil {
 			re = toRemote(err)
+		} else if st.svc != nil && len(st.svc.Idempotent) > 0 {
+			ext = maps.Clone(ext)
+			ext[extKey] = extWith(cfg.codec, st.svc.Idempotent)
 		}
-		p.reply(protocol.KindRegisterChannelRes, rw.id, rw.timeout, re, rw.ext)
+		p.reply(protocol.KindRegisterChannelRes, rw.id, rw.timeout, re, ext)
 	}
 	rw := regWait{id: id, timeout: timeout, ext: replyExt}
 	if lt.host.isReady() {

@@ -48,7 +48,8 @@ type server struct {
 	refused  refusals  // accept failures, told once per interval
 	closing  bool
 	failed   error
-	wg       sync.WaitGroup
+	accepts  sync.WaitGroup // the accept loop
+	conns    sync.WaitGroup // each connection's reader (routed or not)
 }
 
 func newServer(ln net.Listener, t transport.Transport, addr string, cfg *config, claimed func() []string) *server {
@@ -66,14 +67,16 @@ func newServer(ln net.Listener, t transport.Transport, addr string, cfg *config,
 		live:     make(map[*link.Link]struct{}),
 		fresh:    make(map[*link.Link]time.Time),
 	}
-	s.wg.Add(1)
+	s.accepts.Add(1)
 	go s.acceptLoop()
 	return s
 }
 
 // Close is called by the election registry when the last channel on the
 // address released its lease: stop accepting and drop connections that
-// never registered.
+// never registered. Connections routed to a leader live on (a leader that
+// hands over still serves them); their leaders close them, and wait for
+// them with wait.
 func (s *server) Close() error {
 	s.mu.Lock()
 	s.closing = true
@@ -84,8 +87,21 @@ func (s *server) Close() error {
 	s.added = make(chan struct{})
 	s.mu.Unlock()
 	s.ln.Close()
-	s.wg.Wait()
+	s.accepts.Wait()
 	return nil
+}
+
+// wait waits, once the server is closed, for the goroutines of every
+// connection it accepted (a leader's term calls it after closing its
+// followers' connections). Before Close it returns at once: connections of
+// other channels may live on.
+func (s *server) wait() {
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		s.conns.Wait()
+	}
 }
 
 // add makes lt the leader of its channel on this listener. It fails when
@@ -134,7 +150,7 @@ func (s *server) remove(lt *leaderTerm) {
 }
 
 func (s *server) acceptLoop() {
-	defer s.wg.Done()
+	defer s.accepts.Done()
 	backoff := 5 * time.Millisecond
 	for {
 		conn, err := s.ln.Accept()
@@ -189,10 +205,10 @@ func (s *server) acceptLoop() {
 		s.unrouted[l] = struct{}{}
 		s.live[l] = struct{}{}
 		s.fresh[l] = now
-		s.wg.Add(1)
+		s.conns.Add(1)
 		s.mu.Unlock()
 		go func() {
-			defer s.wg.Done()
+			defer s.conns.Done()
 			l.Serve()
 			if l.Err() != nil {
 				l.Wait() // it ended: its writer too, before the server's Close returns
