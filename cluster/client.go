@@ -416,6 +416,14 @@ func (c *Client) runFollower(conn net.Conn) bool {
 		c.lostTerm(t, err)
 		return false
 	}
+	if readyErr != nil && errors.Is(readyErr, ErrLeaderLeft) {
+		// Its leader is handing over on a transport that keeps the
+		// address meanwhile (see handover.go): calls wait, the
+		// supervisor tries again after its backoff.
+		s.close(nil)
+		c.lostTerm(t, readyErr)
+		return false
+	}
 	if readyErr != nil {
 		c.settle(t, readyErr)
 		if errors.Is(readyErr, ErrNoChannel) {
@@ -593,8 +601,18 @@ func (c *Client) replayAndReady(t *term) {
 			}
 			mark = max(mark, p.seq)
 		}
-		for _, q := range queued {
-			if _, err := t.inner.invoke(withMetadata(c.ctx, q.md), q.method, q.args, true); err != nil && err != errNotSent {
+		for i, q := range queued {
+			_, err := t.inner.invoke(withMetadata(c.ctx, q.md), q.method, q.args, true)
+			if err == errNotSent {
+				// The term is ending (its leader died or is leaving): the
+				// calls not sent wait for the next term, in order, and
+				// this one never becomes ready.
+				c.mu.Lock()
+				c.queued = append(slices.Clip(queued[i:]), c.queued...)
+				c.mu.Unlock()
+				return
+			}
+			if err != nil {
 				c.report(t.num, t.role, err)
 			}
 		}

@@ -341,7 +341,7 @@ func (s *session) answer(ctx context.Context, info PeerInfo, ans regAnswer) (rea
 		switch kind {
 		case ErrHandshake, ErrProtocol:
 			return nil, s.regErr(kind, re)
-		case ErrNoChannel:
+		case ErrNoChannel, ErrLeaderLeft:
 			// Answered before any handshake; it only makes the Client
 			// try again later.
 			return &Error{Op: "ready", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Kind: kind, Err: re}, nil

@@ -13,7 +13,8 @@ import (
 // A closing leader hands over (WithHandoverTimeout) in four steps:
 //
 //  1. It stops leading the channel on the address (a follower arriving now
-//     hears there is no leader for it here) and frees the address, so that
+//     hears that the leader left, ErrLeaderLeft, and tries again shortly)
+//     and frees the address, so that
 //     the next election can succeed at once. Conns already accepted live
 //     on (transport.ConnsOutliveListener; on a transport whose conns end
 //     with their listener, the address is freed only at the end).
@@ -42,7 +43,7 @@ const handoverPoll = time.Millisecond
 func (lt *leaderTerm) handOver(ctx context.Context, lease *election.Lease) (relErr error, released bool) {
 	cfg := &lt.c.cfg
 	start := time.Now()
-	lt.srv.remove(lt)
+	lt.srv.leave(lt)
 	if transport.ConnsOutliveListener(cfg.transport) {
 		relErr, released = lease.Release(), true
 	}

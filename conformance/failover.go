@@ -6,10 +6,12 @@ import (
 	"strings"
 
 	"github.com/go-clusterclient/clusterclient/cluster"
+	"github.com/go-clusterclient/clusterclient/transport"
 )
 
 var failoverCases = []testCase{
 	{name: "leader-closes", run: testFailoverLeaderCloses},
+	{name: "leader-hangs-up", run: testFailoverLeaderHangsUp},
 	{name: "leader-sigkill", needs: capMultiProcess, run: testFailoverLeaderSIGKILL},
 }
 
@@ -85,6 +87,12 @@ func (e *env) callAcross(m *member, oldID string, stop <-chan struct{}) <-chan c
 // outcomes.
 func (e *env) checkCallsAcross(m *member, stop chan struct{}, out <-chan callOutcomes) {
 	e.t.Helper()
+	e.stopCallsAcross(m, stop, out)
+}
+
+// stopCallsAcross is checkCallsAcross, returning the outcomes.
+func (e *env) stopCallsAcross(m *member, stop chan struct{}, out <-chan callOutcomes) callOutcomes {
+	e.t.Helper()
 	close(stop)
 	e.stepf("waiting for %s's calls across the failover to stop", m.label)
 	o := <-out
@@ -95,6 +103,7 @@ func (e *env) checkCallsAcross(m *member, stop chan struct{}, out <-chan callOut
 	if o.toNew == 0 {
 		e.errorf("none of %s's calls across the failover reached the new leader", m.label)
 	}
+	return o
 }
 
 // newLeaderAmong waits until every member is ready and exactly one of them
@@ -165,7 +174,69 @@ func testFailoverLeaderCloses(e *env) {
 	e.eventually("the call is in flight on the leader", func() bool { return old.state().holding == 1 })
 	stop := make(chan struct{})
 	across := e.callAcross(f2, oldID, stop)
-	e.stepf("the leader closes with a call in flight")
+	e.stepf("the leader closes with a call in flight: it hands over")
+	term := f1.c.Stats().Term
+	closed := make(chan error, 1)
+	e.Go(func() { closed <- l.close() })
+
+	// Once f1 heard the leader leave (its term ended), its calls go to the
+	// next leader, while the call in flight is still held on the old one.
+	// (A transport whose conns end with their listener keeps the address
+	// until the hand-over is done: there the next leader comes after it.)
+	e.eventually(f1.label+" hears the leader leave", func() bool { return f1.c.Stats().Term > term || !f1.c.Stats().Ready })
+	if !transport.ConnsOutliveListener(e.h.NewTransport(e.t)) {
+		e.upstream().releaseHolds()
+	}
+	if id := f1.whoami(); id == oldID {
+		e.fatalf("a call made during the hand-over reached the old real client %q", id)
+	}
+	leader := e.newLeaderAmong(f1, f2)
+	e.upstream().releaseHolds()
+	e.stepf("waiting for %s's call in flight during the hand-over", f1.label)
+	select {
+	case err := <-call:
+		if err != nil {
+			e.fatalf("%s's call in flight on the leader that handed over: %v, want its answer", f1.label, err)
+		}
+	case <-e.Timeout(opTimeout).Done():
+		e.fatalf("%s's call in flight on the leader that handed over got no answer within %v", f1.label, opTimeout)
+	}
+	rc := e.checkReplayed("Failover", oldID, f2, f1, "v1")
+	if got := f2.whoami(); got != rc.id {
+		e.errorf("%s reaches %q, the new leader %s owns %q", f2.label, got, leader.label, rc.id)
+	}
+	o := e.stopCallsAcross(f2, stop, across)
+	if o.lost != 0 {
+		e.errorf("%d of %s's calls failed with cluster.ErrLeaderLost during a hand-over, want none", o.lost, f2.label)
+	}
+	e.stepf("waiting for the old leader's Close")
+	if err := <-closed; err != nil {
+		e.errorf("the old leader's Close: %v", err)
+	}
+	if n := old.state().closes; n != 1 {
+		e.errorf("the old real client was closed %d times, want once", n)
+	}
+	if n := len(e.upstream().built("Failover")); n != 2 {
+		e.errorf("%d real clients built, want 2 (one per term)", n)
+	}
+}
+
+// A leader that closes without a hand-over (cluster.WithHandoverTimeout(0))
+// hangs up as a crashed one would: calls in flight fail with the retryable
+// ErrLeaderLost, and the rest is as after a crash.
+func testFailoverLeaderHangsUp(e *env) {
+	l, f1, f2 := e.cluster3(e.addr(), "Failover", cluster.WithHandoverTimeout(0))
+	oldID := l.whoami()
+	f1.subscribe("k")
+	f2.publish("k", "v1")
+	f1.waitValue("k", "v1")
+
+	call := e.inFlight(f1)
+	old := e.upstream().latest("Failover")
+	e.eventually("the call is in flight on the leader", func() bool { return old.state().holding == 1 })
+	stop := make(chan struct{})
+	across := e.callAcross(f2, oldID, stop)
+	e.stepf("the leader hangs up with a call in flight")
 	closed := make(chan error, 1)
 	e.Go(func() { closed <- l.close() })
 	e.expectLeaderLost(f1, call)
