@@ -247,6 +247,26 @@ func hookedCall(ctx context.Context) *CallInfo {
 	return ci
 }
 
+// callCtxInfo is a hooked call's context and its CallInfo in one
+// allocation: its Value answers callInfoKey with the info.
+type callCtxInfo struct {
+	context.Context
+	ci CallInfo
+}
+
+func (c *callCtxInfo) Value(key any) any {
+	if key == (callInfoKey{}) {
+		return &c.ci
+	}
+	return c.Context.Value(key)
+}
+
+// newCallInfo returns ctx carrying a new caller's CallInfo, and the info.
+func newCallInfo(ctx context.Context, ci CallInfo) (context.Context, *CallInfo) {
+	cc := &callCtxInfo{Context: ctx, ci: ci}
+	return cc, &cc.ci
+}
+
 // noteBytes records a follower's call's bytes out in its CallInfo (only
 // called when a handler is installed).
 func noteBytesOut(ctx context.Context, n int) {
@@ -257,8 +277,8 @@ func noteBytesOut(ctx context.Context, n int) {
 
 // invokeObserved is Invoke with a handler installed.
 func (c *Client) invokeObserved(ctx context.Context, h StatsHandler, method string, args []any) (Result, error) {
-	ci := &CallInfo{Channel: c.name, Method: method, Side: SideCaller, Role: c.Role(), Start: time.Now()}
-	ctx = h.TagCall(context.WithValue(ctx, callInfoKey{}, ci), ci)
+	ctx, ci := newCallInfo(ctx, CallInfo{Channel: c.name, Method: method, Side: SideCaller, Role: c.Role(), Start: time.Now()})
+	ctx = h.TagCall(ctx, ci)
 	res, role, err := c.invoke(ctx, method, args)
 	ci.End = time.Now()
 	c.methods.record(method, ci.End.Sub(ci.Start), err, false)
@@ -273,8 +293,9 @@ func (c *Client) invokeObserved(ctx context.Context, h StatsHandler, method stri
 // onewayObserved is oneway with a handler installed: the call ends when
 // it was sent (or queued for the next leader).
 func (c *Client) onewayObserved(h StatsHandler, md map[string]string, method string, args []any) error {
-	ci := &CallInfo{Channel: c.name, Method: method, Side: SideCaller, Role: c.Role(), Oneway: true, Start: time.Now()}
-	ctx := h.TagCall(context.WithValue(withMetadata(context.Background(), md), callInfoKey{}, ci), ci)
+	ctx, ci := newCallInfo(withMetadata(context.Background(), md),
+		CallInfo{Channel: c.name, Method: method, Side: SideCaller, Role: c.Role(), Oneway: true, Start: time.Now()})
+	ctx = h.TagCall(ctx, ci)
 	md = Metadata(ctx) // a tracer added its trace context
 	err := c.oneway(md, method, args)
 	ci.End = time.Now()
@@ -288,7 +309,7 @@ func (c *Client) onewayObserved(h StatsHandler, md map[string]string, method str
 func (p *peer) serveObserved(h StatsHandler, ctx context.Context, cc *callCtx, id int64, timeout int32, method string, argc int, app []byte, oneway bool) {
 	lt := p.lt
 	ci := &CallInfo{Channel: lt.c.name, Method: method, Side: SideServer, Role: RoleLeader, Oneway: oneway,
-		Remote: p.l.Conn().RemoteAddr().String(), Start: time.Now(), BytesIn: len(app)}
+		Remote: p.remoteAddr(), Start: time.Now(), BytesIn: len(app)}
 	ctx = h.TagCall(ctx, ci)
 	out, err := p.run(ctx, cc, id, timeout, method, argc, app, oneway)
 	ci.End = time.Now()
@@ -386,11 +407,21 @@ func (p *peer) followerEvent(kind EventKind, reason error) {
 	}
 	lt := p.lt
 	conn := p.l.Conn()
-	ev := Event{Kind: kind, Role: RoleLeader, Term: lt.num, Remote: conn.RemoteAddr().String(), Err: reason}
+	ev := Event{Kind: kind, Role: RoleLeader, Term: lt.num, Remote: p.remoteAddr(), Err: reason}
 	if pc, ok := conn.(transport.PeerCredentials); ok {
 		if cred, err := pc.PeerCred(); err == nil {
 			ev.PID = int(cred.PID)
 		}
 	}
 	lt.c.event(ev)
+}
+
+// remoteAddr returns the follower's address as text, computed once.
+func (p *peer) remoteAddr() string {
+	if r := p.remote.Load(); r != nil {
+		return *r
+	}
+	r := p.l.Conn().RemoteAddr().String()
+	p.remote.Store(&r)
+	return r
 }

@@ -1,6 +1,7 @@
 package clusterotel_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -338,6 +339,15 @@ func TestTraceAndMetricsAcrossProcesses(t *testing.T) {
 	}
 	if sWork.Parent != sEcho.Span {
 		t.Errorf("handler span %+v is not the child of the server span %+v", sWork, sEcho)
+	}
+	t.Logf("one call across two processes (follower pid %d, leader pid %d):", rep.PID, os.Getpid())
+	for _, r := range []struct {
+		who string
+		s   spanRec
+	}{{"follower", fEcho}, {"leader", sEcho}, {"leader", sWork}} {
+		t.Logf("  %-8s %-6s %-12s trace=%s span=%s parent=%s %.3fms role=%s",
+			r.who, r.s.Kind, r.s.Name, r.s.Trace, r.s.Span, cmp.Or(r.s.Parent, "-"),
+			float64(r.s.EndNano-r.s.StartNano)/1e6, cmp.Or(r.s.Attrs["clusterclient.role"], "-"))
 	}
 	if fEcho.Trace == local.Trace {
 		t.Error("the follower's call shares the leader's own call's trace")
