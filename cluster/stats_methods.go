@@ -11,8 +11,9 @@ import (
 // MethodStats are the counts and latencies of one method, as Stats and
 // the leader's Status report them. Latencies are those of two-way calls
 // (a one-way call ends when it was sent); the quantiles come from a
-// histogram of power-of-two buckets of microseconds, so each is an upper
-// bound within a factor of two (never above Max).
+// histogram of half-octave buckets of microseconds (1, 2, 3, 4, 6, 8, 12,
+// 16, 24 µs, ...), so each is the upper bound of its bucket: at most 1.5
+// times the true value (and never above Max).
 type MethodStats struct {
 	Calls  uint64        `json:"calls"`  // two-way and one-way calls
 	Errors uint64        `json:"errors"` // of which failed
@@ -33,9 +34,30 @@ const MaxMethodStats = 256
 // methods are counted.
 const OtherMethods = "(other)"
 
-// latencyBuckets: bucket i holds durations of [2^(i-1), 2^i) µs (bucket 0:
-// under 1 µs); the last one everything longer.
-const latencyBuckets = 40
+// latencyBuckets: half-octave buckets of microseconds (see bucketOf); the
+// last one holds everything longer.
+const latencyBuckets = 80
+
+// bucketOf returns the bucket of a duration of us microseconds: 0 for
+// [0, 1), 1 for [1, 2), then two per power of two, [2^k, 1.5*2^k) and
+// [1.5*2^k, 2^(k+1)).
+func bucketOf(us uint64) int {
+	if us < 2 {
+		return int(us)
+	}
+	l := bits.Len64(us)
+	half := int(us>>(l-2)) & 1
+	return min(2*(l-1)+half, latencyBuckets-1)
+}
+
+// bucketTop returns the upper bound of bucket i, in microseconds.
+func bucketTop(i int) uint64 {
+	if i < 2 {
+		return uint64(i + 1)
+	}
+	k := uint(i / 2)
+	return 1<<k + uint64(i%2+1)<<(k-1)
+}
 
 type methodStat struct {
 	calls, errors, oneway atomic.Uint64
@@ -71,7 +93,7 @@ func (t *methodTable) record(method string, d time.Duration, err error, oneway b
 			break
 		}
 	}
-	s.buckets[min(bits.Len64(uint64(d.Microseconds())), latencyBuckets-1)].Add(1)
+	s.buckets[bucketOf(uint64(max(d, 0).Microseconds()))].Add(1)
 }
 
 func (t *methodTable) get(method string) *methodStat {
@@ -144,7 +166,7 @@ func (s *methodStat) stats() MethodStats {
 		for i, c := range counts {
 			seen += c
 			if seen >= rank {
-				return min(time.Duration(uint64(1)<<i)*time.Microsecond, ms.Max)
+				return min(time.Duration(bucketTop(i))*time.Microsecond, ms.Max)
 			}
 		}
 		return ms.Max
