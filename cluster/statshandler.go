@@ -86,7 +86,9 @@ type CallInfo struct {
 	// they crossed the connection: on a follower's side, the arguments
 	// sent and the reply received; on the server side, the reply sent
 	// and the arguments received. A call that never crossed (the
-	// leader's own, single mode's) counts 0 for both.
+	// leader's own, single mode's) counts 0 for both, and so does a
+	// one-way call on the caller's side (it may wait in a queue for the
+	// next leader; the leader's side counts what it received).
 	BytesOut, BytesIn int
 	// Err is the call's error (nil on success); Code says what kind of
 	// failure it is (see ErrorKind), "" on success.
