@@ -420,7 +420,7 @@ func (s *session) invoke(ctx context.Context, method string, args []any, oneway 
 		case errors.As(err, &e) && e.Op == "connection":
 			// The session died with the call in flight.
 			return Result{}, &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method,
-				Kind: ErrLeaderLost, Err: e}
+				Kind: ErrLeaderLost, Err: connCause(e)}
 		}
 		return Result{}, err // no answer within the response timeout
 	}
