@@ -192,11 +192,12 @@ func (lt *leaderTerm) idleLoop(iv time.Duration) {
 type peer struct {
 	lt         *leaderTerm
 	l          *link.Link
-	adm        *admission             // where it stands: unproven, member or dropped
-	overloaded atomic.Bool            // reported and dropped once
-	inflight   atomic.Int32           // calls running for it (not one-way)
-	joined     atomic.Bool            // admitted: EventFollowerJoined was raised (EventFollowerLeft is due at close)
-	remote     atomic.Pointer[string] // remoteAddr's text, once computed
+	adm        *admission   // where it stands: unproven, member or dropped
+	overloaded atomic.Bool  // reported and dropped once
+	inflight   atomic.Int32 // calls running for it (not one-way)
+
+	joined atomic.Bool            // admitted: EventFollowerJoined was raised (EventFollowerLeft is due at close)
+	remote atomic.Pointer[string] // remoteAddr's text, once computed
 
 	// ctx is the context of its calls: cancelled when it leaves (its
 	// calls still running learn that nobody waits for them) or the term
