@@ -72,6 +72,10 @@ type Client struct {
 	closeErr  error
 
 	stats clientStats
+	// Per-method figures (Stats.Methods, Stats.ServedMethods) and the
+	// StatsHandler's state (statshandler.go, stats_methods.go).
+	methods, servedMethods methodTable
+	obs                    hookState
 }
 
 type clientStats struct {
@@ -220,6 +224,7 @@ func New(name string, factory Factory, opts ...Option) (*Client, error) {
 		closeDone: make(chan struct{}),
 		cur:       newTermState(0, RoleNone),
 	}
+	c.obs.born = time.Now()
 	attrs := []any{slog.String("channel", name)}
 	if !cfg.single {
 		attrs = append(attrs, slog.String("addr", c.addrString()))
@@ -356,7 +361,7 @@ func (c *Client) runLeader(lease *election.Lease) bool {
 		return false
 	}
 	t := c.startTerm(num, RoleLeader, &localInner{c: c, h: h, lt: lt, role: RoleLeader})
-	log.Info("leading", slog.Any("channels", lease.Channels()))
+	log.Debug("leading", slog.Any("channels", lease.Channels()))
 	h.start(c.factory)
 	settled := false
 	select {
@@ -675,7 +680,7 @@ func (c *Client) lostTerm(t *term, why error) {
 	close(t.ended)
 	c.mu.Unlock()
 	if !wasReady {
-		c.log.Info("electing again", slog.String("role", t.role.String()), slog.Uint64("term", t.num), slog.Any("error", why))
+		c.log.Debug("electing again", slog.String("role", t.role.String()), slog.Uint64("term", t.num), slog.Any("error", why))
 		return
 	}
 	if errors.Is(why, ErrLeaderLeft) {
@@ -693,6 +698,9 @@ func (c *Client) event(ev Event) {
 	ev.Channel = c.name
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
+	}
+	if h := c.cfg.stats; h != nil {
+		c.observeEvent(h, &ev)
 	}
 	if c.cfg.onEvent == nil {
 		return
@@ -898,13 +906,25 @@ func (c *Client) closedErr(op string) error {
 // *protocol.RemoteError).
 func (c *Client) Invoke(ctx context.Context, method string, args ...any) (Result, error) {
 	c.stats.invokes.Add(1)
+	if h := c.cfg.stats; h != nil {
+		return c.invokeObserved(ctx, h, method, args)
+	}
+	start := time.Now()
+	res, _, err := c.invoke(ctx, method, args)
+	c.methods.record(method, time.Since(start), err, false)
+	return res, err
+}
+
+// invoke runs a two-way call in the first ready term; it returns the
+// role of the term that ran it.
+func (c *Client) invoke(ctx context.Context, method string, args []any) (Result, Role, error) {
 	var stale *term
 	retried := false
 	for {
 		t, err := c.waitReady(ctx, stale)
 		if err != nil {
 			c.countErr(err)
-			return Result{}, err
+			return Result{}, RoleNone, err
 		}
 		res, err := t.inner.invoke(ctx, method, args, false)
 		if err == errNotSent {
@@ -921,7 +941,7 @@ func (c *Client) Invoke(ctx context.Context, method string, args ...any) (Result
 		if err != nil {
 			c.countErr(err)
 		}
-		return res, err
+		return res, t.role, err
 	}
 }
 
@@ -942,7 +962,12 @@ func (c *Client) countErr(err error) {
 // leader (EventError), as in Node.
 func (c *Client) InvokeOneway(method string, args ...any) error {
 	c.stats.invokes.Add(1)
-	return c.oneway(nil, method, args)
+	if h := c.cfg.stats; h != nil {
+		return c.onewayObserved(h, nil, method, args)
+	}
+	err := c.oneway(nil, method, args)
+	c.methods.record(method, 0, err, true)
+	return err
 }
 
 // InvokeOnewayContext is InvokeOneway with the metadata of ctx
@@ -955,7 +980,12 @@ func (c *Client) InvokeOnewayContext(ctx context.Context, method string, args ..
 	if err := checkMetadata(md); err != nil {
 		return &Error{Op: "invoke", Channel: c.name, Addr: c.addrString(), Method: method, Err: err}
 	}
-	return c.oneway(md, method, args)
+	if h := c.cfg.stats; h != nil {
+		return c.onewayObserved(h, md, method, args)
+	}
+	err := c.oneway(md, method, args)
+	c.methods.record(method, 0, err, true)
+	return err
 }
 
 func (c *Client) oneway(md map[string]string, method string, args []any) error {
@@ -1053,6 +1083,9 @@ func (c *Client) Subscribe(reg any, l Listener, opts ...SubscribeOption) (cancel
 	if isNew && c.cur.inner != nil {
 		c.cur.inner.subscribe(key, raw)
 	}
+	if isNew {
+		c.observeSub(key, true)
+	}
 	var once sync.Once
 	return func() { once.Do(func() { c.removeListener(ln) }) }, nil
 }
@@ -1076,6 +1109,7 @@ func (c *Client) removeListener(ln *listener) {
 }
 
 func (c *Client) dropSubLocked(s *wsub) {
+	c.observeSub(s.key, false)
 	delete(c.subs, s.key)
 	if s.timer != nil {
 		s.timer.Stop()
@@ -1129,7 +1163,7 @@ func (c *Client) armSubscribeTimeout(s *wsub) {
 			cost := time.Since(start)
 			c.report(t.num, t.role, &Error{Op: "subscribe", Channel: c.name, Addr: c.addrString(), Role: t.role,
 				Key: s.key, Kind: ErrSubscribeTimeout, Elapsed: cost,
-				Err: fmt.Errorf("subscribe timeout for %s, cost: %dms, expect is %dms", s.key, cost.Milliseconds(), d.Milliseconds())})
+				Err: fmt.Errorf("no value for %v (subscribe timeout %v)", cost.Round(time.Millisecond), d)})
 		}
 	})
 }
@@ -1161,6 +1195,9 @@ func (c *Client) publish(reg any, un bool) error {
 	_, key, err := c.regJSON(op, reg)
 	if err != nil {
 		return err
+	}
+	if h := c.cfg.stats; h != nil {
+		c.observe(h, StatsEvent{Kind: StatsPublish, Bytes: len(data), Unpublish: un, Role: c.Role()})
 	}
 	c.mu.Lock()
 	if c.closed {
@@ -1219,7 +1256,7 @@ func (c *Client) Close(ctx context.Context) error {
 			c.bg.Wait()
 			c.event(Event{Kind: EventClosed, Role: t.role, Term: t.num})
 			c.disp.stop()
-			c.log.Info("closed", slog.String("role", t.role.String()), slog.Uint64("term", t.num))
+			c.log.Debug("closed", slog.String("role", t.role.String()), slog.Uint64("term", t.num))
 			close(c.closeDone)
 		}()
 	})
@@ -1263,6 +1300,7 @@ func (c *Client) Stats() Stats {
 	st.Served, st.Deliveries, st.Pushes = s.served.Load(), s.deliveries.Load(), s.pushes.Load()
 	st.Elections, st.Events, st.EventsDropped = s.elections.Load(), s.events.Load(), c.disp.dropped.Load()
 	st.Retried = s.retried.Load()
+	st.Methods, st.ServedMethods = c.methods.snapshot(), c.servedMethods.snapshot()
 	return st
 }
 

@@ -115,10 +115,23 @@
 // # Events, logs and stats
 //
 // WithEventHandler receives role changes, readiness, lost leaders,
-// background errors (a subscribe timeout, a follower dropped for idleness,
-// an unacknowledged push, a late reply dropped, a listener panic) and the
-// real client's own events; Stats returns counters. Logs go to a
-// *slog.Logger with the attributes channel, addr, role and term.
+// followers joining and leaving the leader, background errors (a subscribe
+// timeout, a follower dropped for idleness, an unacknowledged push, a late
+// reply dropped, a listener panic) and the real client's own events; Stats
+// returns counters and per-method figures (calls, errors, latency
+// quantiles) for the calls made and, on the leader, served. Logs go to a
+// *slog.Logger with the attributes channel, addr, role and term; at the
+// default level (Info) a normal run writes one line per Client, when it
+// becomes ready.
+//
+// WithStatsHandler installs a StatsHandler, the hook for metrics and
+// tracing: it sees each call at its start and end on the caller (any role)
+// and on the leader serving a follower's call, and its TagCall returns the
+// context the call goes on with (a tracer puts its trace context into the
+// call's metadata there, and takes it out on the leader); it also sees
+// terms, time to ready, followers, subscriptions, publications and pushes.
+// The module github.com/go-clusterclient/clusterclient/otel implements it
+// for OpenTelemetry. Without one, a call pays a single nil test.
 //
 // # Authentication and limits
 //

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,6 +141,11 @@ func TestFailoverInFlightLostQueuedRun(t *testing.T) {
 	case err := <-inflight:
 		if !errors.Is(err, cluster.ErrLeaderLost) {
 			t.Fatalf("in-flight call: %v", err)
+		}
+		// Issue 18: the message says it once, in Go words.
+		if msg := err.Error(); strings.Count(msg, "connection to the leader lost") != 1 || strings.Count(msg, "cluster:") != 1 ||
+			!strings.Contains(msg, `cluster: invoke "sleep" on channel "Failover" (follower at mem `) {
+			t.Errorf("in-flight call's error reads %q", msg)
 		}
 		if el := time.Since(start); el >= 1500*time.Millisecond {
 			t.Fatalf("in-flight call failed only after %v: it waited for the method", el)

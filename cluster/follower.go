@@ -100,7 +100,7 @@ func (s *session) timeoutErr(method string, id int64) error {
 	d := s.c.cfg.responseTimeout
 	return &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method,
 		Kind: ErrTimeout, Elapsed: d,
-		Err: fmt.Errorf("server no response in %dms, address#%s (request %d)", d.Milliseconds(), s.c.cfg.addr, id)}
+		Err: fmt.Errorf("request %d unanswered", id)}
 }
 
 // die ends the session once: the connection closes, every call in flight
@@ -409,6 +409,9 @@ func (s *session) invoke(ctx context.Context, method string, args []any, oneway 
 				Kind: ErrProtocol, Err: fmt.Errorf("argument %d: %w", i, err)}
 		}
 	}
+	if s.c.cfg.stats != nil {
+		noteBytesOut(ctx, len(*buf))
+	}
 	co := protocol.ConnObject{Type: protocol.KindInvoke, Method: method, ArgLength: len(args), Oneway: oneway}
 	ext, err := metadataExt(ctx)
 	if err != nil {
@@ -446,7 +449,7 @@ func (s *session) invoke(ctx context.Context, method string, args []any, oneway 
 		case errors.As(err, &e) && e.Op == "connection":
 			// The session died with the call in flight.
 			return Result{}, &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method,
-				Kind: ErrLeaderLost, Err: e}
+				Kind: ErrLeaderLost, Err: connCause(e)}
 		}
 		return Result{}, err // no answer within the response timeout
 	}

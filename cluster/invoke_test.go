@@ -108,7 +108,7 @@ func TestCC011_ResponseTimeout(t *testing.T) {
 	if el < 200*time.Millisecond || el >= 600*time.Millisecond {
 		t.Fatalf("timed out after %v (timeout 200ms, method 600ms)", el)
 	}
-	for _, want := range []string{`"sleep"`, "no response in 200ms", "address#" + addr} {
+	for _, want := range []string{`"sleep"`, "(follower at mem " + addr + "): no response within the response timeout (200ms): request "} {
 		if !strings.Contains(err.Error(), want) {
 			t.Fatalf("error %q lacks %q", err, want)
 		}

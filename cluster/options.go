@@ -149,6 +149,7 @@ type config struct {
 	singleSet         bool
 	logger            *slog.Logger
 	onEvent           func(Event)
+	stats             StatsHandler // WithStatsHandler; nil: none
 	limits            protocol.Limits
 	registry          *election.Registry
 	handshake         Handshake // the session layer; built from auth unless insecure

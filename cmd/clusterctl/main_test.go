@@ -189,6 +189,8 @@ func TestStatusOfLeaderProcess(t *testing.T) {
 		"subscriptions (1):",
 		`$$inner$$__{"topic":"t"}  2            yes     `, // then the cached value's age
 		"counters: served 2, pushes 1,",
+		"methods served for followers (1):",
+		`"echo"  2      0       0`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
@@ -208,7 +210,8 @@ func TestStatusOfLeaderProcess(t *testing.T) {
 	}
 	st := rep.Channels[0].Status
 	if st.PID != leader.Pid() || st.Term != 1 || len(st.Followers) != 2 || len(st.Subscriptions) != 1 ||
-		st.Subscriptions[0].Subscribers != 2 || !st.Subscriptions[0].Cached || st.Counters.Served < 2 {
+		st.Subscriptions[0].Subscribers != 2 || !st.Subscriptions[0].Cached || st.Counters.Served < 2 ||
+		st.Counters.ServedMethods["echo"].Calls != 2 || st.Counters.ServedMethods["echo"].Max <= 0 {
 		t.Fatalf("status %+v", st)
 	}
 }
