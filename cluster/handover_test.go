@@ -3,50 +3,12 @@ package cluster_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-clusterclient/clusterclient/cluster"
-	"github.com/go-clusterclient/clusterclient/transport"
-	"github.com/go-clusterclient/clusterclient/transport/kcp"
-	"github.com/go-clusterclient/clusterclient/transport/tcp"
-	"github.com/go-clusterclient/clusterclient/transport/unix"
 )
-
-// handoverNets are the transports a hand-over is tested on: those whose
-// conns outlive their listener (the address is freed at once) and KCP,
-// whose conns end with it (the address is kept until the hand-over ends).
-func handoverNets(t *testing.T) []struct {
-	name string
-	make func(testing.TB) (transport.Transport, string)
-} {
-	return []struct {
-		name string
-		make func(testing.TB) (transport.Transport, string)
-	}{
-		{"mem", memNet},
-		{"tcp", func(t testing.TB) (transport.Transport, string) {
-			return tcp.New(tcp.Config{}), "127.0.0.1:" + strconv.Itoa(freePort(t))
-		}},
-		{"unix", func(t testing.TB) (transport.Transport, string) {
-			tr, err := unix.New(unix.DefaultConfig())
-			if err != nil {
-				t.Fatal(err)
-			}
-			return tr, filepath.Join(t.TempDir(), "handover.sock")
-		}},
-		{"kcp", func(t testing.TB) (transport.Transport, string) {
-			tr, err := kcp.New(kcp.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return tr, "127.0.0.1:" + strconv.Itoa(freePort(t))
-		}},
-	}
-}
 
 // A leader that closes hands over: a follower's call in flight on it is
 // answered, its one-way calls already sent run there exactly once, calls
@@ -54,7 +16,10 @@ func handoverNets(t *testing.T) []struct {
 // fails, the followers hear ErrLeaderLeft (not a lost leader), and the old
 // real client closes only after the call it was serving returned.
 func TestHandoverFailsNoCall(t *testing.T) {
-	for _, n := range handoverNets(t) {
+	// Transports whose conns outlive their listener (the address is
+	// freed at once) and KCP, whose conns end with it (the address is
+	// kept until the hand-over ends).
+	for _, n := range []testNet{netMem, netTCP, netUnix, netKCP} {
 		t.Run(n.name, func(t *testing.T) {
 			tr, addr := n.make(t)
 			w := newWorld()
