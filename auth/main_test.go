@@ -5,17 +5,14 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/go-clusterclient/clusterclient/internal/leaks"
+
 	"github.com/go-clusterclient/clusterclient/internal/childproc"
 )
 
 func TestMain(m *testing.M) {
 	childproc.Main(childModes)
-	goleak.VerifyTestMain(m,
-		// kcp-go's process-wide scheduler and workers, started once and
-		// never stopped by design (package transport/kcp ignores them too).
-		goleak.IgnoreTopFunction("github.com/xtaci/kcp-go/v5.(*TimedSched).run"),
-		goleak.IgnoreAnyFunction("github.com/xtaci/kcp-go/v5.postProcessWorker"),
-	)
+	goleak.VerifyTestMain(m, leaks.KCP()...)
 }
 
 // childModes are the child processes' entry points (see childproc).

@@ -72,12 +72,16 @@ type Client struct {
 	closeErr  error
 
 	stats clientStats
+	// Per-method figures (Stats.Methods, Stats.ServedMethods) and the
+	// StatsHandler's state (statshandler.go, stats_methods.go).
+	methods, servedMethods methodTable
+	obs                    hookState
 }
 
 type clientStats struct {
 	invokes, invokeErrors, timeouts, leaderLost atomic.Uint64
 	served, deliveries, pushes, elections       atomic.Uint64
-	events                                      atomic.Uint64
+	events, retried                             atomic.Uint64
 }
 
 // term is the Client's state between two elections: its role, the inner
@@ -126,6 +130,9 @@ type inner interface {
 	unsubscribe(key string, reg json.RawMessage)
 	publish(data []byte, unpublish bool) error
 	fill(st *Stats)
+	// idempotent reports whether a call of method that failed with
+	// ErrLeaderLost may be sent again to the next leader.
+	idempotent(method string) bool
 }
 
 // wsub is one subscription key of this Client.
@@ -217,6 +224,7 @@ func New(name string, factory Factory, opts ...Option) (*Client, error) {
 		closeDone: make(chan struct{}),
 		cur:       newTermState(0, RoleNone),
 	}
+	c.obs.born = time.Now()
 	attrs := []any{slog.String("channel", name)}
 	if !cfg.single {
 		attrs = append(attrs, slog.String("addr", c.addrString()))
@@ -321,6 +329,17 @@ func (c *Client) teardownCtx() context.Context {
 	return context.Background()
 }
 
+// closeContext is Close's context (a leader's hand-over ends with it), or
+// a background one before Close.
+func (c *Client) closeContext() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeCtx != nil {
+		return c.closeCtx
+	}
+	return context.Background()
+}
+
 // runLeader serves one leadership term. It reports whether the term became
 // settled (so the supervisor need not back off).
 func (c *Client) runLeader(lease *election.Lease) bool {
@@ -342,7 +361,7 @@ func (c *Client) runLeader(lease *election.Lease) bool {
 		return false
 	}
 	t := c.startTerm(num, RoleLeader, &localInner{c: c, h: h, lt: lt, role: RoleLeader})
-	log.Info("leading", slog.Any("channels", lease.Channels()))
+	log.Debug("leading", slog.Any("channels", lease.Channels()))
 	h.start(c.factory)
 	settled := false
 	select {
@@ -360,7 +379,11 @@ func (c *Client) runLeader(lease *election.Lease) bool {
 	if !closing {
 		c.lostTerm(t, lt.lostErr)
 	}
-	relErr := lt.end(lease)
+	var relErr error
+	if closing && settled && c.cfg.handover > 0 {
+		relErr, _ = lt.handOver(c.closeContext(), lease)
+	}
+	relErr = errors.Join(relErr, lt.end(lease))
 	c.localOneways.Wait()
 	h.detach(c)
 	if closing {
@@ -398,6 +421,14 @@ func (c *Client) runFollower(conn net.Conn) bool {
 		c.lostTerm(t, err)
 		return false
 	}
+	if readyErr != nil && errors.Is(readyErr, ErrLeaderLeft) {
+		// Its leader is handing over on a transport that keeps the
+		// address meanwhile (see handover.go): calls wait, the
+		// supervisor tries again after its backoff.
+		s.close(nil)
+		c.lostTerm(t, readyErr)
+		return false
+	}
 	if readyErr != nil {
 		c.settle(t, readyErr)
 		if errors.Is(readyErr, ErrNoChannel) {
@@ -433,10 +464,33 @@ func (c *Client) runFollower(conn net.Conn) bool {
 	case <-s.dead:
 		c.lostTerm(t, s.err())
 		s.close(nil)
+	case <-s.leaving:
+		// The leader is closing and freed the address: elect the next
+		// one now, while the calls in flight here are answered.
+		c.leftTerm(t, s)
 	case <-c.ctx.Done():
 		s.close(ErrClosed)
 	}
 	return true
+}
+
+// leftTerm ends a follower's term whose leader is leaving (a hand-over,
+// see handover.go): new calls wait for the next leader, and the session
+// stays open, in the background, until its calls in flight are answered
+// and the old leader hangs up (or this Client closes).
+func (c *Client) leftTerm(t *term, s *session) {
+	c.lostTerm(t, &Error{Op: "connection", Channel: c.name, Addr: c.addrString(), Role: RoleFollower, Kind: ErrLeaderLeft,
+		Err: errors.New("the leader is closing; electing the next one")})
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		select {
+		case <-s.dead:
+			s.close(nil)
+		case <-c.ctx.Done():
+			s.close(ErrClosed)
+		}
+	}()
 }
 
 // runSingle serves single mode: one shared real client per name.
@@ -552,8 +606,18 @@ func (c *Client) replayAndReady(t *term) {
 			}
 			mark = max(mark, p.seq)
 		}
-		for _, q := range queued {
-			if _, err := t.inner.invoke(withMetadata(c.ctx, q.md), q.method, q.args, true); err != nil && err != errNotSent {
+		for i, q := range queued {
+			_, err := t.inner.invoke(withMetadata(c.ctx, q.md), q.method, q.args, true)
+			if err == errNotSent {
+				// The term is ending (its leader died or is leaving): the
+				// calls not sent wait for the next term, in order, and
+				// this one never becomes ready.
+				c.mu.Lock()
+				c.queued = append(slices.Clip(queued[i:]), c.queued...)
+				c.mu.Unlock()
+				return
+			}
+			if err != nil {
 				c.report(t.num, t.role, err)
 			}
 		}
@@ -616,10 +680,14 @@ func (c *Client) lostTerm(t *term, why error) {
 	close(t.ended)
 	c.mu.Unlock()
 	if !wasReady {
-		c.log.Info("electing again", slog.String("role", t.role.String()), slog.Uint64("term", t.num), slog.Any("error", why))
+		c.log.Debug("electing again", slog.String("role", t.role.String()), slog.Uint64("term", t.num), slog.Any("error", why))
 		return
 	}
-	c.log.Warn("leader lost; electing again", slog.String("role", t.role.String()), slog.Uint64("term", t.num), slog.Any("error", why))
+	if errors.Is(why, ErrLeaderLeft) {
+		c.log.Info("leader left; electing the next", slog.String("role", t.role.String()), slog.Uint64("term", t.num))
+	} else {
+		c.log.Warn("leader lost; electing again", slog.String("role", t.role.String()), slog.Uint64("term", t.num), slog.Any("error", why))
+	}
 	c.event(Event{Kind: EventLeaderLost, Role: t.role, Term: t.num, Err: why})
 }
 
@@ -630,6 +698,9 @@ func (c *Client) event(ev Event) {
 	ev.Channel = c.name
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
+	}
+	if h := c.cfg.stats; h != nil {
+		c.observeEvent(h, &ev)
 	}
 	if c.cfg.onEvent == nil {
 		return
@@ -835,22 +906,42 @@ func (c *Client) closedErr(op string) error {
 // *protocol.RemoteError).
 func (c *Client) Invoke(ctx context.Context, method string, args ...any) (Result, error) {
 	c.stats.invokes.Add(1)
+	if h := c.cfg.stats; h != nil {
+		return c.invokeObserved(ctx, h, method, args)
+	}
+	start := time.Now()
+	res, _, err := c.invoke(ctx, method, args)
+	c.methods.record(method, time.Since(start), err, false)
+	return res, err
+}
+
+// invoke runs a two-way call in the first ready term; it returns the
+// role of the term that ran it.
+func (c *Client) invoke(ctx context.Context, method string, args []any) (Result, Role, error) {
 	var stale *term
+	retried := false
 	for {
 		t, err := c.waitReady(ctx, stale)
 		if err != nil {
 			c.countErr(err)
-			return Result{}, err
+			return Result{}, RoleNone, err
 		}
 		res, err := t.inner.invoke(ctx, method, args, false)
 		if err == errNotSent {
 			stale = t
 			continue
 		}
+		if err != nil && !retried && errors.Is(err, ErrLeaderLost) && t.inner.idempotent(method) {
+			// Safe to run twice (Service.Idempotent): once more, on the
+			// next leader, within ctx.
+			retried, stale = true, t
+			c.stats.retried.Add(1)
+			continue
+		}
 		if err != nil {
 			c.countErr(err)
 		}
-		return res, err
+		return res, t.role, err
 	}
 }
 
@@ -871,7 +962,12 @@ func (c *Client) countErr(err error) {
 // leader (EventError), as in Node.
 func (c *Client) InvokeOneway(method string, args ...any) error {
 	c.stats.invokes.Add(1)
-	return c.oneway(nil, method, args)
+	if h := c.cfg.stats; h != nil {
+		return c.onewayObserved(h, nil, method, args)
+	}
+	err := c.oneway(nil, method, args)
+	c.methods.record(method, 0, err, true)
+	return err
 }
 
 // InvokeOnewayContext is InvokeOneway with the metadata of ctx
@@ -884,7 +980,12 @@ func (c *Client) InvokeOnewayContext(ctx context.Context, method string, args ..
 	if err := checkMetadata(md); err != nil {
 		return &Error{Op: "invoke", Channel: c.name, Addr: c.addrString(), Method: method, Err: err}
 	}
-	return c.oneway(md, method, args)
+	if h := c.cfg.stats; h != nil {
+		return c.onewayObserved(h, md, method, args)
+	}
+	err := c.oneway(md, method, args)
+	c.methods.record(method, 0, err, true)
+	return err
 }
 
 func (c *Client) oneway(md map[string]string, method string, args []any) error {
@@ -982,6 +1083,9 @@ func (c *Client) Subscribe(reg any, l Listener, opts ...SubscribeOption) (cancel
 	if isNew && c.cur.inner != nil {
 		c.cur.inner.subscribe(key, raw)
 	}
+	if isNew {
+		c.observeSub(key, true)
+	}
 	var once sync.Once
 	return func() { once.Do(func() { c.removeListener(ln) }) }, nil
 }
@@ -1005,6 +1109,7 @@ func (c *Client) removeListener(ln *listener) {
 }
 
 func (c *Client) dropSubLocked(s *wsub) {
+	c.observeSub(s.key, false)
 	delete(c.subs, s.key)
 	if s.timer != nil {
 		s.timer.Stop()
@@ -1058,7 +1163,7 @@ func (c *Client) armSubscribeTimeout(s *wsub) {
 			cost := time.Since(start)
 			c.report(t.num, t.role, &Error{Op: "subscribe", Channel: c.name, Addr: c.addrString(), Role: t.role,
 				Key: s.key, Kind: ErrSubscribeTimeout, Elapsed: cost,
-				Err: fmt.Errorf("subscribe timeout for %s, cost: %dms, expect is %dms", s.key, cost.Milliseconds(), d.Milliseconds())})
+				Err: fmt.Errorf("no value for %v (subscribe timeout %v)", cost.Round(time.Millisecond), d)})
 		}
 	})
 }
@@ -1090,6 +1195,9 @@ func (c *Client) publish(reg any, un bool) error {
 	_, key, err := c.regJSON(op, reg)
 	if err != nil {
 		return err
+	}
+	if h := c.cfg.stats; h != nil {
+		c.observe(h, StatsEvent{Kind: StatsPublish, Bytes: len(data), Unpublish: un, Role: c.Role()})
 	}
 	c.mu.Lock()
 	if c.closed {
@@ -1148,7 +1256,7 @@ func (c *Client) Close(ctx context.Context) error {
 			c.bg.Wait()
 			c.event(Event{Kind: EventClosed, Role: t.role, Term: t.num})
 			c.disp.stop()
-			c.log.Info("closed", slog.String("role", t.role.String()), slog.Uint64("term", t.num))
+			c.log.Debug("closed", slog.String("role", t.role.String()), slog.Uint64("term", t.num))
 			close(c.closeDone)
 		}()
 	})
@@ -1191,6 +1299,8 @@ func (c *Client) Stats() Stats {
 	st.Timeouts, st.LeaderLost = s.timeouts.Load(), s.leaderLost.Load()
 	st.Served, st.Deliveries, st.Pushes = s.served.Load(), s.deliveries.Load(), s.pushes.Load()
 	st.Elections, st.Events, st.EventsDropped = s.elections.Load(), s.events.Load(), c.disp.dropped.Load()
+	st.Retried = s.retried.Load()
+	st.Methods, st.ServedMethods = c.methods.snapshot(), c.servedMethods.snapshot()
 	return st
 }
 
@@ -1246,6 +1356,10 @@ func (li *localInner) publish(data []byte, un bool) error {
 	}
 	return nil
 }
+
+// idempotent: a call on this process's own real client is never lost
+// with a leader.
+func (li *localInner) idempotent(string) bool { return false }
 
 func (li *localInner) fill(st *Stats) {
 	st.InFlight = int(li.h.running.Load())

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -163,27 +164,40 @@ func TestCC038_CloseTwiceAndLateErrors(t *testing.T) {
 }
 
 // RG-20: closing a leader while a follower's call runs raises no internal
-// error event (timeouts, dropped replies) during or after Close.
+// error event (timeouts, dropped replies) during or after Close, whether
+// the leader hands over (the call is answered) or hangs up at once (the
+// call fails with ErrLeaderLost).
 func TestRG20_NoInternalErrorsAfterClose(t *testing.T) {
-	w := newWorld()
-	rec := newRecorder()
-	tr, addr := memNet(t)
-	opts := []cluster.Option{cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithResponseTimeout(100 * time.Millisecond)}
-	l := newClient(t, "CloseBusy", w, append(opts, rec.opt())...)
-	ready(t, l)
-	f := newClient(t, "CloseBusy", w, opts...)
-	ready(t, f)
-	done := make(chan error, 1)
-	go func() { _, err := f.Invoke(tctx(t, wait), "sleep", 300); done <- err }()
-	eventually(t, wait, "call running", func() bool { return l.Stats().InFlight == 1 })
-	if err := l.Close(tctx(t, wait)); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err == nil {
-		t.Fatal("call succeeded on a closed leader")
-	}
-	if n := rec.count(func(ev cluster.Event) bool { return ev.Kind == cluster.EventError }); n != 0 {
-		t.Fatalf("%d error events around close: %v", n, rec.all())
+	for _, handover := range []bool{true, false} {
+		t.Run(fmt.Sprintf("handover=%v", handover), func(t *testing.T) {
+			w := newWorld()
+			rec := newRecorder()
+			tr, addr := memNet(t)
+			opts := []cluster.Option{cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithResponseTimeout(100 * time.Millisecond)}
+			if !handover {
+				opts = append(opts, cluster.WithHandoverTimeout(0))
+			}
+			l := newClient(t, "CloseBusy", w, append(opts, rec.opt())...)
+			ready(t, l)
+			f := newClient(t, "CloseBusy", w, opts...)
+			ready(t, f)
+			done := make(chan error, 1)
+			go func() { _, err := f.Invoke(tctx(t, wait), "sleep", 300); done <- err }()
+			eventually(t, wait, "call running", func() bool { return l.Stats().InFlight == 1 })
+			if err := l.Close(tctx(t, wait)); err != nil {
+				t.Fatal(err)
+			}
+			err := <-done
+			switch {
+			case handover && err != nil:
+				t.Fatalf("the call in flight during a hand-over: %v, want its answer", err)
+			case !handover && !errors.Is(err, cluster.ErrLeaderLost):
+				t.Fatalf("the call in flight on a leader that hung up: %v, want ErrLeaderLost", err)
+			}
+			if n := rec.count(func(ev cluster.Event) bool { return ev.Kind == cluster.EventError }); n != 0 {
+				t.Fatalf("%d error events around close: %v", n, rec.all())
+			}
+		})
 	}
 }
 

@@ -65,7 +65,22 @@
 // with it. Each Client then subscribes again, publishes again, and runs the
 // calls that waited. Calls that were in flight on the dead leader fail at
 // once with ErrLeaderLost: their effect is unknown, so only the caller can
-// decide to retry.
+// decide to retry, unless the Service declared the method safe to repeat
+// (Service.Idempotent): then the follower sends the call once more, to the
+// next leader, within the caller's context.
+//
+// A leader that closes on purpose (Client.Close: a deploy, a CLI that is
+// done) hands over instead of failing calls (WithHandoverTimeout, on by
+// default): it frees the address at once, tells its Go followers that it
+// is leaving so that they elect the next leader without waiting, answers
+// the calls they had already sent, and only then closes the real client.
+// Calls made meanwhile wait for the next leader; nothing fails. A Node
+// follower is not told: it sees its connection close once its calls were
+// answered, as when a Node leader exits. The hand-over is bounded by the
+// option and by Close's context; past the bound, what is left fails with
+// ErrLeaderLost. (On a transport whose conns end with their listener,
+// KCP, the address is freed only at the end, so the followers elect once
+// the hand-over is done; calls still wait rather than fail.)
 //
 // A hung leader (stopped with SIGSTOP, deadlocked, or a stranger holding
 // the address) is the one failure nobody can cure by electing: the kernel
@@ -100,10 +115,23 @@
 // # Events, logs and stats
 //
 // WithEventHandler receives role changes, readiness, lost leaders,
-// background errors (a subscribe timeout, a follower dropped for idleness,
-// an unacknowledged push, a late reply dropped, a listener panic) and the
-// real client's own events; Stats returns counters. Logs go to a
-// *slog.Logger with the attributes channel, addr, role and term.
+// followers joining and leaving the leader, background errors (a subscribe
+// timeout, a follower dropped for idleness, an unacknowledged push, a late
+// reply dropped, a listener panic) and the real client's own events; Stats
+// returns counters and per-method figures (calls, errors, latency
+// quantiles) for the calls made and, on the leader, served. Logs go to a
+// *slog.Logger with the attributes channel, addr, role and term; at the
+// default level (Info) a normal run writes one line per Client, when it
+// becomes ready.
+//
+// WithStatsHandler installs a StatsHandler, the hook for metrics and
+// tracing: it sees each call at its start and end on the caller (any role)
+// and on the leader serving a follower's call, and its TagCall returns the
+// context the call goes on with (a tracer puts its trace context into the
+// call's metadata there, and takes it out on the leader); it also sees
+// terms, time to ready, followers, subscriptions, publications and pushes.
+// The module github.com/go-clusterclient/clusterclient/otel implements it
+// for OpenTelemetry. Without one, a call pays a single nil test.
 //
 // # Authentication and limits
 //

@@ -25,6 +25,13 @@ var (
 	// in flight. The call's effect is unknown; it is safe to retry an
 	// idempotent call (the retry waits for the next leader).
 	ErrLeaderLost = errors.New("cluster: connection to the leader lost")
+	// ErrLeaderLeft: the leader closed on purpose and handed over
+	// (WithHandoverTimeout): its followers elect the next leader at once,
+	// and its calls in flight are still answered. It is the reason of the
+	// EventLeaderLost a follower raises then; no call fails with it. A
+	// follower that registers with a leader in the middle of its hand-over
+	// hears it too, and tries again shortly.
+	ErrLeaderLeft = errors.New("cluster: the leader left")
 	// ErrUnknownMethod: the real client does not declare the method (or does
 	// not declare subscribe, publish, ...).
 	ErrUnknownMethod = errors.New("cluster: method not declared by the real client")
@@ -94,6 +101,7 @@ const (
 	CodeHandshake     = "ERR_CLUSTER_HANDSHAKE"
 	CodeProtocol      = "ERR_CLUSTER_PROTOCOL"
 	CodeOverloaded    = "ERR_CLUSTER_OVERLOADED"
+	CodeLeaderLeft    = "ERR_CLUSTER_LEADER_LEFT"
 )
 
 var codeSentinels = map[string]error{
@@ -104,6 +112,7 @@ var codeSentinels = map[string]error{
 	CodeHandshake:     ErrHandshake,
 	CodeProtocol:      ErrProtocol,
 	CodeOverloaded:    ErrOverloaded,
+	CodeLeaderLeft:    ErrLeaderLeft,
 }
 
 var sentinelNames = map[error]struct{ name, code string }{
@@ -114,6 +123,7 @@ var sentinelNames = map[error]struct{ name, code string }{
 	ErrHandshake:     {"HandshakeError", CodeHandshake},
 	ErrProtocol:      {"ProtocolError", CodeProtocol},
 	ErrOverloaded:    {"OverloadedError", CodeOverloaded},
+	ErrLeaderLeft:    {"LeaderLeftError", CodeLeaderLeft},
 }
 
 // Error is the error type of the package. It names where it happened: the

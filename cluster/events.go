@@ -78,6 +78,16 @@ const (
 	EventUpstream
 	// EventClosed: Close finished. It is the last event.
 	EventClosed
+	// EventFollowerJoined: on the leader, a follower's connection was
+	// admitted to the channel (registered, and authenticated when the
+	// cluster authenticates). Remote is its address; PID its process id
+	// when the transport reports it (unix sockets), else 0.
+	EventFollowerJoined
+	// EventFollowerLeft: on the leader, an admitted follower's connection
+	// ended (it closed, died, was dropped, or the term ended); Err says
+	// why when it was not a plain hang-up. Remote and PID as for
+	// EventFollowerJoined.
+	EventFollowerLeft
 )
 
 func (k EventKind) String() string {
@@ -94,6 +104,10 @@ func (k EventKind) String() string {
 		return "upstream"
 	case EventClosed:
 		return "closed"
+	case EventFollowerJoined:
+		return "follower-joined"
+	case EventFollowerLeft:
+		return "follower-left"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
@@ -109,12 +123,20 @@ type Event struct {
 	Err     error
 	Name    string // EventUpstream: the real client's event name
 	Data    any    // EventUpstream: its data
+	Remote  string // EventFollowerJoined, EventFollowerLeft: the follower's address
+	PID     int    // EventFollowerJoined, EventFollowerLeft: its process id, when known (else 0)
 }
 
 func (e Event) String() string {
 	s := fmt.Sprintf("%s channel=%q role=%s term=%d", e.Kind, e.Channel, e.Role, e.Term)
 	if e.Name != "" {
 		s += fmt.Sprintf(" name=%q", e.Name)
+	}
+	if e.Remote != "" {
+		s += " remote=" + e.Remote
+	}
+	if e.PID != 0 {
+		s += fmt.Sprintf(" pid=%d", e.PID)
 	}
 	if e.Err != nil {
 		s += " err=" + e.Err.Error()
@@ -142,10 +164,17 @@ type Stats struct {
 	InvokeErrors  uint64 // calls that returned an error
 	Timeouts      uint64 // calls that failed with ErrTimeout
 	LeaderLost    uint64 // calls that failed with ErrLeaderLost
+	Retried       uint64 // idempotent calls sent again after ErrLeaderLost (Service.Idempotent)
 	Served        uint64 // leader: calls served for followers
 	Deliveries    uint64 // values handed to this Client's listeners
 	Pushes        uint64 // leader: values sent to followers
 	Elections     uint64 // elections won or joined (terms)
 	Events        uint64 // events delivered to the handler
 	EventsDropped uint64 // events dropped because the handler fell behind
+
+	// Methods are the figures of the calls made through this Client, by
+	// method (nil before the first); ServedMethods, on the leader, those
+	// of the calls it ran for followers. See MethodStats.
+	Methods       map[string]MethodStats
+	ServedMethods map[string]MethodStats
 }

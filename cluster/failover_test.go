@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,13 +97,16 @@ func TestCC017_ListenerClosedFailover(t *testing.T) {
 	eventually(t, wait, "the old real client closed", func() bool { return w.closes.Load() == 1 })
 }
 
-// Failover after the leader closes: calls in flight on it fail at once
+// Failover after the leader hangs up (its hand-over off, as a crash looks
+// to followers): calls in flight on it fail at once
 // with the retryable ErrLeaderLost; calls made during the election wait and
 // succeed on the new leader; a removed publication stays removed (SRC-08).
 func TestFailoverInFlightLostQueuedRun(t *testing.T) {
 	w := newWorld()
 	tr, addr := memNet(t)
-	opts := []cluster.Option{cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithResponseTimeout(10 * time.Second)}
+	// The leader hangs up as a crashed one would (no hand-over).
+	opts := []cluster.Option{cluster.WithTransport(tr), cluster.WithAddr(addr), cluster.WithResponseTimeout(10 * time.Second),
+		cluster.WithHandoverTimeout(0)}
 	l := newClient(t, "Failover", w, opts...)
 	ready(t, l)
 	f1 := newClient(t, "Failover", w, opts...)
@@ -137,6 +141,11 @@ func TestFailoverInFlightLostQueuedRun(t *testing.T) {
 	case err := <-inflight:
 		if !errors.Is(err, cluster.ErrLeaderLost) {
 			t.Fatalf("in-flight call: %v", err)
+		}
+		// Issue 18: the message says it once, in Go words.
+		if msg := err.Error(); strings.Count(msg, "connection to the leader lost") != 1 || strings.Count(msg, "cluster:") != 1 ||
+			!strings.Contains(msg, `cluster: invoke "sleep" on channel "Failover" (follower at mem `) {
+			t.Errorf("in-flight call's error reads %q", msg)
 		}
 		if el := time.Since(start); el >= 1500*time.Millisecond {
 			t.Fatalf("in-flight call failed only after %v: it waited for the method", el)

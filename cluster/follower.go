@@ -53,6 +53,18 @@ type session struct {
 	wg     sync.WaitGroup
 
 	reply *protocol.ConnObject // the register reply that answer checked (nil before one arrived)
+	idem  map[string]bool      // the leader's idempotent methods (set by answer, read-only after)
+
+	// The leader's hand-over (see handover.go): leaving is closed when the
+	// leader said it is leaving; from then on calls are not sent on this
+	// session (errNotSent: they go to the next leader), and once the calls
+	// that were sent are answered, leaving_res tells the leader that
+	// nothing more comes.
+	leaving   chan struct{}
+	leaveOnce sync.Once
+	draining  atomic.Bool
+	active    atomic.Int64  // calls being sent or awaiting their answer
+	settled   chan struct{} // a call ended while draining (capacity 1)
 }
 
 type regAnswer struct {
@@ -62,11 +74,13 @@ type regAnswer struct {
 
 func newSession(c *Client, num uint64, conn net.Conn) *session {
 	s := &session{
-		c:     c,
-		num:   num,
-		addr:  c.addrString(),
-		dead:  make(chan struct{}),
-		regCh: make(chan regAnswer, 1),
+		c:       c,
+		num:     num,
+		addr:    c.addrString(),
+		dead:    make(chan struct{}),
+		regCh:   make(chan regAnswer, 1),
+		leaving: make(chan struct{}),
+		settled: make(chan struct{}, 1),
 	}
 	s.authed.Store(c.cfg.handshake == nil)
 	s.log = c.log.With(slog.String("role", RoleFollower.String()), slog.Uint64("term", num))
@@ -86,7 +100,7 @@ func (s *session) timeoutErr(method string, id int64) error {
 	d := s.c.cfg.responseTimeout
 	return &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method,
 		Kind: ErrTimeout, Elapsed: d,
-		Err: fmt.Errorf("server no response in %dms, address#%s (request %d)", d.Milliseconds(), s.c.cfg.addr, id)}
+		Err: fmt.Errorf("request %d unanswered", id)}
 }
 
 // die ends the session once: the connection closes, every call in flight
@@ -122,10 +136,15 @@ func (s *session) Request(pk protocol.Packet, co protocol.ConnObject) link.Job {
 	switch co.Type {
 	case protocol.KindSubscribeResult:
 		// The value first: the acknowledgement's write need not delay
-		// the listeners.
-		_, cached := co.Ext[cachedMember]
-		s.c.deliver(co.Key, append([]byte(nil), pk.App...), cached)
+		// the listeners. A leader that is leaving may still push: its
+		// values are not delivered, the next leader's are.
+		if !s.draining.Load() {
+			_, cached := co.Ext[cachedMember]
+			s.c.deliver(co.Key, append([]byte(nil), pk.App...), cached)
+		}
 		s.l.Send(true, pk.ID, 0, &protocol.ConnObject{Type: protocol.KindSubscribeResultRes}, nil)
+	case protocol.KindLeaving:
+		s.leave(pk.ID)
 	default:
 		s.c.report(s.num, RoleFollower, &Error{Op: "request", Channel: s.c.name, Addr: s.addr, Role: RoleFollower,
 			Kind: ErrProtocol, Err: fmt.Errorf("unsupported request type %q from the leader", co.Type)})
@@ -299,6 +318,12 @@ func (s *session) answer(ctx context.Context, info PeerInfo, ans regAnswer) (rea
 		if json.Unmarshal(raw, &li) == nil && li.Codec != "" && li.Codec != cfg.codec.Name() {
 			return nil, s.regErr(ErrProtocol, fmt.Errorf("codec mismatch: leader speaks %q, this follower %q", li.Codec, cfg.codec.Name()))
 		}
+		if len(li.Idempotent) > 0 {
+			s.idem = make(map[string]bool, len(li.Idempotent))
+			for _, m := range li.Idempotent {
+				s.idem[m] = true
+			}
+		}
 	}
 	var rep regReply
 	if len(ans.app) == 0 {
@@ -316,7 +341,7 @@ func (s *session) answer(ctx context.Context, info PeerInfo, ans regAnswer) (rea
 		switch kind {
 		case ErrHandshake, ErrProtocol:
 			return nil, s.regErr(kind, re)
-		case ErrNoChannel:
+		case ErrNoChannel, ErrLeaderLeft:
 			// Answered before any handshake; it only makes the Client
 			// try again later.
 			return &Error{Op: "ready", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Kind: kind, Err: re}, nil
@@ -370,6 +395,10 @@ func (s *session) confirm(ext Ext) error {
 
 // invoke sends one call; oneway calls return once queued.
 func (s *session) invoke(ctx context.Context, method string, args []any, oneway bool) (Result, error) {
+	if !s.enter() {
+		return Result{}, errNotSent // the leader is leaving: the next one gets it
+	}
+	defer s.exit()
 	cfg := &s.c.cfg
 	buf := getBuf()
 	defer putBuf(buf)
@@ -379,6 +408,9 @@ func (s *session) invoke(ctx context.Context, method string, args []any, oneway 
 			return Result{}, &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method,
 				Kind: ErrProtocol, Err: fmt.Errorf("argument %d: %w", i, err)}
 		}
+	}
+	if s.c.cfg.stats != nil {
+		noteBytesOut(ctx, len(*buf))
 	}
 	co := protocol.ConnObject{Type: protocol.KindInvoke, Method: method, ArgLength: len(args), Oneway: oneway}
 	ext, err := metadataExt(ctx)
@@ -417,7 +449,7 @@ func (s *session) invoke(ctx context.Context, method string, args []any, oneway 
 		case errors.As(err, &e) && e.Op == "connection":
 			// The session died with the call in flight.
 			return Result{}, &Error{Op: "invoke", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Method: method,
-				Kind: ErrLeaderLost, Err: e}
+				Kind: ErrLeaderLost, Err: connCause(e)}
 		}
 		return Result{}, err // no answer within the response timeout
 	}
@@ -470,4 +502,51 @@ func (s *session) sendSub(key string, reg json.RawMessage, sub bool) {
 		typ = protocol.KindUnsubscribe
 	}
 	s.l.Send(false, ids.Next(), s.c.cfg.timeoutMS(), &protocol.ConnObject{Type: typ, Key: key, Reg: reg}, nil)
+}
+
+// idempotent reports whether the leader declared method safe to send again
+// (Service.Idempotent).
+func (s *session) idempotent(method string) bool { return s.idem[method] }
+
+// enter counts a call about to be sent, unless the leader is leaving.
+func (s *session) enter() bool {
+	s.active.Add(1)
+	if s.draining.Load() {
+		s.exit()
+		return false
+	}
+	return true
+}
+
+// exit counts a call that ended; while draining, it wakes the drain.
+func (s *session) exit() {
+	if s.active.Add(-1) == 0 && s.draining.Load() {
+		select {
+		case s.settled <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// leave handles the leader's leaving request (id), on the reader: from now
+// on calls go to the next leader; once the calls sent here are answered
+// (or gave up), leaving_res tells the leader nothing more comes. The
+// leader then closes the connection; the Client has moved on already.
+func (s *session) leave(id int64) {
+	s.leaveOnce.Do(func() {
+		s.draining.Store(true)
+		close(s.leaving)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for s.active.Load() > 0 {
+				select {
+				case <-s.settled:
+				case <-s.dead:
+					return
+				}
+			}
+			s.l.Send(true, id, 0, &protocol.ConnObject{Type: protocol.KindLeavingRes}, nil)
+		}()
+	})
 }

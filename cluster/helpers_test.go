@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,8 +20,11 @@ import (
 	"github.com/go-clusterclient/clusterclient/election"
 	"github.com/go-clusterclient/clusterclient/protocol"
 	"github.com/go-clusterclient/clusterclient/transport"
+	"github.com/go-clusterclient/clusterclient/transport/kcp"
 	"github.com/go-clusterclient/clusterclient/transport/mem"
+	"github.com/go-clusterclient/clusterclient/transport/tcp"
 	"github.com/go-clusterclient/clusterclient/transport/transporttest"
+	"github.com/go-clusterclient/clusterclient/transport/unix"
 )
 
 // world stands in for the upstream server every real client of a test
@@ -37,6 +42,8 @@ type world struct {
 	ctxSeen        chan error    // "waitctx" reports its context's end here
 	sleepEnd       atomic.Int64  // unix nanos when the last "sleep" returned
 	closeAt        atomic.Int64  // unix nanos when the last Close ran
+	idempotent     []string      // the Service's idempotent methods
+	ticks          atomic.Int32  // "tick" calls run, by every real client
 
 	mu       sync.Mutex
 	upSubs   map[string]int
@@ -202,11 +209,19 @@ func (rc *realClient) service() *cluster.Service {
 				}
 				return nil, err
 			},
+			// tick counts its runs (a one-way call must run exactly once,
+			// whatever the leader changes).
+			"tick": cluster.Action(func(_ context.Context, ms int) error {
+				time.Sleep(time.Duration(ms) * time.Millisecond)
+				rc.w.ticks.Add(1)
+				return nil
+			}),
 			"emit": cluster.Action(func(_ context.Context, name string) error {
 				rc.emit(name, fmt.Errorf("upstream event %s", name))
 				return nil
 			}),
 		},
+		Idempotent: rc.w.idempotent,
 		Close: func(context.Context) error {
 			rc.w.closeAt.Store(time.Now().UnixNano())
 			time.Sleep(rc.w.closeDelay)
@@ -232,6 +247,33 @@ func memNet(t testing.TB) (transport.Transport, string) {
 	}
 	return tr, fmt.Sprintf("cluster-test-%d", addrSeq.Add(1))
 }
+
+// testNet is a transport the tests run a cluster on, with a fresh address.
+type testNet struct {
+	name string
+	make func(testing.TB) (transport.Transport, string)
+}
+
+var (
+	netMem = testNet{"mem", memNet}
+	netTCP = testNet{"tcp", func(t testing.TB) (transport.Transport, string) {
+		return tcp.New(tcp.Config{}), "127.0.0.1:" + strconv.Itoa(freePort(t))
+	}}
+	netUnix = testNet{"unix", func(t testing.TB) (transport.Transport, string) {
+		tr, err := unix.New(unix.DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr, filepath.Join(t.TempDir(), "cluster.sock")
+	}}
+	netKCP = testNet{"kcp", func(t testing.TB) (transport.Transport, string) {
+		tr, err := kcp.New(kcp.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr, "127.0.0.1:" + strconv.Itoa(freePort(t))
+	}}
+)
 
 // freePort returns a loopback TCP port nobody listens on right now.
 func freePort(t testing.TB) int {

@@ -47,6 +47,7 @@ type host struct {
 	codec     protocol.Codec
 	broadcast bool
 	log       *slog.Logger
+	stats     StatsHandler // WithStatsHandler of the Client that made it (nil: none)
 
 	ctx    context.Context // cancelled when the term ends (factory and handler contexts derive from it)
 	cancel context.CancelFunc
@@ -104,6 +105,7 @@ func newHost(name string, cfg *config, log *slog.Logger) *host {
 		codec:     cfg.codec,
 		broadcast: cfg.broadcast,
 		log:       log,
+		stats:     cfg.stats,
 		ctx:       ctx,
 		cancel:    cancel,
 		ready:     make(chan struct{}),
@@ -432,6 +434,9 @@ func (h *host) push(t *topic, v any) {
 		return
 	}
 	t.cache, t.cached, t.at = data, true, time.Now()
+	if h.stats != nil {
+		h.observePush(t.key, len(data), fanout(len(t.subs), h.broadcast))
+	}
 	if len(t.subs) == 0 {
 		return
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/go-clusterclient/clusterclient/cluster"
 	"github.com/go-clusterclient/clusterclient/protocol"
-	"github.com/go-clusterclient/clusterclient/transport"
 	"github.com/go-clusterclient/clusterclient/transport/tcp"
 	"github.com/go-clusterclient/clusterclient/transport/transporttest"
 )
@@ -108,7 +107,7 @@ func TestCC011_ResponseTimeout(t *testing.T) {
 	if el < 200*time.Millisecond || el >= 600*time.Millisecond {
 		t.Fatalf("timed out after %v (timeout 200ms, method 600ms)", el)
 	}
-	for _, want := range []string{`"sleep"`, "no response in 200ms", "address#" + addr} {
+	for _, want := range []string{`"sleep"`, "(follower at mem " + addr + "): no response within the response timeout (200ms): request "} {
 		if !strings.Contains(err.Error(), want) {
 			t.Fatalf("error %q lacks %q", err, want)
 		}
@@ -491,16 +490,7 @@ func TestSlowCallDoesNotHoldUpItsConnection(t *testing.T) {
 // values pushed between calls must arrive (a background reader takes
 // over when no call is in flight).
 func TestReadingCallerEndsWithItsContext(t *testing.T) {
-	nets := []struct {
-		name string
-		make func(testing.TB) (transport.Transport, string)
-	}{
-		{"mem", memNet},
-		{"tcp", func(t testing.TB) (transport.Transport, string) {
-			return tcp.New(tcp.Config{}), "127.0.0.1:" + strconv.Itoa(freePort(t))
-		}},
-	}
-	for _, n := range nets {
+	for _, n := range []testNet{netMem, netTCP} {
 		t.Run(n.name, func(t *testing.T) {
 			tr, addr := n.make(t)
 			w := newWorld()

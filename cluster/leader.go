@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/go-clusterclient/clusterclient/cluster/internal/link"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,10 +27,22 @@ const extKey = "clusterclient"
 type extInfo struct {
 	V     int    `json:"v"`
 	Codec string `json:"codec"`
+	// Handover: a follower that understands leaving (it is sent only to
+	// those), or a leader that sends it.
+	Handover bool `json:"handover,omitempty"`
+	// Idempotent: the leader's methods a follower may send again after
+	// losing a leader with the call in flight (Service.Idempotent).
+	Idempotent []string `json:"idempotent,omitempty"`
 }
 
 func ourExt(codec protocol.Codec) json.RawMessage {
-	b, _ := json.Marshal(extInfo{V: 1, Codec: codec.Name()})
+	return extWith(codec, nil)
+}
+
+// extWith is our extension member, with the Service's idempotent methods
+// (a leader's register reply, once its real client started).
+func extWith(codec protocol.Codec, idempotent []string) json.RawMessage {
+	b, _ := json.Marshal(extInfo{V: 1, Codec: codec.Name(), Handover: true, Idempotent: idempotent})
 	return b
 }
 
@@ -130,6 +143,7 @@ func (lt *leaderTerm) end(lease *election.Lease) error {
 	for _, p := range peers {
 		p.l.Wait()
 	}
+	lt.srv.wait()
 	return err
 }
 
@@ -196,6 +210,9 @@ type peer struct {
 	overloaded atomic.Bool  // reported and dropped once
 	inflight   atomic.Int32 // calls running for it (not one-way)
 
+	joined atomic.Bool            // admitted: EventFollowerJoined was raised (EventFollowerLeft is due at close)
+	remote atomic.Pointer[string] // remoteAddr's text, once computed
+
 	// ctx is the context of its calls: cancelled when it leaves (its
 	// calls still running learn that nobody waits for them) or the term
 	// ends.
@@ -211,6 +228,9 @@ type peer struct {
 	reg       regWait            // the latest register_channel waiting for the real client's start
 	calls     map[int64]*callCtx // two-way calls running, by request id (for invoke_cancel)
 	toldErr   error              // the ready error its register reply carried (nil: none, or success)
+
+	handover atomic.Bool // a Go follower that understands leaving (its register said so)
+	left     atomic.Bool // it answered leaving: it sends nothing more
 }
 
 // regWait is a register_channel that waits for the real client's start:
@@ -306,6 +326,7 @@ func (p *peer) close(reason error) {
 	delete(p.lt.peers, p)
 	p.lt.mu.Unlock()
 	p.lt.srv.forget(p.l)
+	p.followerEvent(EventFollowerLeft, reason)
 }
 
 // Request handles one request of the follower, on the link's reader; a
@@ -377,9 +398,13 @@ func (p *peer) Request(pk protocol.Packet, co protocol.ConnObject) link.Job {
 	return link.Job{}
 }
 
-// Response: acknowledgements of pushes are settled by the link; a
-// follower sends no other response.
-func (p *peer) Response(protocol.Packet, protocol.ConnObject) {}
+// Response: acknowledgements of pushes are settled by the link; the only
+// other response a follower sends is its answer to leaving.
+func (p *peer) Response(_ protocol.Packet, co protocol.ConnObject) {
+	if co.Type == protocol.KindLeavingRes {
+		p.left.Store(true)
+	}
+}
 
 // Ended is the follower's connection ending under the reader.
 func (p *peer) Ended(err error) {
@@ -413,6 +438,7 @@ func (p *peer) register(id int64, timeout int32, co *protocol.ConnObject) {
 				Err: fmt.Errorf("codec mismatch: leader speaks %q, follower %q", cfg.codec.Name(), info.Codec)})
 			return
 		}
+		p.handover.Store(info.Handover)
 	}
 	if hs := cfg.handshake; hs != nil {
 		// A retried register_channel carries the same hello and
@@ -447,13 +473,18 @@ func (p *peer) register(id int64, timeout int32, co *protocol.ConnObject) {
 		// Read and note the outcome together: retell, run after each
 		// new outcome, then sees what this follower was told.
 		p.mu.Lock()
-		err := lt.host.current().err
+		st := lt.host.current()
+		err := st.err
 		p.toldErr = err
 		p.mu.Unlock()
+		ext := rw.ext
 		if err != nil {
 			re = toRemote(err)
+		} else if st.svc != nil && len(st.svc.Idempotent) > 0 {
+			ext = maps.Clone(ext)
+			ext[extKey] = extWith(cfg.codec, st.svc.Idempotent)
 		}
-		p.reply(protocol.KindRegisterChannelRes, rw.id, rw.timeout, re, rw.ext)
+		p.reply(protocol.KindRegisterChannelRes, rw.id, rw.timeout, re, ext)
 	}
 	rw := regWait{id: id, timeout: timeout, ext: replyExt}
 	if lt.host.isReady() {
@@ -546,6 +577,7 @@ func (p *peer) admit() {
 	p.mu.Unlock()
 	p.l.Admit(cfg.limits, cfg.maxWriteBuffer)
 	p.lt.srv.admitted(p.l)
+	p.followerEvent(EventFollowerJoined, nil)
 }
 
 // drop hangs up on a connection that was not admitted.
@@ -668,6 +700,16 @@ func (p *peer) cancelCall(id int64) {
 // oneway or outlived the caller's timeout (then the late reply is
 // dropped and reported).
 func (p *peer) serve(ctx context.Context, cc *callCtx, id int64, timeout int32, method string, argc int, app []byte, oneway bool) {
+	if h := p.lt.c.cfg.stats; h != nil {
+		p.serveObserved(h, ctx, cc, id, timeout, method, argc, app, oneway)
+		return
+	}
+	p.run(ctx, cc, id, timeout, method, argc, app, oneway)
+}
+
+// run is serve's work: it returns the bytes of the reply it sent (0 for
+// none) and the call's outcome.
+func (p *peer) run(ctx context.Context, cc *callCtx, id int64, timeout int32, method string, argc int, app []byte, oneway bool) (sent int, err error) {
 	lt := p.lt
 	start := time.Now()
 	if cc != nil {
@@ -688,26 +730,28 @@ func (p *peer) serve(ctx context.Context, cc *callCtx, id int64, timeout int32, 
 		res, err = lt.host.call(ctx, method, Args{codec: lt.host.codec, enc: args})
 	}
 	lt.c.stats.served.Add(1)
+	lt.c.servedMethods.record(method, time.Since(start), err, oneway)
 	if p.ctx.Err() != nil {
 		// The term ended while the method ran, or the follower left: its
 		// connection is closing, and the caller must see ErrLeaderLost
 		// (the effect is unknown, a retry is safe), not the context
 		// cancellation the end caused inside the method.
-		return
+		return 0, err
 	}
 	if oneway {
 		if err != nil {
 			lt.c.report(lt.num, RoleLeader, &Error{Op: "invoke", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader,
 				Method: method, Kind: sentinelFor(err), Err: err})
 		}
-		return
+		return 0, err
 	}
 	if elapsed := time.Since(start); timeout > 0 && elapsed > protocol.Timeout(timeout) {
-		lt.c.report(lt.num, RoleLeader, &Error{Op: "invoke", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader,
+		err := &Error{Op: "invoke", Channel: lt.c.name, Addr: lt.addr, Role: RoleLeader,
 			Method: method, Kind: ErrLeaderTimeout, Elapsed: elapsed,
 			Err: fmt.Errorf("request %d from %s took %v, its timeout is %v: reply dropped", id, p.l.Conn().RemoteAddr(),
-				elapsed.Round(time.Millisecond), protocol.Timeout(timeout))})
-		return
+				elapsed.Round(time.Millisecond), protocol.Timeout(timeout))}
+		lt.c.report(lt.num, RoleLeader, err)
+		return 0, err
 	}
 	codec := lt.host.codec
 	buf := getBuf()
@@ -732,14 +776,14 @@ func (p *peer) serve(ctx context.Context, cc *callCtx, id int64, timeout int32, 
 			Err: fmt.Errorf("the result encodes to %d bytes, more than a frame may carry (%d, WithLimits)", len(*buf), appLen(lt.c.cfg.limits))}
 	}
 	if !ok {
-		p.fail(id, timeout, err)
-		return
+		return p.fail(id, timeout, err), err
 	}
 	p.send("invoke", "", true, id, timeout, &protocol.ConnObject{Type: protocol.KindInvokeResult, Success: true}, *buf)
+	return len(*buf), nil
 }
 
-// fail answers a call with an error.
-func (p *peer) fail(id int64, timeout int32, err error) {
+// fail answers a call with an error; it returns the reply's size.
+func (p *peer) fail(id int64, timeout int32, err error) int {
 	buf := getBuf()
 	defer putBuf(buf)
 	var body any = toRemote(err)
@@ -753,9 +797,10 @@ func (p *peer) fail(id int64, timeout int32, err error) {
 	var encErr error
 	if *buf, encErr = p.lt.host.codec.Append((*buf)[:0], body); encErr != nil {
 		p.lt.log.Error("cannot encode an error reply", slog.Any("error", encErr))
-		return
+		return 0
 	}
 	p.send("invoke", "", true, id, timeout, &protocol.ConnObject{Type: protocol.KindInvokeResult, Success: false}, *buf)
+	return len(*buf)
 }
 
 // nodeErrorBody is a failed invoke_result's app object in Node's shape

@@ -146,7 +146,7 @@ func TestUI18_LogsNameChannelAddressRoleTerm(t *testing.T) {
 	// The "ready" line is written just after Ready returns (the term is
 	// marked ready first), so wait for it rather than racing it.
 	for _, want := range []string{
-		`msg=leading channel=Logged addr="mem ` + addr + `" role=leader term=1`,
+		`msg=ready channel=Logged addr="mem ` + addr + `" role=leader term=1`,
 		`msg=ready channel=Logged addr="mem ` + addr + `" role=follower term=1`,
 	} {
 		deadline := time.Now().Add(wait)

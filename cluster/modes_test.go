@@ -31,19 +31,26 @@ type memberArgs struct {
 	CallEvery  time.Duration // 0: no continuous calls
 	PubEvery   time.Duration // 0: no continuous publishes
 	CallBudget time.Duration // each call's context timeout
+	NoHandover bool          // WithHandoverTimeout(0): Close hangs up at once
+	Idempotent bool          // the Service declares whoami idempotent
+	CallWork   time.Duration // how long whoami works on the leader
 }
 
 func (a memberArgs) list() []string {
 	return []string{a.Name, strconv.Itoa(a.Port), a.Mode, a.Heartbeat.String(), a.CallEvery.String(),
-		a.PubEvery.String(), a.CallBudget.String()}
+		a.PubEvery.String(), a.CallBudget.String(), strconv.FormatBool(a.NoHandover), strconv.FormatBool(a.Idempotent),
+		a.CallWork.String()}
 }
 
 func parseMemberArgs(args []string) (memberArgs, error) {
-	if len(args) != 7 {
-		return memberArgs{}, fmt.Errorf("want 7 args, got %q", args)
+	if len(args) != 10 {
+		return memberArgs{}, fmt.Errorf("want 10 args, got %q", args)
 	}
-	a := memberArgs{Name: args[0], Mode: args[2]}
+	a := memberArgs{Name: args[0], Mode: args[2], NoHandover: args[7] == "true", Idempotent: args[8] == "true"}
 	var err error
+	if a.CallWork, err = time.ParseDuration(args[9]); err != nil {
+		return a, err
+	}
 	if a.Port, err = strconv.Atoi(args[1]); err != nil {
 		return a, err
 	}
@@ -86,10 +93,18 @@ func memberMode(args []string) int {
 	var builds atomic.Int32
 	factory := func(ctx context.Context, emit cluster.Emit) (*cluster.Service, error) {
 		childproc.Emit("built", builds.Add(1))
-		rc := &childRegistry{latest: map[string]string{}, subs: map[string]func(any){}}
-		return rc.service(pid), nil
+		rc := &childRegistry{latest: map[string]string{}, subs: map[string]func(any){}, work: a.CallWork}
+		svc := rc.service(pid)
+		if a.Idempotent {
+			svc.Idempotent = []string{"whoami"}
+		}
+		return svc, nil
 	}
-	c, err := cluster.New(a.Name, factory,
+	handover := cluster.DefaultHandoverTimeout
+	if a.NoHandover {
+		handover = 0
+	}
+	c, err := cluster.New(a.Name, factory, cluster.WithHandoverTimeout(handover),
 		cluster.WithTransport(tcp.New(tcp.Config{})), cluster.WithPort(a.Port), cluster.WithMode(mode),
 		cluster.WithSingleMode(false), cluster.WithHeartbeatInterval(a.Heartbeat),
 		cluster.WithResponseTimeout(time.Second), cluster.WithRegisterRetry(100*time.Millisecond),
@@ -217,7 +232,11 @@ func memberMode(args []string) int {
 			if err := c.Close(ctx); err != nil {
 				childproc.Fatalf("close: %v", err)
 			}
-			childproc.Emit("closed", nil)
+			mu.Lock()
+			s := st
+			mu.Unlock()
+			childproc.Emit("closed", s) // every call it made, to the last
+
 			return 0
 		}
 	}
@@ -226,6 +245,7 @@ func memberMode(args []string) int {
 // childRegistry is a member's real client: latest value per key, pushed to
 // the key's subscriber; whoami answers the leader's pid.
 type childRegistry struct {
+	work   time.Duration // whoami's work
 	mu     sync.Mutex
 	latest map[string]string
 	subs   map[string]func(any)
@@ -272,7 +292,12 @@ func (r *childRegistry) service(pid int) *cluster.Service {
 			return nil
 		},
 		Methods: map[string]cluster.Handler{
-			"whoami": func(context.Context, cluster.Args) (any, error) { return pid, nil },
+			"whoami": func(context.Context, cluster.Args) (any, error) {
+				if r.work > 0 {
+					time.Sleep(r.work)
+				}
+				return pid, nil
+			},
 		},
 	}
 }

@@ -87,6 +87,11 @@ const (
 	// minimum after each failure up to the maximum (WithStartRetry).
 	DefaultStartRetryMin = 100 * time.Millisecond
 	DefaultStartRetryMax = 5 * time.Second
+	// DefaultHandoverTimeout bounds a leader's hand-over on Close (not in
+	// Node, whose leader just hangs up): how long the closing leader keeps
+	// answering the calls its followers have in flight while they elect
+	// the next leader (WithHandoverTimeout).
+	DefaultHandoverTimeout = 10 * time.Second
 )
 
 // Environment variables read by New when the matching option is not given.
@@ -144,6 +149,7 @@ type config struct {
 	singleSet         bool
 	logger            *slog.Logger
 	onEvent           func(Event)
+	stats             StatsHandler // WithStatsHandler; nil: none
 	limits            protocol.Limits
 	registry          *election.Registry
 	handshake         Handshake // the session layer; built from auth unless insecure
@@ -151,6 +157,7 @@ type config struct {
 	insecure          bool
 	electionBackoffLo time.Duration
 	electionBackoffHi time.Duration
+	handover          time.Duration // a closing leader's hand-over bound; 0: none (hang up at once)
 	inlineBudget      time.Duration // how long a follower's call runs on the leader's reader before reading moves on (tests lengthen it)
 }
 
@@ -176,6 +183,7 @@ func defaultConfig() config {
 		broadcast:        true,
 		mode:             Auto,
 		inlineBudget:     link.DefaultInlineBudget,
+		handover:         DefaultHandoverTimeout,
 	}
 }
 
@@ -341,6 +349,26 @@ func WithStartRetry(min, max time.Duration) Option {
 			return optErr("start retry [%v, %v]: want 0 < min <= max, or both 0 to turn retrying off", min, max)
 		}
 		c.startRetryMin, c.startRetryMax = min, max
+		return nil
+	}
+}
+
+// WithHandoverTimeout sets how long a leader that closes hands over (default
+// DefaultHandoverTimeout). Close on a leader then frees the address at
+// once, tells its Go followers it is leaving so that they elect the next
+// leader without waiting, keeps answering the calls they sent before they
+// heard it (and those of Node followers, which it then disconnects), and
+// only then closes the real client. Followers' new calls wait for the next
+// leader. The hand-over ends when every follower has finished with this
+// leader, after d, or when Close's context ends, whichever comes first;
+// what is left then fails as a crash would (ErrLeaderLost). d = 0 turns
+// the hand-over off: a closing leader hangs up at once, as in Node.
+func WithHandoverTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return optErr("handover timeout %v must not be negative", d)
+		}
+		c.handover = d
 		return nil
 	}
 }

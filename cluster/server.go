@@ -35,7 +35,8 @@ type server struct {
 
 	mu       sync.Mutex
 	channels map[string]*leaderTerm
-	added    chan struct{} // closed and replaced when a channel joins
+	leaving  map[string]bool // channels whose leader hands over here (see handover.go)
+	added    chan struct{}   // closed and replaced when a channel joins
 	unrouted map[*link.Link]struct{}
 	// Connections held now (an evicted one no longer counts, though its
 	// goroutines may take a moment to notice), and among them those not
@@ -48,7 +49,8 @@ type server struct {
 	refused  refusals  // accept failures, told once per interval
 	closing  bool
 	failed   error
-	wg       sync.WaitGroup
+	accepts  sync.WaitGroup // the accept loop
+	conns    sync.WaitGroup // each connection's reader (routed or not)
 }
 
 func newServer(ln net.Listener, t transport.Transport, addr string, cfg *config, claimed func() []string) *server {
@@ -61,19 +63,22 @@ func newServer(ln net.Listener, t transport.Transport, addr string, cfg *config,
 		deadline: cfg.registerDeadline,
 		log:      cfg.logger.With(slog.String("addr", t.Name()+" "+addr), slog.String("role", RoleLeader.String())),
 		channels: make(map[string]*leaderTerm),
+		leaving:  make(map[string]bool),
 		unrouted: make(map[*link.Link]struct{}),
 		maxConns: cfg.maxConns,
 		live:     make(map[*link.Link]struct{}),
 		fresh:    make(map[*link.Link]time.Time),
 	}
-	s.wg.Add(1)
+	s.accepts.Add(1)
 	go s.acceptLoop()
 	return s
 }
 
 // Close is called by the election registry when the last channel on the
 // address released its lease: stop accepting and drop connections that
-// never registered.
+// never registered. Connections routed to a leader live on (a leader that
+// hands over still serves them); their leaders close them, and wait for
+// them with wait.
 func (s *server) Close() error {
 	s.mu.Lock()
 	s.closing = true
@@ -84,8 +89,21 @@ func (s *server) Close() error {
 	s.added = make(chan struct{})
 	s.mu.Unlock()
 	s.ln.Close()
-	s.wg.Wait()
+	s.accepts.Wait()
 	return nil
+}
+
+// wait waits, once the server is closed, for the goroutines of every
+// connection it accepted (a leader's term calls it after closing its
+// followers' connections). Before Close it returns at once: connections of
+// other channels may live on.
+func (s *server) wait() {
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		s.conns.Wait()
+	}
 }
 
 // add makes lt the leader of its channel on this listener. It fails when
@@ -100,6 +118,7 @@ func (s *server) add(lt *leaderTerm) error {
 		return ErrClosed
 	}
 	s.channels[lt.c.name] = lt
+	delete(s.leaving, lt.c.name)
 	close(s.added)
 	s.added = make(chan struct{})
 	return nil
@@ -129,12 +148,31 @@ func (s *server) remove(lt *leaderTerm) {
 	s.mu.Lock()
 	if s.channels[lt.c.name] == lt {
 		delete(s.channels, lt.c.name)
+		delete(s.leaving, lt.c.name)
 	}
 	s.mu.Unlock()
 }
 
+// leave takes lt off its channel for its hand-over: a follower that
+// registers now is told the leader left (it tries again shortly), not
+// that the channel has no leader here (which fails its calls for a while).
+func (s *server) leave(lt *leaderTerm) {
+	s.mu.Lock()
+	if s.channels[lt.c.name] == lt {
+		delete(s.channels, lt.c.name)
+		s.leaving[lt.c.name] = true
+	}
+	s.mu.Unlock()
+}
+
+func (s *server) isLeaving(channel string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.leaving[channel]
+}
+
 func (s *server) acceptLoop() {
-	defer s.wg.Done()
+	defer s.accepts.Done()
 	backoff := 5 * time.Millisecond
 	for {
 		conn, err := s.ln.Accept()
@@ -189,10 +227,10 @@ func (s *server) acceptLoop() {
 		s.unrouted[l] = struct{}{}
 		s.live[l] = struct{}{}
 		s.fresh[l] = now
-		s.wg.Add(1)
+		s.conns.Add(1)
 		s.mu.Unlock()
 		go func() {
-			defer s.wg.Done()
+			defer s.conns.Done()
 			l.Serve()
 			if l.Err() != nil {
 				l.Wait() // it ended: its writer too, before the server's Close returns
@@ -319,7 +357,11 @@ func (r *router) Request(pk protocol.Packet, co protocol.ConnObject) link.Job {
 		s.mu.Unlock()
 	}
 	if lt == nil || !lt.adopt(r.l, r.accepted, pk.ID, pk.Timeout, &co) {
-		s.refuse(r.l, pk.ID, pk.Timeout, co.ChannelName)
+		err := fmt.Errorf("%w: channel %q has no leader on %s", ErrNoChannel, co.ChannelName, s.addr)
+		if s.isLeaving(co.ChannelName) {
+			err = fmt.Errorf("%w: the leader of channel %q on %s is closing; it hands over to the next one", ErrLeaderLeft, co.ChannelName, s.addr)
+		}
+		s.refuse(r.l, pk.ID, pk.Timeout, err)
 	}
 	return link.Job{}
 }
@@ -335,13 +377,11 @@ func (r *router) Ended(err error) {
 }
 
 // refuse answers a register_channel for a channel that has no leader here
-// and hangs up. The reply is JSON-encoded {success:false,...} only if the
-// follower is a Go peer (it says which codec it speaks); a Node follower
-// gets serialize-json when the codec is available to a leader of another
-// channel here, else nothing (it then times out as with Node).
-func (s *server) refuse(l *link.Link, id int64, timeout int32, channel string) {
-	re := toRemote(fmt.Errorf("%w: channel %q has no leader on %s", ErrNoChannel, channel, s.addr))
-	re.Name, re.Code = "NoChannelError", CodeNoChannel
+// (ErrNoChannel, or ErrLeaderLeft during its leader's hand-over) and hangs
+// up. The reply is encoded with the codec of a leader of another channel
+// here, else JSON.
+func (s *server) refuse(l *link.Link, id int64, timeout int32, why error) {
+	re := toRemote(why)
 	s.mu.Lock()
 	var codec protocol.Codec
 	for _, lt := range s.channels {
@@ -358,5 +398,5 @@ func (s *server) refuse(l *link.Link, id int64, timeout int32, channel string) {
 			Ext: Ext{extKey: ourExt(codec)}}, app)
 	}
 	s.forget(l)
-	l.FlushClose(ErrNoChannel, time.Second)
+	l.FlushClose(why, time.Second)
 }

@@ -77,6 +77,18 @@ type Service struct {
 	// factory returns, and the error naming the method is the ready error
 	// of the leader and of every follower.
 	Methods map[string]Handler
+	// Idempotent names the methods of Methods that are safe to run twice
+	// (reads, puts of the same value). A follower's call to one of them
+	// that fails with ErrLeaderLost (the leader died with the call in
+	// flight, so whether it ran is unknown) is sent once more, to the next
+	// leader, within the caller's context; other methods fail with
+	// ErrLeaderLost, for the caller to decide. The leader tells its
+	// followers the list when they register; a Node leader tells none, so
+	// its Go followers never repeat a call. A name that is not in Methods
+	// is refused like a reserved one. (Subscriptions and publications need
+	// no such declaration: every follower replays them to each new
+	// leader.)
+	Idempotent []string
 	// Close closes the real client. It is called exactly once per term,
 	// when the last Client using it closes or the term ends.
 	Close func(ctx context.Context) error
@@ -109,6 +121,11 @@ func (s *Service) validate() error {
 		}
 		if s.Methods[name] == nil {
 			return fmt.Errorf("%w: method %q has a nil handler", ErrInvalidOption, name)
+		}
+	}
+	for _, name := range s.Idempotent {
+		if s.Methods[name] == nil {
+			return fmt.Errorf("%w: the Service declares %q idempotent, but it has no such method", ErrInvalidOption, name)
 		}
 	}
 	return nil

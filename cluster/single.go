@@ -57,6 +57,6 @@ func (st *singleTable) release(c *Client, h *host, ctx context.Context) error {
 	if !last {
 		return nil
 	}
-	c.log.Info("single-mode real client closed", slog.String("role", RoleSingle.String()))
+	c.log.Debug("single-mode real client closed", slog.String("role", RoleSingle.String()))
 	return h.close(ctx)
 }

@@ -89,6 +89,10 @@ type StatusCounters struct {
 	Deliveries    uint64 `json:"deliveries"`    // values handed to the leader's own listeners
 	Elections     uint64 `json:"elections"`     // terms of the leader Client
 	EventsDropped uint64 `json:"eventsDropped"` // events its handler fell behind on
+	// Methods: the leader's own calls by method; ServedMethods: the calls
+	// it ran for followers, by method (see MethodStats).
+	Methods       map[string]MethodStats `json:"methods,omitempty"`
+	ServedMethods map[string]MethodStats `json:"servedMethods,omitempty"`
 }
 
 // Listing is what a Go leader process tells an observer that has not
@@ -184,6 +188,7 @@ func (lt *leaderTerm) status(self *peer, now time.Time) *Status {
 	st.Counters = StatusCounters{
 		Served: cs.Served, Pushes: cs.Pushes, Invokes: cs.Invokes, InvokeErrors: cs.InvokeErrors,
 		Deliveries: cs.Deliveries, Elections: cs.Elections, EventsDropped: cs.EventsDropped,
+		Methods: cs.Methods, ServedMethods: cs.ServedMethods,
 	}
 	for _, name := range lt.srv.channelNames() {
 		if name != c.name {

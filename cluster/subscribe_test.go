@@ -370,8 +370,9 @@ func TestCC043_SubscribeTimeout(t *testing.T) {
 		t.Fatalf("%d subscribe timeout errors, want 1: %v", errs, rec.all())
 	}
 	ev := rec.wait(t, wait, "timeout", isErr(cluster.ErrSubscribeTimeout))
-	if !strings.Contains(ev.Err.Error(), `subscribe timeout for $$inner$$__{"key":"timeout:400"}, cost: `) ||
-		!strings.Contains(ev.Err.Error(), "expect is 200ms") {
+	if !strings.Contains(ev.Err.Error(), `subscribe key $$inner$$__{"key":"timeout:400"} on channel`) ||
+		!strings.Contains(ev.Err.Error(), "no value for the subscription within the subscribe timeout (") ||
+		!strings.Contains(ev.Err.Error(), "(subscribe timeout 200ms)") {
 		t.Fatalf("message: %v", ev.Err)
 	}
 }

@@ -126,9 +126,12 @@
 //     last-channel; no-goroutine-left (after every Client closed and the
 //     transports were released; Harness.IgnoreGoroutines lists goroutines a
 //     medium keeps for the life of the process).
-//   - failover: leader-closes and leader-sigkill (multi-process transports
-//     only: the leader is a child process, killed with SIGKILL): calls in
-//     flight fail with cluster.ErrLeaderLost, exactly one survivor leads with
+//   - failover: leader-closes (Close hands over: a call in flight is
+//     answered by the old leader while calls made meanwhile reach the new
+//     one, and none fails), leader-hangs-up (Close without a hand-over) and
+//     leader-sigkill (multi-process transports only: the leader is a child
+//     process, killed with SIGKILL): there calls in flight fail with
+//     cluster.ErrLeaderLost; in every case exactly one survivor leads with
 //     a new real client, subscriptions and publications reach it through
 //     replay, and calls made after the loss succeed there, also from another
 //     child process.

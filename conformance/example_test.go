@@ -43,6 +43,7 @@ func ExampleSubtests() {
 	// close/no-goroutine-left
 	// failover
 	// failover/leader-closes
+	// failover/leader-hangs-up
 	// failover/leader-sigkill
 	// robustness
 	// robustness/garbage

@@ -6,10 +6,12 @@ import (
 	"strings"
 
 	"github.com/go-clusterclient/clusterclient/cluster"
+	"github.com/go-clusterclient/clusterclient/transport"
 )
 
 var failoverCases = []testCase{
 	{name: "leader-closes", run: testFailoverLeaderCloses},
+	{name: "leader-hangs-up", run: testFailoverLeaderHangsUp},
 	{name: "leader-sigkill", needs: capMultiProcess, run: testFailoverLeaderSIGKILL},
 }
 
@@ -81,9 +83,9 @@ func (e *env) callAcross(m *member, oldID string, stop <-chan struct{}) <-chan c
 	return out
 }
 
-// checkCallsAcross stops the calls of callAcross and checks their
-// outcomes.
-func (e *env) checkCallsAcross(m *member, stop chan struct{}, out <-chan callOutcomes) {
+// stopCallsAcross stops the calls of callAcross, checks their outcomes
+// and returns them.
+func (e *env) stopCallsAcross(m *member, stop chan struct{}, out <-chan callOutcomes) callOutcomes {
 	e.t.Helper()
 	close(stop)
 	e.stepf("waiting for %s's calls across the failover to stop", m.label)
@@ -95,6 +97,7 @@ func (e *env) checkCallsAcross(m *member, stop chan struct{}, out <-chan callOut
 	if o.toNew == 0 {
 		e.errorf("none of %s's calls across the failover reached the new leader", m.label)
 	}
+	return o
 }
 
 // newLeaderAmong waits until every member is ready and exactly one of them
@@ -148,49 +151,117 @@ func (e *env) checkReplayed(channel, oldID string, publisher, subscriber *member
 	return rc
 }
 
-// The leader closes: its in-flight calls fail with ErrLeaderLost, one
-// survivor leads with a new real client, subscriptions and publications
-// are replayed to it, and calls made meanwhile succeed there (another
-// follower calls back to back throughout: each call succeeds or, if it was
-// in flight on the old leader, fails with ErrLeaderLost).
-func testFailoverLeaderCloses(e *env) {
-	l, f1, f2 := e.cluster3(e.addr(), "Failover")
-	oldID := l.whoami()
-	f1.subscribe("k")
-	f2.publish("k", "v1")
-	f1.waitValue("k", "v1")
+// closeScene is the start of the cases where the leader closes: a leader
+// and two followers in their own simulated processes, a value f1 got
+// through its subscription, a call from f1 held on the leader, and calls
+// from f2 back to back (callAcross) until stop closes; closed receives the
+// leader's Close once close was called.
+type closeScene struct {
+	l, f1, f2 *member
+	oldID     string
+	old       *realClient
+	call      <-chan error
+	stop      chan struct{}
+	across    <-chan callOutcomes
+	closed    chan error
+}
 
-	call := e.inFlight(f1)
-	old := e.upstream().latest("Failover")
-	e.eventually("the call is in flight on the leader", func() bool { return old.state().holding == 1 })
-	stop := make(chan struct{})
-	across := e.callAcross(f2, oldID, stop)
-	e.stepf("the leader closes with a call in flight")
-	closed := make(chan error, 1)
-	e.Go(func() { closed <- l.close() })
-	e.expectLeaderLost(f1, call)
-	e.upstream().releaseHolds() // the old leader's Close waits for its method
+func (e *env) closeScene(opts ...cluster.Option) *closeScene {
+	sc := &closeScene{stop: make(chan struct{}), closed: make(chan error, 1)}
+	sc.l, sc.f1, sc.f2 = e.cluster3(e.addr(), "Failover", opts...)
+	sc.oldID = sc.l.whoami()
+	sc.f1.subscribe("k")
+	sc.f2.publish("k", "v1")
+	sc.f1.waitValue("k", "v1")
 
-	// f1 knows the leader is gone: this call waits for the next one.
-	if id := f1.whoami(); id == oldID {
-		e.fatalf("a call after the failover reached the old real client %q", id)
+	sc.call = e.inFlight(sc.f1)
+	sc.old = e.upstream().latest("Failover")
+	e.eventually("the call is in flight on the leader", func() bool { return sc.old.state().holding == 1 })
+	sc.across = e.callAcross(sc.f2, sc.oldID, sc.stop)
+	return sc
+}
+
+// close closes the leader in the background.
+func (sc *closeScene) close(e *env) { e.Go(func() { sc.closed <- sc.l.close() }) }
+
+// after checks the new term: one leader among the followers, replayed
+// state, f2 reaching it, f2's calls across (returned), the old leader's
+// Close, its real client closed once, and one new real client.
+func (sc *closeScene) after(e *env) callOutcomes {
+	e.t.Helper()
+	leader := e.newLeaderAmong(sc.f1, sc.f2)
+	rc := e.checkReplayed("Failover", sc.oldID, sc.f2, sc.f1, "v1")
+	if got := sc.f2.whoami(); got != rc.id {
+		e.errorf("%s reaches %q, the new leader %s owns %q", sc.f2.label, got, leader.label, rc.id)
 	}
-	leader := e.newLeaderAmong(f1, f2)
-	rc := e.checkReplayed("Failover", oldID, f2, f1, "v1")
-	if got := f2.whoami(); got != rc.id {
-		e.errorf("%s reaches %q, the new leader %s owns %q", f2.label, got, leader.label, rc.id)
-	}
-	e.checkCallsAcross(f2, stop, across)
+	o := e.stopCallsAcross(sc.f2, sc.stop, sc.across)
 	e.stepf("waiting for the old leader's Close")
-	if err := <-closed; err != nil {
+	if err := <-sc.closed; err != nil {
 		e.errorf("the old leader's Close: %v", err)
 	}
-	if n := old.state().closes; n != 1 {
+	if n := sc.old.state().closes; n != 1 {
 		e.errorf("the old real client was closed %d times, want once", n)
 	}
 	if n := len(e.upstream().built("Failover")); n != 2 {
 		e.errorf("%d real clients built, want 2 (one per term)", n)
 	}
+	return o
+}
+
+// The leader closes and hands over: the call in flight on it is answered
+// there, while calls made meanwhile wait for the next leader and succeed
+// there; none fails. One survivor leads with a new real client, and
+// subscriptions and publications are replayed to it.
+func testFailoverLeaderCloses(e *env) {
+	sc := e.closeScene()
+	f1 := sc.f1
+	e.stepf("the leader closes with a call in flight: it hands over")
+	term := f1.c.Stats().Term
+	sc.close(e)
+
+	// Once f1 heard the leader leave (its term ended), its calls go to the
+	// next leader, while the call in flight is still held on the old one.
+	// (A transport whose conns end with their listener keeps the address
+	// until the hand-over is done: there the next leader comes after it.)
+	e.eventually(f1.label+" hears the leader leave", func() bool { return f1.c.Stats().Term > term || !f1.c.Stats().Ready })
+	if !transport.ConnsOutliveListener(e.h.NewTransport(e.t)) {
+		e.upstream().releaseHolds()
+	}
+	if id := f1.whoami(); id == sc.oldID {
+		e.fatalf("a call made during the hand-over reached the old real client %q", id)
+	}
+	e.upstream().releaseHolds()
+	e.stepf("waiting for %s's call in flight during the hand-over", f1.label)
+	select {
+	case err := <-sc.call:
+		if err != nil {
+			e.fatalf("%s's call in flight on the leader that handed over: %v, want its answer", f1.label, err)
+		}
+	case <-e.Timeout(opTimeout).Done():
+		e.fatalf("%s's call in flight on the leader that handed over got no answer within %v", f1.label, opTimeout)
+	}
+	if o := sc.after(e); o.lost != 0 {
+		e.errorf("%d of %s's calls failed with cluster.ErrLeaderLost during a hand-over, want none", o.lost, sc.f2.label)
+	}
+}
+
+// A leader that closes without a hand-over (cluster.WithHandoverTimeout(0))
+// hangs up as a crashed one would: its in-flight calls fail with
+// ErrLeaderLost, and the rest is as above (another follower calls back to
+// back throughout: each call succeeds or, if it was in flight on the old
+// leader, fails with ErrLeaderLost).
+func testFailoverLeaderHangsUp(e *env) {
+	sc := e.closeScene(cluster.WithHandoverTimeout(0))
+	e.stepf("the leader hangs up with a call in flight")
+	sc.close(e)
+	e.expectLeaderLost(sc.f1, sc.call)
+	e.upstream().releaseHolds() // the old leader's Close waits for its method
+
+	// f1 knows the leader is gone: this call waits for the next one.
+	if id := sc.f1.whoami(); id == sc.oldID {
+		e.fatalf("a call after the failover reached the old real client %q", id)
+	}
+	sc.after(e)
 }
 
 // The leader's process is killed with SIGKILL: the same as above, seen
@@ -245,7 +316,7 @@ func testFailoverLeaderSIGKILL(e *env) {
 	}
 	e.newLeaderAmong(f1, f2)
 	rc := e.checkReplayed(channel, oldID, f2, f1, "v1")
-	e.checkCallsAcross(f2, stop, across)
+	e.stopCallsAcross(f2, stop, across)
 	e.stepf("waiting for member process %d to receive the new real client's value", other.Pid())
 	if _, err := other.WaitSnapshot(e.Timeout(opTimeout), "k", func(s Snapshot) bool { return s.By == rc.id && s.Has("v1") }); err != nil {
 		e.fatalf("%v", err)

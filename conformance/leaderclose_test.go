@@ -25,6 +25,12 @@ import (
 // closed: the call failed with a bare remote "Error: context canceled" that
 // matched no sentinel, and the caller could not tell that retrying was
 // safe. The bug shows in a fraction of the calls, so many are made.
+//
+// Since the hand-over (cluster.WithHandoverTimeout), a closing leader first
+// waits for its followers' calls; these long polls end only with their
+// context, so they are cut when the hand-over's bound passes, by the same
+// end of term. Even rounds hang up at once (no hand-over), odd rounds hand
+// over with a short bound: both must fail the calls with ErrLeaderLost.
 func TestLeaderCloseFailsInFlightCallsWithLeaderLost(t *testing.T) {
 	const rounds, followers, calls = 20, 16, 4
 	var wrong []string
@@ -42,7 +48,12 @@ func TestLeaderCloseFailsInFlightCallsWithLeaderLost(t *testing.T) {
 			}}, nil
 		}
 		tr := memTransport(t)
+		handover := time.Duration(0)
+		if round%2 == 1 {
+			handover = 50 * time.Millisecond
+		}
 		opts := []cluster.Option{cluster.WithTransport(tr), cluster.WithAddr(fmt.Sprintf("leader-close-%d", round)),
+			cluster.WithHandoverTimeout(handover),
 			cluster.WithSingleMode(false), cluster.WithResponseTimeout(10 * time.Second), cluster.WithLogger(slog.New(slog.DiscardHandler))}
 		newClient := func(mode cluster.Mode) *cluster.Client {
 			c, err := cluster.New("LeaderClose", factory, append(opts, cluster.WithMode(mode), cluster.WithRegistry(election.NewRegistry()))...)

@@ -82,7 +82,7 @@ func (r *Registry) Elect(ctx context.Context, cfg Config) (Outcome, error) {
 		e.log.Log(ctx, level, "election failed", slog.Int("attempts", e.attempts), slog.Any("error", err))
 		return out, err
 	}
-	e.log.Info("elected", slog.String("role", out.Role.String()),
+	e.log.Debug("elected", slog.String("role", out.Role.String()),
 		slog.Int("attempts", e.attempts), slog.Duration("elapsed", time.Since(e.start)))
 	return out, nil
 }

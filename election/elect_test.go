@@ -418,7 +418,8 @@ func TestStrings(t *testing.T) {
 func TestOutcomeLogged(t *testing.T) {
 	var buf strings.Builder
 	var mu sync.Mutex
-	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// At debug level: a Client logs its outcome once, when ready (package cluster).
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	addr := memAddr(t)
 	lead(t, election.NewRegistry(), election.Config{Transport: newMem(t), Addr: addr, Channel: "DataClient", Logger: logger})
 	mu.Lock()

@@ -10,7 +10,10 @@ import (
 // TestFailover SIGKILLs the leader, Node or Go, while a Go follower and a
 // Node follower run: one of the survivors becomes leader, the other
 // registers with it, and both get their subscriptions and publications
-// back without the test subscribing again.
+// back without the test subscribing again. The "go-close" leader closes
+// instead (Client.Close: it hands over): its Go follower hears it leave,
+// its Node follower sees its connection close, as when a Node leader
+// exits, and the rest is the same.
 //
 // Which survivor takes over is chosen by making the other a forced
 // follower (Node's isLeader: false, Go's ForceFollower), so that every
@@ -18,9 +21,13 @@ import (
 // cases leave both in port competition and accept whichever wins.
 func TestFailover(t *testing.T) {
 	requireNode(t)
-	for _, leader := range []string{"node", "go"} {
+	for _, leader := range []string{"node", "go", "go-close"} {
 		for _, heir := range []string{"go", "node", "either"} {
-			t.Run(fmt.Sprintf("%s leader killed, %s follower takes over", leader, heir), func(t *testing.T) {
+			what := leader + " leader killed"
+			if leader == "go-close" {
+				what = "go leader closed"
+			}
+			t.Run(fmt.Sprintf("%s, %s follower takes over", what, heir), func(t *testing.T) {
 				t.Parallel()
 				failover(t, leader, heir)
 			})
@@ -40,6 +47,9 @@ func failover(t *testing.T, leaderKind, heir string) {
 	} else {
 		g := startGoChild(t, "go leader (own process)", port, channel, goOpts(cluster.ForceLeader))
 		leaderLog, kill = g.log, func() { g.kill(t) }
+		if leaderKind == "go-close" {
+			kill = func() { g.close(t) }
+		}
 	}
 
 	goMode, nodeRole := cluster.Auto, "auto"

@@ -271,13 +271,37 @@ func memberMode(args []string) int {
 		childproc.Fatalf("member: response timeout %q: %v", args[4], err)
 	}
 	opts := append(o.clusterOptions(port), cluster.WithEventHandler(func(ev cluster.Event) { recordEvent(childproc.Emit, ev) }))
-	// The client lives as long as the process: it is meant to be killed.
-	if _, err := cluster.New(args[1], newDataFactory(childproc.Emit), opts...); err != nil {
+	// The client lives until the parent kills the process or says
+	// "close" (Client.Close: a leader hands over).
+	c, err := cluster.New(args[1], newDataFactory(childproc.Emit), opts...)
+	if err != nil {
 		childproc.Fatalf("member: %v", err)
 	}
 	for {
 		// Nothing to do but serve; Receive exits the process when the
 		// parent closes stdin or dies.
-		childproc.Receive()
+		if ev := childproc.Receive(); ev.Name == "close" {
+			ctx, cancel := context.WithTimeout(context.Background(), stopWithin)
+			err := c.Close(ctx)
+			cancel()
+			if err != nil {
+				childproc.Fatalf("member: close: %v", err)
+			}
+			return 0
+		}
+	}
+}
+
+// close closes the child's Client (a leader hands over) and waits until
+// the process exited.
+func (g *goChild) close(t testing.TB) {
+	t.Helper()
+	if err := g.ch.Send("close", nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.done:
+	case <-time.After(stopWithin):
+		t.Fatalf("%s: still running %v after close", g.name, stopWithin)
 	}
 }

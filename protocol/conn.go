@@ -32,6 +32,8 @@ const (
 	KindStatus             = "cluster_status"       // request from an observer: the leader's status, or a listing before registration
 	KindStatusRes          = "cluster_status_res"   // L→F response: the status (app object always JSON)
 	KindInvokeCancel       = "invoke_cancel"        // F→L request, no response: the caller of the invoke with this header id gave up
+	KindLeaving            = "leaving"              // L→F request: the leader is closing and freed the address; elect the next one
+	KindLeavingRes         = "leaving_res"          // F→L response: the follower sends nothing more on this connection
 )
 
 // ConnObject is a decoded conn object: the JSON that says what a packet is.

@@ -183,6 +183,24 @@ type MultiProcess interface {
 	MultiProcess() bool
 }
 
+// ListenerBound is implemented by transports whose accepted conns end
+// when their listener closes (KCP: the listener's one UDP socket carries
+// every conn). Conns of other transports must outlive their listener, as a
+// *net.TCPListener's do (the kit's listener-close-keeps-conns subtest
+// checks it). A closing leader frees its address and keeps serving its
+// followers' conns while they elect the next leader; on a ListenerBound
+// transport it cannot, and keeps the address until it is done.
+type ListenerBound interface {
+	ConnsEndWithListener() bool
+}
+
+// ConnsOutliveListener reports whether conns accepted from t's listeners
+// live on after the listener closes (see ListenerBound).
+func ConnsOutliveListener(t Transport) bool {
+	lb, ok := t.(ListenerBound)
+	return !ok || !lb.ConnsEndWithListener()
+}
+
 // IsMultiProcess reports whether t can be used across OS processes.
 func IsMultiProcess(t Transport) bool {
 	mp, ok := t.(MultiProcess)

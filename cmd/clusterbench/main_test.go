@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/go-clusterclient/clusterclient/internal/leaks"
 )
 
 // TestMain runs a child role when the test binary is started as a child
@@ -29,12 +31,7 @@ func TestMain(m *testing.M) {
 	if code, ok := childMain(); ok {
 		os.Exit(code)
 	}
-	// kcp-go (imported for the kcp transport) starts process-wide
-	// goroutines that never exit.
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("github.com/xtaci/kcp-go/v5.(*TimedSched).run"),
-		goleak.IgnoreAnyFunction("github.com/xtaci/kcp-go/v5.postProcessWorker"),
-	)
+	goleak.VerifyTestMain(m, leaks.KCP()...)
 }
 
 func TestParseFlagsDefaults(t *testing.T) {

@@ -8,8 +8,10 @@
 // the leader reports: its process id and program, and for each channel
 // its term, readiness, followers (remote address, idle time, subscription
 // count, unacknowledged pushes), subscriptions with their subscribers and
-// the age of the cached value, the calls running on the real client, and
-// the leader's counters. --json prints the same as one JSON object (the
+// the age of the cached value, the calls running on the real client, the
+// leader's counters, and per method the calls it served for followers and
+// its own calls (count, errors, one-way, mean, p50, p90, p99, max; see
+// cluster.MethodStats). --json prints the same as one JSON object (the
 // report type; cluster.Status for each channel).
 //
 // Flags (the defaults are the library's):

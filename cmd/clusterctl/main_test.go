@@ -18,6 +18,8 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/go-clusterclient/clusterclient/internal/leaks"
+
 	"github.com/go-clusterclient/clusterclient/cluster"
 	"github.com/go-clusterclient/clusterclient/internal/childproc"
 	"github.com/go-clusterclient/clusterclient/protocol"
@@ -28,11 +30,7 @@ const wait = 10 * time.Second
 
 func TestMain(m *testing.M) {
 	childproc.Main(map[string]func([]string) int{"leader": leaderMode})
-	goleak.VerifyTestMain(m,
-		// kcp-go starts its package-level schedulers at init.
-		goleak.IgnoreTopFunction("github.com/xtaci/kcp-go/v5.(*TimedSched).run"),
-		goleak.IgnoreAnyFunction("github.com/xtaci/kcp-go/v5.postProcessWorker"),
-	)
+	goleak.VerifyTestMain(m, leaks.KCP()...)
 }
 
 // ticker is the tests' real client: a topic whose value is the number of
@@ -191,6 +189,8 @@ func TestStatusOfLeaderProcess(t *testing.T) {
 		"subscriptions (1):",
 		`$$inner$$__{"topic":"t"}  2            yes     `, // then the cached value's age
 		"counters: served 2, pushes 1,",
+		"methods served for followers (1):",
+		`"echo"  2      0       0`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
@@ -210,7 +210,8 @@ func TestStatusOfLeaderProcess(t *testing.T) {
 	}
 	st := rep.Channels[0].Status
 	if st.PID != leader.Pid() || st.Term != 1 || len(st.Followers) != 2 || len(st.Subscriptions) != 1 ||
-		st.Subscriptions[0].Subscribers != 2 || !st.Subscriptions[0].Cached || st.Counters.Served < 2 {
+		st.Subscriptions[0].Subscribers != 2 || !st.Subscriptions[0].Cached || st.Counters.Served < 2 ||
+		st.Counters.ServedMethods["echo"].Calls != 2 || st.Counters.ServedMethods["echo"].Max <= 0 {
 		t.Fatalf("status %+v", st)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -196,9 +198,32 @@ func writeChannel(w io.Writer, st *cluster.Status) {
 	c := st.Counters
 	fmt.Fprintf(w, "  counters: served %d, pushes %d, leader's own calls %d (%d failed), deliveries %d, terms %d, events dropped %d\n",
 		c.Served, c.Pushes, c.Invokes, c.InvokeErrors, c.Deliveries, c.Elections, c.EventsDropped)
+	methodTable(w, "methods served for followers", c.ServedMethods)
+	methodTable(w, "the leader's own calls", c.Methods)
 	if len(st.OtherChannels) > 0 {
 		fmt.Fprintf(w, "  the same process also leads: %s\n", strings.Join(st.OtherChannels, ", "))
 	}
+}
+
+// methodTable prints the per-method figures of one side, sorted by name.
+func methodTable(w io.Writer, title string, ms map[string]cluster.MethodStats) {
+	if len(ms) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "  %s (%d):\n", title, len(ms))
+	rows := [][]string{{"METHOD", "CALLS", "ERRORS", "ONE-WAY", "MEAN", "P50", "P90", "P99", "MAX"}}
+	for _, name := range slices.Sorted(maps.Keys(ms)) {
+		m := ms[name]
+		d := func(v time.Duration) string {
+			if m.Calls == m.Oneway {
+				return "-"
+			}
+			return v.Round(time.Microsecond).String()
+		}
+		rows = append(rows, []string{strconv.Quote(name), strconv.FormatUint(m.Calls, 10), strconv.FormatUint(m.Errors, 10),
+			strconv.FormatUint(m.Oneway, 10), d(m.Mean), d(m.P50), d(m.P90), d(m.P99), d(m.Max)})
+	}
+	table(w, rows)
 }
 
 // table prints rows as aligned columns, indented by four spaces, without

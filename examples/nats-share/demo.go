@@ -74,11 +74,12 @@ type proc struct {
 	err    error // the exit status (after exited)
 
 	// under demo.mu
-	alive  bool
-	killed bool           // SIGKILL sent (it may not be reaped yet)
-	st     workerMsg      // the last state it reported
-	got    map[int]bool   // ticks it received
-	acks   map[int]string // send acknowledgements: seq → error text
+	alive   bool
+	killed  bool           // SIGKILL sent (it may not be reaped yet)
+	st      workerMsg      // the last state it reported
+	got     map[int]bool   // ticks it received
+	acks    map[int]string // send acknowledgements: seq → error text
+	metrics string         // the URL of its /metrics, if it serves one
 }
 
 func (p *proc) String() string { return fmt.Sprintf("w%d (pid %d)", p.id, p.cmd.Process.Pid) }
@@ -194,7 +195,8 @@ func (d *demo) startWorker() (*proc, error) {
 	d.mu.Lock()
 	id := len(d.procs) + 1
 	d.mu.Unlock()
-	spec, _ := json.Marshal(workerConfig{ID: id, NATS: d.ns.ClientURL(), Port: d.port, Rate: d.cfg.Rate})
+	spec, _ := json.Marshal(workerConfig{ID: id, NATS: d.ns.ClientURL(), Port: d.port, Rate: d.cfg.Rate,
+		Metrics: metricsAddrFor(d.cfg.Metrics, id)})
 	cmd := exec.Command(d.cfg.Worker)
 	cmd.Env = append(os.Environ(), envWorker+"="+string(spec))
 	cmd.SysProcAttr = sysProcAttr() // dies with us where the OS can do that
@@ -226,6 +228,9 @@ func (d *demo) startWorker() (*proc, error) {
 			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 				continue // not ours (a stray print)
 			}
+			if m.Kind == "metrics" {
+				d.say("%s serves metrics at %s", p, m.URL)
+			}
 			d.handle(p, m)
 		}
 		p.err = cmd.Wait()
@@ -249,6 +254,8 @@ func (d *demo) handle(p *proc, m workerMsg) {
 		p.st = m
 	case "sent":
 		p.acks[m.Seq] = m.Err
+	case "metrics":
+		p.metrics = m.URL
 	}
 }
 

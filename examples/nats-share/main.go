@@ -3,6 +3,7 @@
 //
 //	cd examples && go run ./nats-share            # 4 workers, 15 s, 1 leader kill
 //	go run ./nats-share -n 8 -duration 30s -kills 3
+//	go run ./nats-share -metrics 127.0.0.1:9464   # worker n serves /metrics on port 9464+n-1
 //
 // It starts a NATS server on a free loopback port (in this process, as a
 // library) and N worker processes (this program again, in worker mode).
@@ -42,6 +43,7 @@ func main() {
 	flag.IntVar(&cfg.Kills, "kills", cfg.Kills, "leader SIGKILLs, spread over the run")
 	flag.IntVar(&cfg.Rate, "rate", cfg.Rate, "request calls per second per worker (0: unpaced)")
 	flag.IntVar(&cfg.Port, "port", cfg.Port, "clusterclient port on 127.0.0.1 (0: a free one)")
+	flag.StringVar(&cfg.Metrics, "metrics", "", "serve Prometheus /metrics of worker n on this loopback host:port+n-1 (port 0: a free one each)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "nats-share: unexpected arguments %q\n", flag.Args())
@@ -67,6 +69,9 @@ type Config struct {
 	Kills    int           // leader kills, spread evenly over the run
 	Rate     int           // request calls per second per worker; 0 unpaced
 	Port     int           // clusterclient port; 0 picks a free one
+	// Metrics, when set (a loopback host:port), makes worker n serve
+	// /metrics on port+n-1 (port 0: a free port each).
+	Metrics string
 	// Worker is the program started as a worker (default: this one,
 	// os.Args[0]); it must call workerMain when envWorker is set.
 	Worker string
@@ -90,6 +95,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("-rate %d: not negative", c.Rate)
 	case c.Port < 0 || c.Port > 65535:
 		return fmt.Errorf("-port %d: 0..65535", c.Port)
+	case c.Metrics != "":
+		return checkMetricsAddr(c.Metrics)
 	}
 	return nil
 }

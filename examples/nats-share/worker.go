@@ -26,11 +26,16 @@ type workerConfig struct {
 	NATS string `json:"nats"` // the NATS server's client URL
 	Port int    `json:"port"` // the clusterclient port on 127.0.0.1
 	Rate int    `json:"rate"` // request calls per second (0: as fast as possible)
+	// Metrics is the address of its /metrics endpoint ("": none).
+	Metrics string `json:"metrics,omitempty"`
 }
 
 // Worker → coordinator: one JSON object per line on stdout.
 type workerMsg struct {
-	Kind string `json:"kind"` // "state" or "sent"
+	Kind string `json:"kind"` // "state", "sent" or "metrics"
+
+	// metrics: where its /metrics endpoint serves
+	URL string `json:"url,omitempty"`
 
 	// state
 	PID        int    `json:"pid,omitempty"`
@@ -95,8 +100,18 @@ type worker struct {
 func (w *worker) run(stdin io.Reader) int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).
 		With(slog.Int("worker", w.cfg.ID))
-	c, err := cluster.New(channel, natsFactory(w.cfg.NATS),
-		cluster.WithPort(w.cfg.Port), cluster.WithLogger(log), cluster.WithEventHandler(w.event))
+	opts := []cluster.Option{cluster.WithPort(w.cfg.Port), cluster.WithLogger(log), cluster.WithEventHandler(w.event)}
+	if w.cfg.Metrics != "" {
+		m, err := startMetrics(w.cfg.Metrics)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "worker:", err)
+			return 1
+		}
+		defer m.close()
+		opts = append(opts, m.Option())
+		w.write(workerMsg{Kind: "metrics", URL: m.URL()})
+	}
+	c, err := cluster.New(channel, natsFactory(w.cfg.NATS), opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		return 1

@@ -6,15 +6,12 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/go-clusterclient/clusterclient/internal/leaks"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// kcp-go's process-wide scheduler and workers, started once and
-		// never stopped by design (package transport/kcp ignores them too).
-		goleak.IgnoreTopFunction("github.com/xtaci/kcp-go/v5.(*TimedSched).run"),
-		goleak.IgnoreAnyFunction("github.com/xtaci/kcp-go/v5.postProcessWorker"),
-	)
+	goleak.VerifyTestMain(m, leaks.KCP()...)
 }
 
 func TestNewBuildsEachName(t *testing.T) {

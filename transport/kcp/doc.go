@@ -67,8 +67,11 @@
 // A listener's conns share its UDP socket, so Close, which must release the
 // port for the next leader, ends them: they fail with net.ErrClosed, and
 // their peers get a RESET. (The transport contract wants accepted conns
-// to survive their listener; the kit's listener-close-keeps-conns check is
-// skipped for this reason.) Conns do not implement transport.HalfCloser:
+// to survive their listener; the transport says they do not by
+// implementing transport.ListenerBound, and the kit's
+// listener-close-keeps-conns check skips itself. A closing leader on KCP
+// therefore keeps its address until its hand-over is done: the followers
+// elect the next leader only then.) Conns do not implement transport.HalfCloser:
 // once the peer has closed, Write fails with ErrPeerClosed.
 //
 // Conns pass golang.org/x/net/nettest.TestConn in full.

@@ -67,6 +67,10 @@ func (*Transport) DefaultAddr() string { return DefaultAddr }
 // host.
 func (*Transport) MultiProcess() bool { return true }
 
+// ConnsEndWithListener reports true: the listener's UDP socket carries
+// every conn it accepted, so closing it ends them (transport.ListenerBound).
+func (*Transport) ConnsEndWithListener() bool { return true }
+
 func (t *Transport) opErr(op, addr string, kind, err error) error {
 	return &transport.OpError{Op: op, Transport: t.Name(), Addr: addr, Kind: kind, Err: err}
 }

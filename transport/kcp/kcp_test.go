@@ -16,19 +16,14 @@ import (
 	"golang.org/x/net/nettest"
 
 	"github.com/go-clusterclient/clusterclient/conformance"
+	"github.com/go-clusterclient/clusterclient/internal/leaks"
 	"github.com/go-clusterclient/clusterclient/transport"
 	"github.com/go-clusterclient/clusterclient/transport/kcp"
 	"github.com/go-clusterclient/clusterclient/transport/transporttest"
 )
 
-// kcp-go starts process-wide goroutines on first use and never stops them:
-// the timed scheduler that drives every session's clock (one per CPU, at
-// most two) and the workers of its outgoing packet pipeline (parked in
-// sync.Cond.Wait, so their top frame is the runtime's).
-var kcpGoroutines = []goleak.Option{
-	goleak.IgnoreTopFunction("github.com/xtaci/kcp-go/v5.(*TimedSched).run"),
-	goleak.IgnoreAnyFunction("github.com/xtaci/kcp-go/v5.postProcessWorker"),
-}
+// kcp-go starts process-wide goroutines on first use and never stops them.
+var kcpGoroutines = leaks.KCP()
 
 func TestMain(m *testing.M) {
 	conformance.Main(func(string) (transport.Transport, error) {
@@ -59,10 +54,6 @@ func harness(host string) transporttest.Harness {
 		},
 		UnansweredAddr: func(tb testing.TB, _ transport.Transport) string {
 			return transporttest.Hold(tb, "udp", net.JoinHostPort(host, "0"))
-		},
-		Skip: map[string]string{
-			"listener-close-keeps-conns": "the listener's one UDP socket carries every accepted conn; " +
-				"releasing the port on Close (which election needs) ends them, and their peers get a RESET",
 		},
 	}
 }

@@ -69,7 +69,9 @@
 //   - listener-close-unblocks-accept: Close returns a blocked Accept with an
 //     error matching net.ErrClosed or transport.ErrClosed.
 //   - listener-close-keeps-conns: conns accepted before the listener closed
-//     keep working in both directions.
+//     keep working in both directions (skipped for a transport that
+//     declares otherwise, transport.ListenerBound: a closing leader's
+//     hand-over relies on it).
 //   - concurrent-dials: 32 concurrent Dials to one listener are all
 //     accepted, and each conn carries its own bytes.
 //   - half-close: if a conn implements transport.HalfCloser, CloseWrite

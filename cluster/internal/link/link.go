@@ -273,6 +273,9 @@ func (l *Link) InFlight() int { return l.calls.len() }
 // Ordered returns the ordered jobs waiting to run.
 func (l *Link) Ordered() int { return l.ordered.Len() }
 
+// OrderedBusy reports whether an ordered job runs or waits to run.
+func (l *Link) OrderedBusy() bool { return l.ordered.Busy() }
+
 // Idle returns how long nothing was read.
 func (l *Link) Idle(now time.Time) time.Duration { return l.w.idle(now) }
 

@@ -68,6 +68,13 @@ func (s *Serial) Len() int {
 	return len(s.q)
 }
 
+// Busy reports whether a function runs or waits.
+func (s *Serial) Busy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.running || len(s.q) > 0
+}
+
 // Drop forgets the functions still waiting (their caller left); one that
 // runs goes on.
 func (s *Serial) Drop() {
