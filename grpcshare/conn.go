@@ -60,8 +60,9 @@ const (
 	// the streams of a caller process that died or hung. A live caller
 	// polls at least every hold, even when its reader is slow.
 	DefaultStreamIdle = 30 * time.Second
-	// pollMargin is added to the hold for the deadline of one poll.
-	pollMargin = 5 * time.Second
+	// minPollMargin: a poll's deadline is its hold plus the hold again, at
+	// least this much.
+	minPollMargin = time.Second
 )
 
 var (
@@ -112,6 +113,7 @@ func codeOf(ctx context.Context, err error) codes.Code {
 	case errors.Is(err, cluster.ErrClosed):
 		return codes.Canceled // grpc-go: "the client connection is closing"
 	case errors.Is(err, cluster.ErrLeaderLost), errors.Is(err, cluster.ErrLeaderUnresponsive),
+		errors.Is(err, cluster.ErrLeaderLeft),
 		errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrNotReady),
 		errors.Is(err, cluster.ErrNoChannel), errors.Is(err, ErrStreamGone):
 		return codes.Unavailable

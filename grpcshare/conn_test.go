@@ -567,3 +567,30 @@ func TestSingleMode(t *testing.T) {
 		t.Fatalf("%d messages then %v, want 3 then io.EOF", n, err)
 	}
 }
+
+// A leader that closes (the cluster's hand-over) ends its followers'
+// streams with Unavailable, also when no process takes over (the follower
+// here is forced to follow): the stream is lost with its leader, and the
+// poll that waits for the next one is no deadline of the caller's.
+func TestLeaderCloseEndsStreams(t *testing.T) {
+	p := newPair(t, grpcshare.WithPollHold(200*time.Millisecond), grpcshare.WithStreamIdle(time.Second))
+	s, err := openStream(testCtx(t), p.follower, "Forever", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecvMsg(new(wrapperspb.UInt32Value)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.leader.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for err == nil {
+		err = s.RecvMsg(new(wrapperspb.UInt32Value))
+	}
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("the follower's stream ended with %v, want Unavailable", err)
+	}
+	if end := p.ts.nextEnd(t, "Forever"); !errors.Is(end.err, context.Canceled) {
+		t.Errorf("the upstream stream ended with %v, want Canceled", end.err)
+	}
+}

@@ -75,7 +75,7 @@
 // (errors.Is finds the cluster sentinels):
 //
 //	leader died with the call in flight (cluster.ErrLeaderLost),
-//	hung leader, no leader, failed start              codes.Unavailable
+//	leader left, hung leader, no leader, failed start codes.Unavailable
 //	a stream the leader no longer has (ErrStreamGone) codes.Unavailable
 //	the context's deadline, cluster.ErrTimeout        codes.DeadlineExceeded
 //	the context cancelled, the Conn closed            codes.Canceled
@@ -126,9 +126,12 @@
 // (WithStreamIdle, 30 s) is cancelled upstream by the leader: that frees
 // the streams of a process that died or closed its Conn without
 // cancelling them. A caller with less than half its window free still
-// polls for nothing every hold, so a slow reader keeps its stream. When the leader dies, a
-// stream in flight ends with codes.Unavailable; streams are not resumed
-// on the next leader (their position upstream is lost with the leader).
+// polls for nothing every hold, so a slow reader keeps its stream. When
+// the leader dies or closes (the cluster's hand-over), a stream in flight
+// ends with codes.Unavailable, also when no other process leads within
+// the poll's bound (twice the hold, at least hold + 1 s); streams are not
+// resumed on the next leader (their position upstream is lost with the
+// leader).
 // An open stream keeps one poll in flight to the leader, counted with the
 // process's other calls in cluster.WithMaxPending (10000 by default);
 // beyond it calls fail with codes.ResourceExhausted.

@@ -2,6 +2,7 @@ package grpcshare
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -265,10 +266,17 @@ func (s *clientStream) pump(id uint64) {
 			}
 		}
 		req := request{method: s.method, id: id, max: uint64(free), hold: cfg.hold}
-		pctx, cancel := context.WithTimeout(s.ctx, cfg.hold+pollMargin)
+		wait := cfg.hold + max(cfg.hold, minPollMargin)
+		pctx, cancel := context.WithTimeout(s.ctx, wait)
 		res, err := s.c.cl.Invoke(pctx, methodRecv, req.marshal())
 		cancel()
 		if err != nil {
+			if s.parent.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				// The poll's own bound, not the caller's deadline: no
+				// leader answered (the stream's leader left, and none
+				// or another took over). The stream is lost with it.
+				err = fmt.Errorf("%w: no leader answered its poll within %v: %w", ErrStreamGone, wait, err)
+			}
 			s.abort(id, err)
 			return
 		}
