@@ -124,6 +124,12 @@ func (p *probeServer) forever(_ *wrapperspb.UInt32Value, ss grpc.ServerStream) e
 	p.start("Forever")
 	for i := uint32(0); ; i++ {
 		if err := ss.SendMsg(wrapperspb.UInt32(i)); err != nil {
+			// A reset stream can fail SendMsg a moment before gRPC
+			// cancels the stream's context: record the context's end.
+			select {
+			case <-ss.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
 			p.recordEnd(ss.Context(), "Forever")
 			return err
 		}
