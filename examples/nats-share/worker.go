@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -128,20 +128,28 @@ func (w *worker) run(stdin io.Reader) int {
 	go func() { defer wg.Done(); w.callLoop(ctx) }()
 	go func() { defer wg.Done(); w.reportLoop(ctx) }()
 
-	// Commands until stdin ends (the coordinator closed it, or died).
-	sc := bufio.NewScanner(stdin)
-	for sc.Scan() {
-		var cmd workerCmd
-		if err := json.Unmarshal(sc.Bytes(), &cmd); err != nil || cmd.Cmd != "send" {
-			fmt.Fprintf(os.Stderr, "worker: bad command %q\n", sc.Text())
-			continue
+	// Commands until stdin ends (the coordinator closed it, or died) or
+	// SIGTERM or SIGINT arrives (shutdown.go): either way the worker stops
+	// calling and closes its Client gracefully, a leader handing over.
+	cmds := readCommands(stdin)
+	sigs := stopSignals()
+	defer signal.Stop(sigs)
+loop:
+	for {
+		select {
+		case cmd, ok := <-cmds:
+			if !ok {
+				break loop
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); w.send(ctx, cmd.Seq) }()
+		case <-sigs:
+			break loop
 		}
-		wg.Add(1)
-		go func() { defer wg.Done(); w.send(ctx, cmd.Seq) }()
 	}
 	stop()
 	wg.Wait()
-	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	cctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	if err := c.Close(cctx); err != nil {
 		fmt.Fprintln(os.Stderr, "worker: close:", err)
