@@ -263,11 +263,24 @@ func (h *handoverRun) drop(p *proc) {
 	h.live = slices.DeleteFunc(h.live, func(q *proc) bool { return q == p })
 }
 
-// exitAll closes every live member and returns their calls' samples.
+// exitAll closes every live member, the followers first and the leader
+// last (so that the end of the scenario is no leader change), and returns
+// their calls' samples.
 func (h *handoverRun) exitAll(ctx context.Context) ([]callerExit, error) {
+	st, err := h.states(ctx)
+	if err != nil {
+		return nil, err
+	}
+	order := slices.Clone(h.live)
+	for i, s := range st {
+		if s.Role == "leader" {
+			order = append(slices.Delete(order, i, i+1), h.live[i])
+			break
+		}
+	}
 	var xs []callerExit
 	var errs []error
-	for _, p := range slices.Clone(h.live) {
+	for _, p := range order {
 		x, err := h.exit(ctx, p)
 		xs = append(xs, x)
 		errs = append(errs, err)
