@@ -63,8 +63,8 @@ type demo struct {
 	problems  []string
 	// interrupted: SIGTERM or SIGINT stopped the run early (not a failure).
 	interrupted bool
-	lastCalls uint64
-	lastAt    time.Time
+	lastCalls   uint64
+	lastAt      time.Time
 }
 
 // proc is one worker process.
