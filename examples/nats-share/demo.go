@@ -61,10 +61,11 @@ type demo struct {
 	failovers []failover
 	changes   []change // leader changes and rolling restarts, with their calls (rolling.go)
 	problems  []string
+	lastCalls uint64
+	lastAt    time.Time
+
 	// interrupted: SIGTERM or SIGINT stopped the run early (not a failure).
 	interrupted bool
-	lastCalls   uint64
-	lastAt      time.Time
 }
 
 // proc is one worker process.
