@@ -98,6 +98,8 @@ type worker struct {
 }
 
 func (w *worker) run(stdin io.Reader) int {
+	sigs := stopSignals() // from the start: a worker told to stop while it starts still closes
+	defer signal.Stop(sigs)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).
 		With(slog.Int("worker", w.cfg.ID))
 	opts := []cluster.Option{cluster.WithPort(w.cfg.Port), cluster.WithLogger(log), cluster.WithEventHandler(w.event)}
@@ -132,8 +134,6 @@ func (w *worker) run(stdin io.Reader) int {
 	// SIGTERM or SIGINT arrives (shutdown.go): either way the worker stops
 	// calling and closes its Client gracefully, a leader handing over.
 	cmds := readCommands(stdin)
-	sigs := stopSignals()
-	defer signal.Stop(sigs)
 loop:
 	for {
 		select {
