@@ -69,10 +69,10 @@
 //     turn, the current leader first while it was not restarted yet,
 //     stops calling, closes its Client (Client.Close) and exits, and a
 //     fresh member takes its place. Failed calls of every member, and the
-//     p99 of the calls that started during the changes (from the close
-//     until one leader is settled and every member had 20 more calls
-//     answered) against the p99 of a steady window (--duration) before
-//     them: the added p99;
+//     p99 of the answered calls that started during the changes (from the
+//     close until one leader is settled and every member had 20 more
+//     calls answered) against the p99 of a steady window (--duration)
+//     before them: the added p99;
 //   - SIGKILL: 4 members call a method declared idempotent every 1 ms
 //     (2 ms of work); the leader is SIGKILLed --handover-kills times (3),
 //     a fresh member replacing it. Failed calls of the survivors (the

@@ -21,9 +21,10 @@ import (
 //     flight when it leaves); each process in turn, the current leader
 //     first while it was not restarted yet, closes its Client and exits,
 //     and a fresh process takes its place. Failed calls of every process,
-//     and the p99 of the calls that started during the changes (from the
-//     exit request until a leader is settled and every process had 20
-//     more calls answered) against the p99 of a steady window before them;
+//     and the p99 of the answered calls that started during the changes
+//     (from the exit request until a leader is settled and every process
+//     had 20 more calls answered) against the p99 of a steady window
+//     before them;
 //   - sigkill: 4 members call an idempotent method (2 goroutines each, a
 //     call every 1 ms, 2 ms of work); the leader is SIGKILLed
 //     HandoverKills times, a fresh process replacing it each time. Failed
@@ -81,7 +82,7 @@ type HandoverFigures struct {
 	Changes int `json:"changes"`
 	// Processes started in all.
 	Processes int `json:"processes"`
-	// Rolling only: p99 of the calls that started in a steady window
+	// Rolling only: p99 of the answered calls that started in a steady window
 	// before the changes and of those that started during them, and how
 	// many calls each holds.
 	SteadyP99   int64 `json:"steady_p99_ns,omitempty"`

@@ -63,7 +63,7 @@ func writeHandover(p func(string, ...any), r *Results) {
 	p("the sigkill scenario's method declared in `Service.Idempotent`) and without them (`WithHandoverTimeout(0)`, nothing declared idempotent), ")
 	p("to show that the measurement can fail. Failed calls are split as lost (`ErrLeaderLost`) / timed out / other; ")
 	p("retried counts idempotent calls sent again to the next leader; leader changes are leaders closed (rolling), leaders killed (sigkill), ")
-	p("or processes that led when their call returned (short-lived). Added p99 is the p99 of the calls that started during the changes ")
+	p("or processes that led when their call returned (short-lived). Added p99 is the p99 of the answered calls that started during the changes ")
 	p("minus that of a steady window before them (steady → during; calls in each).\n\n")
 	p("| transport | scenario | features | calls ok | failed (lost / timed out / other) | retried | leader changes | added p99 | target | met |\n")
 	p("|---|---|---|---|---|---|---|---|---|---|\n")
