@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	go run ./cmd/clusterbench --quick              # about 30 s on an idle 2-core host
+//	go run ./cmd/clusterbench --quick              # about 40 s on an idle 2-core host
 //	go run ./cmd/clusterbench --vs-node            # the full run, about 5 minutes
 //	go run ./cmd/clusterbench --transports tcp,unix --workloads invoke,failover
 //	go run ./cmd/clusterbench --quick --transports tcp --workloads raw,invoke,grpc
@@ -55,8 +55,8 @@
 //
 // # Leader changes (issue 17)
 //
-// The "handover" workload (part of every run; about 6 s per transport on
-// a 2-core host) runs on tcp and unix only, and measures what a leader
+// The "handover" workload (part of every run, --quick too; 6 to 8 s per
+// transport on a shared 2-core host) runs on tcp and unix only, and measures what a leader
 // change costs the callers: failed calls, with the features that make
 // them 0 and, in the same run, without them (WithHandoverTimeout(0), no
 // Service.Idempotent declaration), so that the measurement can fail. Its
