@@ -12,9 +12,9 @@ import (
 )
 
 // Config is one run's settings. DefaultConfig is the full run (about five
-// minutes on an idle 2-core host), QuickConfig the --quick run (about half
-// a minute). Timeout is a safety net twice as long as those targets (ten
-// minutes and one minute), for a host busy with other work.
+// minutes on an idle 2-core host), QuickConfig the --quick run (about 40
+// s). Timeout is a safety net well beyond those targets (20 minutes and 2
+// minutes), for a host busy with other work.
 type Config struct {
 	// Transports to measure, in allTransports order. Default: all.
 	Transports []string `json:"transports"`
