@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -100,4 +102,22 @@ func renderMarkdown(t *testing.T, res *Results) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+func TestHandoverFlags(t *testing.T) {
+	c, err := parseFlags([]string{"--quick", "--handover-kills", "5", "--workloads", "handover"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HandoverKills != 5 || c.HandoverRounds != QuickConfig().HandoverRounds || !c.has("handover") {
+		t.Errorf("got kills %d, rounds %d, workloads %v", c.HandoverKills, c.HandoverRounds, c.Workloads)
+	}
+	if d := DefaultConfig(); !d.has("handover") || d.HandoverKills != 3 || d.HandoverRounds != 5 {
+		t.Errorf("DefaultConfig: %+v", d)
+	}
+	for _, args := range [][]string{{"--handover-kills", "0"}, {"--handover-rounds", "0"}, {"--handover-rounds", "101"}} {
+		if _, err := parseFlags(args, io.Discard); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("parseFlags(%q) = %v, want ErrInvalidConfig", args, err)
+		}
+	}
 }
