@@ -12,15 +12,16 @@ import (
 )
 
 // Config is one run's settings. DefaultConfig is the full run (about five
-// minutes on an idle 2-core host), QuickConfig the --quick run (about half
-// a minute). Timeout is a safety net twice as long as those targets (ten
-// minutes and one minute), for a host busy with other work.
+// minutes on an idle 2-core host), QuickConfig the --quick run (about 40
+// s). Timeout is a safety net well beyond those targets (20 minutes and 2
+// minutes), for a host busy with other work.
 type Config struct {
 	// Transports to measure, in allTransports order. Default: all.
 	Transports []string `json:"transports"`
 	// Workloads to measure: "raw" (baselines, including the direct call),
 	// "invoke" (sequential and throughput), "publish", "failover", "memory",
-	// "grpc" (the gRPC baseline, on TCP). Default: all.
+	// "grpc" (the gRPC baseline, on TCP), "handover" (leader changes with
+	// and without the hand-over, on tcp and unix). Default: all.
 	Workloads []string `json:"workloads"`
 	// Quick selects QuickConfig's defaults.
 	Quick bool `json:"quick"`
@@ -37,6 +38,12 @@ type Config struct {
 	Runs int `json:"runs"`
 	// Kills of the leader per failover mode. Default 20 (quick: 3).
 	Kills int `json:"kills"`
+	// HandoverKills: SIGKILLs of the leader in the handover workload's
+	// sigkill scenario. Default 3.
+	HandoverKills int `json:"handover_kills"`
+	// HandoverRounds: rounds of 20 short-lived processes in the handover
+	// workload. Default 5 (quick: 2).
+	HandoverRounds int `json:"handover_rounds"`
 	// NodeForcedKills: kills of Node's forced leader, each costing Node's
 	// fixed 3 s probe. Default 5 (quick: 1).
 	NodeForcedKills int `json:"node_forced_kills"`
@@ -72,7 +79,7 @@ type Config struct {
 }
 
 // allWorkloads are the groups of measurements, in run order.
-var allWorkloads = []string{"raw", "invoke", "publish", "failover", "memory", "grpc"}
+var allWorkloads = []string{"raw", "invoke", "publish", "failover", "memory", "grpc", "handover"}
 
 // ErrInvalidConfig: a flag or Config field is out of range.
 var ErrInvalidConfig = errors.New("clusterbench: invalid config")
@@ -86,6 +93,8 @@ func DefaultConfig() Config {
 		Duration:        time.Second,
 		Runs:            3,
 		Kills:           20,
+		HandoverKills:   3,
+		HandoverRounds:  5,
 		NodeForcedKills: 5,
 		MemFollowers:    []int{1, 100, 1000},
 		PublishN:        []int{4, 32},
@@ -102,6 +111,7 @@ func QuickConfig() Config {
 	c.Duration = 250 * time.Millisecond
 	c.Runs = 1
 	c.Kills = 3
+	c.HandoverRounds = 2
 	c.NodeForcedKills = 1
 	c.MemFollowers = []int{1, 10, 100}
 	c.Timeout = 2 * time.Minute
@@ -139,6 +149,10 @@ func (c Config) Validate() error {
 		return bad("runs %d outside 1..50", c.Runs)
 	case c.Kills < 1 || c.Kills > 1000:
 		return bad("kills %d outside 1..1000", c.Kills)
+	case c.HandoverKills < 1 || c.HandoverKills > 100:
+		return bad("handover kills %d outside 1..100", c.HandoverKills)
+	case c.HandoverRounds < 1 || c.HandoverRounds > 100:
+		return bad("handover rounds %d outside 1..100", c.HandoverRounds)
 	case c.NodeForcedKills < 0 || c.NodeForcedKills > 100:
 		return bad("node forced kills %d outside 0..100", c.NodeForcedKills)
 	case c.PublishInterval < 100*time.Microsecond || c.PublishInterval > time.Second:
@@ -178,6 +192,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		runs       = fs.Int("runs", d.Runs, "runs of each latency and throughput measurement; the report shows their medians (quick: 1)")
 		kills      = fs.Int("kills", d.Kills, "leader kills per failover mode (quick: 3)")
 		nodeKills  = fs.Int("node-forced-kills", d.NodeForcedKills, "kills of Node's forced leader, 3 s each (quick: 1)")
+		hoKills    = fs.Int("handover-kills", d.HandoverKills, "leader SIGKILLs in the handover workload's sigkill scenario")
+		hoRounds   = fs.Int("handover-rounds", d.HandoverRounds, "rounds of 20 short-lived processes in the handover workload (quick: 2)")
 		memF       = fs.String("mem-followers", joinInts(d.MemFollowers), "idle follower counts for the leader memory measurement (quick: 1,10,100)")
 		pubN       = fs.String("publish-n", joinInts(d.PublishN), "subscriber counts for publish → every subscriber")
 		pubEvery   = fs.Duration("publish-interval", d.PublishInterval, "interval between publishes")
@@ -223,6 +239,10 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 			c.Kills = *kills
 		case "node-forced-kills":
 			c.NodeForcedKills = *nodeKills
+		case "handover-kills":
+			c.HandoverKills = *hoKills
+		case "handover-rounds":
+			c.HandoverRounds = *hoRounds
 		case "mem-followers":
 			var e error
 			c.MemFollowers, e = parseInts(f.Name, *memF)

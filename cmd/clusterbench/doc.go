@@ -5,10 +5,11 @@
 //
 // Usage:
 //
-//	go run ./cmd/clusterbench --quick              # about 30 s on an idle 2-core host
+//	go run ./cmd/clusterbench --quick              # about 40 s on an idle 2-core host
 //	go run ./cmd/clusterbench --vs-node            # the full run, about 5 minutes
 //	go run ./cmd/clusterbench --transports tcp,unix --workloads invoke,failover
 //	go run ./cmd/clusterbench --quick --transports tcp --workloads raw,invoke,grpc
+//	go run ./cmd/clusterbench --transports tcp,unix --workloads handover  # about 15 s
 //
 // The results go to --out (default ./clusterbench-out): results.md (also
 // printed on stdout), results.json and bench.svg. Progress goes to stderr.
@@ -51,6 +52,42 @@
 //     election registry, so each connects as a separate process would).
 //
 // Plus the floor: a direct in-process Go call of the same echo function.
+//
+// # Leader changes (issue 17)
+//
+// The "handover" workload (part of every run, --quick too; 6 to 8 s per
+// transport on a shared 2-core host) runs on tcp and unix only, and measures what a leader
+// change costs the callers: failed calls, with the features that make
+// them 0 and, in the same run, without them (WithHandoverTimeout(0), no
+// Service.Idempotent declaration), so that the measurement can fail. Its
+// members are "caller" processes: a Client whose method "work" sleeps a
+// moment on the leader (so that calls are in flight when it goes), called
+// from two goroutines on a ticker; each call's start, latency and error
+// kind is recorded.
+//
+//   - rolling restart: 4 members call every 2 ms (1 ms of work); each in
+//     turn, the current leader first while it was not restarted yet,
+//     stops calling, closes its Client (Client.Close) and exits, and a
+//     fresh member takes its place. Failed calls of every member, and the
+//     p99 of the answered calls that started during the changes (from the
+//     close until one leader is settled and every member had 20 more
+//     calls answered) against the p99 of a steady window (--duration)
+//     before them: the added p99;
+//   - SIGKILL: 4 members call a method declared idempotent every 1 ms
+//     (2 ms of work); the leader is SIGKILLed --handover-kills times (3),
+//     a fresh member replacing it. Failed calls of the survivors (the
+//     killed process's own calls die with it) and the calls retried on
+//     the next leader (Stats().Retried);
+//   - short-lived: --handover-rounds rounds (5; quick: 2) of 20 "oneshot"
+//     processes started on a fresh address; each creates its Client, then
+//     all at once make one call, close and exit, so leaders come and go
+//     with calls in flight. Failed calls.
+//
+// The results are a section of results.md, "Leader changes", one row per
+// transport, scenario and with/without, with the target (0 failed calls
+// with the features) and whether it was met; the control rows say
+// whether they failed calls. In results.json they are measurements named
+// handover/<scenario>/with and .../without, with a "handover" object.
 //
 // # The gRPC baseline
 //

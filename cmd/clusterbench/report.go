@@ -128,6 +128,7 @@ func writeMarkdown(w io.Writer, r *Results, svgPath string) error {
 	writeAllocs(p, r)
 	writePhases(p, r)
 	writeMemory(p, r)
+	writeHandover(p, r)
 	writeTargets(p, r)
 
 	if len(r.Skipped) > 0 {

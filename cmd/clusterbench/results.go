@@ -59,8 +59,8 @@ type Note struct {
 }
 
 // Measurement is one workload of one implementation on one transport.
-// Exactly one of Latency, Rate and Memory is set, as the workload's kind
-// says.
+// Exactly one of Latency, Rate, Memory and Handover is set, as the
+// workload's kind says.
 type Measurement struct {
 	Impl      string `json:"impl"`
 	Transport string `json:"transport"`
@@ -92,6 +92,8 @@ type Measurement struct {
 	Lost int `json:"lost,omitempty"`
 	// Memory: the leader's memory with growing numbers of idle followers.
 	Memory []MemPoint `json:"memory,omitempty"`
+	// Handover: a leader change scenario's failed calls (handover.go).
+	Handover *HandoverFigures `json:"handover,omitempty"`
 }
 
 // MemPoint is the leader's memory with Followers idle followers.
@@ -104,7 +106,7 @@ type MemPoint struct {
 // pingpong/<size> (raw) and call/<size> (direct). Throughput:
 // tput/<size>/<kind>/n<N> (ours, node) against echo/<size>/n<N> (raw).
 // Publish: publish/n<N>. Failover: failover/auto, failover/forced.
-// Memory: memory.
+// Memory: memory. Handover: handover/<scenario>/with, .../without.
 func invokeName(size int, kind string) string {
 	return "invoke/" + strconv.Itoa(size) + "/" + kind
 }
@@ -136,7 +138,7 @@ func (r *Results) transports() []string {
 	var out []string
 	for _, t := range allTransports {
 		for _, m := range r.Measurements {
-			if m.Transport == t && (m.Impl == implOurs || m.Impl == implRaw) {
+			if m.Transport == t && (m.Impl == implOurs || m.Impl == implRaw) && m.Handover == nil {
 				out = append(out, t)
 				break
 			}

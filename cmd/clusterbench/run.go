@@ -81,6 +81,7 @@ func run(ctx context.Context, cfg Config, log io.Writer) (*Results, error) {
 			r.section(ctx, t+" raw", func() error { return r.raw(ctx, t) })
 		}
 		r.clusterBench(ctx, r.oursImpl(t))
+		r.handoverBench(ctx, t)
 		if t == "tcp" && grpcBin != "" {
 			r.section(ctx, "grpc", func() error { return r.grpc(ctx, grpcBin) })
 		}

@@ -59,9 +59,13 @@ type demo struct {
 	overOne   []string // samples that saw more than one of them
 	stale     int      // samples that still saw a killed leader's connection
 	failovers []failover
+	changes   []change // leader changes and rolling restarts, with their calls (rolling.go)
 	problems  []string
 	lastCalls uint64
 	lastAt    time.Time
+
+	// interrupted: SIGTERM or SIGINT stopped the run early (not a failure).
+	interrupted bool
 }
 
 // proc is one worker process.
@@ -80,6 +84,8 @@ type proc struct {
 	got     map[int]bool   // ticks it received
 	acks    map[int]string // send acknowledgements: seq → error text
 	metrics string         // the URL of its /metrics, if it serves one
+
+	stopping bool // SIGTERM sent: it closes its Client gracefully and exits
 }
 
 func (p *proc) String() string { return fmt.Sprintf("w%d (pid %d)", p.id, p.cmd.Process.Pid) }
@@ -159,15 +165,34 @@ func (d *demo) run(ctx context.Context) error {
 		return d.finish(ctx, err)
 	}
 	end := d.start.Add(d.cfg.Duration)
-	kills := make([]time.Time, d.cfg.Kills)
-	for i := range kills {
-		kills[i] = d.start.Add(d.cfg.Duration * time.Duration(i+1) / time.Duration(d.cfg.Kills+1))
+	// The leader changes, spread evenly over the run: the rolling restart
+	// (-rolling) first, then the kills.
+	var changes []string
+	if d.cfg.Rolling {
+		changes = append(changes, kindPlanned)
+	}
+	for range d.cfg.Kills {
+		changes = append(changes, kindCrash)
+	}
+	at := make([]time.Time, len(changes))
+	for i := range at {
+		at[i] = d.start.Add(d.cfg.Duration * time.Duration(i+1) / time.Duration(len(changes)+1))
 	}
 	next := time.Now()
 	for time.Now().Before(end) {
-		if len(kills) > 0 && !time.Now().Before(kills[0]) {
-			kills = kills[1:]
-			if err := d.failover(ctx); err != nil {
+		if len(at) > 0 && !time.Now().Before(at[0]) {
+			kind := changes[0]
+			changes, at = changes[1:], at[1:]
+			var err error
+			if kind == kindPlanned {
+				err = d.measure(ctx, kindPlanned, d.rolling)
+			} else {
+				err = d.measure(ctx, kindCrash, func(ctx context.Context, c *change) error {
+					c.leaders = 1
+					return d.failover(ctx)
+				})
+			}
+			if err != nil {
 				return d.finish(ctx, err)
 			}
 			continue
@@ -356,6 +381,8 @@ func (d *demo) describeConns() string {
 		switch p := d.connOwner(n); {
 		case p != nil && p.killed:
 			parts = append(parts, fmt.Sprintf("%q (killed; the server has not noticed yet)", n))
+		case p != nil && p.stopping:
+			parts = append(parts, fmt.Sprintf("%q (leaving: it hands over, then closes)", n))
 		case n == "":
 			parts = append(parts, `"" (connecting)`)
 		default:
@@ -380,8 +407,8 @@ func (d *demo) sampleLoop() {
 		d.mu.Lock()
 		live, stale := 0, 0
 		for _, n := range names {
-			if p := d.connOwner(n); p != nil && p.killed {
-				stale++ // the server has not noticed the death yet
+			if p := d.connOwner(n); p != nil && (p.killed || p.stopping) {
+				stale++ // the server has not noticed the death yet, or a leaving leader still hands over
 			} else {
 				live++
 			}
@@ -609,6 +636,18 @@ func (d *demo) failover(ctx context.Context) error {
 // finish stops the workers, checks what is left to check, and prints the
 // summary. cause is why the run ended early (nil: it ran its course).
 func (d *demo) finish(ctx context.Context, cause error) error {
+	if cause != nil && errors.Is(cause, context.Canceled) && ctx.Err() != nil {
+		// SIGTERM or SIGINT (main's context): stop gracefully, with bounds
+		// of our own, and judge what ran.
+		d.say("interrupted: every worker closes its Client gracefully")
+		d.mu.Lock()
+		d.interrupted = true
+		d.mu.Unlock()
+		cause = nil
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.Background(), stopTimeout)
+		defer cancel()
+	}
 	if cause != nil {
 		d.problem("%v", cause)
 	} else if err := d.quiesce(ctx); err != nil {
@@ -695,7 +734,8 @@ func (d *demo) summary() {
 	}
 	elapsed := time.Since(d.start)
 	samples, maxConns, overOne, stale := d.samples, d.maxConns, d.overOne, d.stale
-	failovers := d.failovers
+	failovers, changes, interrupted := d.failovers, d.changes, d.interrupted
+	all := d.totals()
 	d.mu.Unlock()
 	varz, _ := d.ns.Varz(nil)
 
@@ -703,7 +743,7 @@ func (d *demo) summary() {
 	fmt.Fprintf(&b, "\nsummary: %d workers (%d started), %v, %d leader kill(s)\n", d.cfg.N, len(d.procs), elapsed.Round(100*time.Millisecond), len(failovers))
 	fmt.Fprintf(&b, "  NATS client connections of live processes: at most %d at a time (%d samples", maxConns, samples)
 	if stale > 0 {
-		fmt.Fprintf(&b, "; %d also saw a killed leader's connection the server had not closed yet", stale)
+		fmt.Fprintf(&b, "; %d also saw a killed leader's connection the server had not closed yet, or a leaving leader's during its hand-over", stale)
 	}
 	b.WriteString(")")
 	if varz != nil {
@@ -729,7 +769,11 @@ func (d *demo) summary() {
 	if lastErr != "" {
 		fmt.Fprintf(&b, "  last error: %s\n", lastErr)
 	}
+	plannedFailed := changesSummary(&b, changes, all)
 	fmt.Fprintf(&b, "  ticks: %d sent through the leader, %d deliveries to subscribed workers\n", sent, deliveries)
+	if interrupted {
+		fmt.Fprintf(&b, "  interrupted (SIGTERM or SIGINT) after %v: the planned leader changes not reached were not run\n", elapsed.Round(100*time.Millisecond))
+	}
 	d.write(b.String())
 
 	if maxConns > 1 {
@@ -738,8 +782,14 @@ func (d *demo) summary() {
 	if maxConns < 1 || samples == 0 {
 		d.problem("no sample saw the leader's NATS connection")
 	}
-	if len(failovers) != d.cfg.Kills {
+	if len(failovers) != d.cfg.Kills && !interrupted {
 		d.problem("%d of %d leader kills completed", len(failovers), d.cfg.Kills)
+	}
+	if d.cfg.Rolling && !interrupted && !slices.ContainsFunc(changes, func(c change) bool { return c.kind == kindPlanned }) {
+		d.problem("the rolling restart did not complete")
+	}
+	if plannedFailed > 0 {
+		d.problem("%d calls failed during planned leader changes (a graceful Close hands over: none should)", plannedFailed)
 	}
 	if errs > 0 {
 		d.problem("%d request calls failed (%s)", errs, lastErr)
@@ -751,7 +801,14 @@ func (d *demo) summary() {
 	ok := len(d.problems) == 0
 	d.mu.Unlock()
 	if ok {
-		d.write(fmt.Sprintf("OK: %d processes shared 1 NATS connection and survived %d leader kill(s)\n", d.cfg.N, len(failovers)))
+		restarted := ""
+		if d.cfg.Rolling {
+			restarted = " and a rolling restart"
+		}
+		if interrupted {
+			restarted += " (interrupted)"
+		}
+		d.write(fmt.Sprintf("OK: %d processes shared 1 NATS connection and survived %d leader kill(s)%s\n", d.cfg.N, len(failovers), restarted))
 	}
 }
 

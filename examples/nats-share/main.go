@@ -4,6 +4,7 @@
 //	cd examples && go run ./nats-share            # 4 workers, 15 s, 1 leader kill
 //	go run ./nats-share -n 8 -duration 30s -kills 3
 //	go run ./nats-share -metrics 127.0.0.1:9464   # worker n serves /metrics on port 9464+n-1
+//	go run ./nats-share -rolling                  # and a rolling restart of every worker
 //
 // It starts a NATS server on a free loopback port (in this process, as a
 // library) and N worker processes (this program again, in worker mode).
@@ -19,6 +20,13 @@
 // SIGKILLs the leader and reports what follows: a survivor leads, the NATS
 // connection count is back to 1 (and the connection is the new leader's),
 // every survivor receives the next tick; then a replacement worker joins.
+// With -rolling it also restarts every worker in turn, the leader first:
+// each gets SIGTERM, closes its Client gracefully (a leader hands its
+// followers over to the next one) and exits, and a new worker takes its
+// place. The summary counts the calls that failed per kind of leader
+// change: planned (a graceful Close) and crash (SIGKILL). SIGTERM or
+// SIGINT to the coordinator stops the run gracefully: the workers close
+// their Clients and the summary is printed.
 // It exits 0 with a summary, or 1 and says what went wrong.
 package main
 
@@ -41,6 +49,7 @@ func main() {
 	flag.IntVar(&cfg.N, "n", cfg.N, "worker processes")
 	flag.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to run")
 	flag.IntVar(&cfg.Kills, "kills", cfg.Kills, "leader SIGKILLs, spread over the run")
+	flag.BoolVar(&cfg.Rolling, "rolling", cfg.Rolling, "also restart every worker in turn, the leader first (SIGTERM: a graceful Close), while they call")
 	flag.IntVar(&cfg.Rate, "rate", cfg.Rate, "request calls per second per worker (0: unpaced)")
 	flag.IntVar(&cfg.Port, "port", cfg.Port, "clusterclient port on 127.0.0.1 (0: a free one)")
 	flag.StringVar(&cfg.Metrics, "metrics", "", "serve Prometheus /metrics of worker n on this loopback host:port+n-1 (port 0: a free one each)")
@@ -67,6 +76,7 @@ type Config struct {
 	N        int           // worker processes (at least 2)
 	Duration time.Duration // length of the run
 	Kills    int           // leader kills, spread evenly over the run
+	Rolling  bool          // a rolling restart of every worker (SIGTERM), before the kills
 	Rate     int           // request calls per second per worker; 0 unpaced
 	Port     int           // clusterclient port; 0 picks a free one
 	// Metrics, when set (a loopback host:port), makes worker n serve

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,6 +98,8 @@ type worker struct {
 }
 
 func (w *worker) run(stdin io.Reader) int {
+	sigs := stopSignals() // from the start: a worker told to stop while it starts still closes
+	defer signal.Stop(sigs)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).
 		With(slog.Int("worker", w.cfg.ID))
 	opts := []cluster.Option{cluster.WithPort(w.cfg.Port), cluster.WithLogger(log), cluster.WithEventHandler(w.event)}
@@ -128,20 +130,26 @@ func (w *worker) run(stdin io.Reader) int {
 	go func() { defer wg.Done(); w.callLoop(ctx) }()
 	go func() { defer wg.Done(); w.reportLoop(ctx) }()
 
-	// Commands until stdin ends (the coordinator closed it, or died).
-	sc := bufio.NewScanner(stdin)
-	for sc.Scan() {
-		var cmd workerCmd
-		if err := json.Unmarshal(sc.Bytes(), &cmd); err != nil || cmd.Cmd != "send" {
-			fmt.Fprintf(os.Stderr, "worker: bad command %q\n", sc.Text())
-			continue
+	// Commands until stdin ends (the coordinator closed it, or died) or
+	// SIGTERM or SIGINT arrives (shutdown.go): either way the worker stops
+	// calling and closes its Client gracefully, a leader handing over.
+	cmds := readCommands(stdin)
+loop:
+	for {
+		select {
+		case cmd, ok := <-cmds:
+			if !ok {
+				break loop
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); w.send(ctx, cmd.Seq) }()
+		case <-sigs:
+			break loop
 		}
-		wg.Add(1)
-		go func() { defer wg.Done(); w.send(ctx, cmd.Seq) }()
 	}
 	stop()
 	wg.Wait()
-	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	cctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	if err := c.Close(cctx); err != nil {
 		fmt.Fprintln(os.Stderr, "worker: close:", err)
