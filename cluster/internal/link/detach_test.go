@@ -165,3 +165,80 @@ func TestQueuedJobKeepsItsFrame(t *testing.T) {
 		expect(t, got, args[i], "a queued job's answer")
 	}
 }
+
+// pushed is a calling handler whose requests (the leader's pushes) run
+// as ordered jobs that block until release is closed.
+type pushed struct {
+	l       *Link
+	release chan struct{}
+	ran     chan string
+}
+
+func (h *pushed) Request(pk protocol.Packet, co protocol.ConnObject) Job {
+	return Job{Method: co.Type, Ordered: true, App: pk.App, Run: func(app []byte) {
+		<-h.release
+		h.ran <- string(app)
+	}}
+}
+func (h *pushed) Response(protocol.Packet, protocol.ConnObject) {}
+func (h *pushed) Ended(err error)                               { h.l.Close(err) }
+
+// On the calling side too, a job that runs long on the background reader
+// (a listener) hands reading on: the caller's answers still come, and
+// the pushes after it run after it, in order, with their own bytes.
+func TestCallingSideJobHandsReadingOver(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := &echo{release: make(chan struct{}), ended: make(chan error, 1)}
+	server.l = New(b, Config{Server: true, MaxWriteBuffer: 1 << 20, Timeout: time.Minute}, server)
+	h := &pushed{release: make(chan struct{}), ran: make(chan string, 10)}
+	h.l = New(a, Config{MaxWriteBuffer: 1 << 20, Timeout: time.Minute,
+		TimeoutError: func(string, int64) error { return errTimedOut }}, h)
+	go server.l.Serve()
+	h.l.StartReading()
+	defer func() {
+		select {
+		case <-h.release:
+		default:
+			close(h.release)
+		}
+		h.l.Close(nil)
+		server.l.Close(nil)
+		h.l.Wait()
+		server.l.Wait()
+	}()
+	var want []string
+	for i := range 3 {
+		v := strings.Repeat(string(rune('p'+i)), 2000)
+		want = append(want, v)
+		if err := server.l.Send(false, int64(100+i), 0, &protocol.ConnObject{Type: "push"}, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		arg := strings.Repeat(string(rune('a'+i)), 2000)
+		expect(t, callBG(h.l, "echo", arg), arg, "a call while a push's job blocks the reader")
+	}
+	close(h.release)
+	for _, w := range want {
+		select {
+		case got := <-h.ran:
+			if got != w {
+				t.Fatalf("push ran with %.20q…, want %.20q…", got, w)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("a push's job never ran")
+		}
+	}
+}
