@@ -669,12 +669,6 @@ func (c *Client) deliver(key string, data []byte, cached bool) {
 	c.disp.push(task{key: key, data: data, cached: cached})
 }
 
-// deliverNow is deliver run by a follower's background reader: the
-// listeners run on it when no callback runs or waits (see dispatcher).
-func (c *Client) deliverNow(key string, data []byte, cached bool) {
-	c.disp.runNow(task{key: key, data: data, cached: cached})
-}
-
 // runTask runs on the callback goroutine.
 func (c *Client) runTask(t task) {
 	if t.ev != nil {

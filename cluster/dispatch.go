@@ -12,14 +12,6 @@ import (
 // happened, and never on a caller's goroutine (so a listener is never
 // called inside Subscribe, and never under a lock of ours).
 //
-// A follower's background reader may run the callbacks itself (runNow)
-// when nothing is queued or running: a pushed value then reaches its
-// listeners without a hand-over between goroutines, which on a small
-// host costs more than the loopback hop. Whoever runs callbacks holds
-// busy and runs what was queued meanwhile before it lets go, so they
-// still run one at a time and in order. The goroutines: the loop, and a
-// reader in runNow; d.mu is taken alone.
-//
 // Values are never dropped (the queue grows); events beyond the event
 // buffer are dropped and counted, so a stuck event handler cannot grow
 // memory without bound.
@@ -29,8 +21,6 @@ type dispatcher struct {
 	events  int // events in q
 	max     int // event buffer
 	stopped bool
-	busy    bool   // a goroutine runs callbacks (the loop or runNow's)
-	spare   []task // the queue's other buffer
 	wake    chan struct{}
 	done    chan struct{}
 	inCall  atomic.Bool
@@ -98,64 +88,27 @@ func (d *dispatcher) stop() {
 
 func (d *dispatcher) loop() {
 	defer close(d.done)
+	var batch []task
 	for {
 		<-d.wake
-		d.mu.Lock()
-		if !d.busy {
-			d.busy = true
-			d.drainLocked()
-		}
-		done := d.stopped && !d.busy && len(d.q) == 0
-		d.mu.Unlock()
-		if done {
-			return
-		}
-	}
-}
-
-// runNow runs t on the calling goroutine when no callback runs and none
-// is queued, and the tasks queued meanwhile after it; otherwise it
-// queues t like push. It reports false when t was dropped (stopped).
-func (d *dispatcher) runNow(t task) bool {
-	d.mu.Lock()
-	if d.busy || len(d.q) > 0 || d.stopped {
-		d.mu.Unlock()
-		return d.push(t)
-	}
-	d.busy = true
-	d.mu.Unlock()
-	d.call(t)
-	d.mu.Lock()
-	d.drainLocked()
-	stopped := d.stopped
-	d.mu.Unlock()
-	if stopped { // the loop exits once nobody runs callbacks
-		select {
-		case d.wake <- struct{}{}:
-		default:
+		for {
+			d.mu.Lock()
+			batch, d.q = d.q, batch[:0]
+			stopped := d.stopped
+			d.events = 0
+			d.mu.Unlock()
+			if len(batch) == 0 {
+				if stopped {
+					return
+				}
+				break
+			}
+			for i := range batch {
+				d.call(batch[i])
+				batch[i] = task{}
+			}
 		}
 	}
-	return true
-}
-
-// drainLocked runs the queued tasks until none is left, then lets busy
-// go. d.mu is held, and unlocked while the tasks run.
-func (d *dispatcher) drainLocked() {
-	for len(d.q) > 0 {
-		batch := d.q
-		d.q, d.spare = d.spare[:0], nil
-		d.events = 0
-		d.mu.Unlock()
-		for i := range batch {
-			d.call(batch[i])
-			batch[i] = task{}
-		}
-		d.mu.Lock()
-		if d.spare == nil {
-			d.spare = batch[:0]
-		}
-	}
-	d.busy = false
 }
 
 // call runs one task, turning a panic into an error event.

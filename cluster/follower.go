@@ -121,14 +121,11 @@ func (s *session) Request(pk protocol.Packet, co protocol.ConnObject) link.Job {
 	}
 	switch co.Type {
 	case protocol.KindSubscribeResult:
-		// The acknowledgement, then the listeners, on this reader when it
-		// is a background one and the method has been fast (a job the
-		// link hands reading on from when it runs long), in the order
-		// the values came (Ordered).
+		// The value first: the acknowledgement's write need not delay
+		// the listeners.
 		_, cached := co.Ext[cachedMember]
-		key, data := co.Key, append([]byte(nil), pk.App...)
+		s.c.deliver(co.Key, append([]byte(nil), pk.App...), cached)
 		s.l.Send(true, pk.ID, 0, &protocol.ConnObject{Type: protocol.KindSubscribeResultRes}, nil)
-		return link.Job{Method: protocol.KindSubscribeResult, Ordered: true, Run: func([]byte) { s.c.deliverNow(key, data, cached) }}
 	default:
 		s.c.report(s.num, RoleFollower, &Error{Op: "request", Channel: s.c.name, Addr: s.addr, Role: RoleFollower,
 			Kind: ErrProtocol, Err: fmt.Errorf("unsupported request type %q from the leader", co.Type)})

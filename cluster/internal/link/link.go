@@ -145,13 +145,8 @@ type Link struct {
 	// Jobs on the reader (serving side): see inline.
 	relay       atomic.Uint64 // a state of the reader, and whose (see inline)
 	inlines     atomic.Uint64 // jobs run on a reader so far: their owner marks in relay
-	inlineSince moment        // when the job the reader runs began (the last reader to mark it; serving side)
-	// The calling side's jobs (a follower's listeners) are rare next to
-	// a leader's calls, and a follower's process is mostly idle: the
-	// watchdog's ticks, which go on for a while after each use, would
-	// cost such a process more than a timer per job does.
-	jobTimer *time.Timer
-	ordered  Serial
+	inlineSince moment        // when the job the reader runs began (the last reader to mark it)
+	ordered     Serial
 
 	wg sync.WaitGroup // goroutines of the link: readers, jobs, Serve
 }
@@ -177,8 +172,6 @@ func New(conn net.Conn, cfg Config, h Handler) *Link {
 	l.calls.max = cfg.MaxCalls
 	if !cfg.Server {
 		l.calls.onExpired = l.kick
-		l.jobTimer = time.AfterFunc(time.Hour, l.handOver)
-		l.jobTimer.Stop()
 	}
 	l.h.Store(&handlerBox{h})
 	watch.add(l)
@@ -324,9 +317,6 @@ func (l *Link) Close(reason error) {
 	l.freeSince.clear()
 	l.rmu.Unlock()
 	watch.remove(l)
-	if l.jobTimer != nil {
-		l.jobTimer.Stop()
-	}
 	l.ordered.Drop()
 	l.w.close(reason)
 	l.calls.fail(reason)
@@ -368,9 +358,8 @@ func (l *Link) end(err error) {
 // run. answered reports a call answered; reader is false when reading
 // moved to another goroutine while this one ran a job; err is a read
 // error (the writer's, if a write failed first), errKicked after a kick
-// on the calling side, or errStopped once the link is closed. caller
-// says the reader is a caller reading for its own answer (readFor).
-func (l *Link) next(caller bool) (answered, reader bool, err error) {
+// on the calling side, or errStopped once the link is closed.
+func (l *Link) next() (answered, reader bool, err error) {
 	if l.cfg.Server {
 		l.w.setHeld(l.r.Pending())
 	}
@@ -413,7 +402,7 @@ func (l *Link) next(caller bool) (answered, reader bool, err error) {
 	if job.Run == nil {
 		return false, true, nil
 	}
-	return false, l.run(job, caller), nil
+	return false, l.run(job), nil
 }
 
 var (
@@ -426,7 +415,7 @@ var (
 // moved to another goroutine.
 func (l *Link) readLoop() {
 	for {
-		answered, reader, err := l.next(false)
+		answered, reader, err := l.next()
 		switch {
 		case err == errKicked:
 			l.conn.SetReadDeadline(time.Time{})
@@ -564,7 +553,7 @@ func (l *Link) readFor(ctx context.Context, c *call) bool {
 	}
 	answered, handed := true, false
 	for len(c.ch) == 0 {
-		_, reader, err := l.next(true)
+		_, reader, err := l.next()
 		if err == errKicked {
 			l.conn.SetReadDeadline(time.Time{})
 			if len(c.ch) == 0 && ctx.Err() != nil && l.calls.remove(c) {
@@ -607,12 +596,10 @@ const (
 )
 
 // run runs a job: on the reader when its method has been fast, else on a
-// goroutine of its own; ordered jobs after those before them. A caller
-// reading for its own answer never runs a job itself: its call would
-// wait for the job. It reports whether the calling goroutine still
-// reads.
-func (l *Link) run(job Job, caller bool) (reader bool) {
-	inline := !caller && l.paces.inline(job.Method)
+// goroutine of its own; ordered jobs after those before them. It reports
+// whether the calling goroutine still reads.
+func (l *Link) run(job Job) (reader bool) {
+	inline := l.paces.inline(job.Method)
 	if job.Ordered {
 		if !inline || !l.ordered.claim() {
 			left := job.leave()
@@ -655,21 +642,13 @@ func (l *Link) timed(job Job) {
 func (l *Link) inline(job Job, ordered bool) (reader bool) {
 	mine := l.inlines.Add(1)<<relayOwner | relayInline
 	l.relay.Store(mine)
-	if l.jobTimer == nil {
-		l.inlineSince.mark()
-		watch.wake()
-	} else {
-		l.jobTimer.Reset(l.cfg.InlineBudget)
-	}
+	l.inlineSince.mark()
+	watch.wake()
 	l.timed(job)
 	if ordered {
 		l.ordered.run()
 	}
-	if l.jobTimer == nil {
-		l.inlineSince.clear()
-	} else {
-		l.jobTimer.Stop()
-	}
+	l.inlineSince.clear()
 	for {
 		cur := l.relay.Load()
 		if cur&relayState != relayInline {
@@ -711,7 +690,7 @@ func (l *Link) handOver() {
 
 // watch is the watchdog's look at the link, every tick while it is busy:
 // a job that ran on the reader past the budget moves reading on (serving
-// side; the calling side's jobTimer does it there); a link nobody read for ReaderIdle gets a background reader
+// side); a link nobody read for ReaderIdle gets a background reader
 // (calling side).
 func (l *Link) watch(now time.Time) bool {
 	if l.cfg.Server {
