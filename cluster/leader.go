@@ -381,12 +381,12 @@ func (p *peer) Request(pk protocol.Packet, co protocol.ConnObject) link.Job {
 			}
 			return link.Job{}
 		}
-		// The call's own copy: it may outlive the reader's buffer.
-		app := append([]byte(nil), pk.App...)
+		// The arguments stay where the reader read them while the call
+		// runs on the reader; the link copies them if it leaves it.
 		if co.Oneway {
-			return link.Job{Method: method, Ordered: true, Run: func() { p.serve(ctx, cc, id, timeout, method, argc, app, true) }}
+			return link.Job{Method: method, Ordered: true, App: pk.App, Run: func(app []byte) { p.serve(ctx, cc, id, timeout, method, argc, app, true) }}
 		}
-		return link.Job{Method: method, Run: func() {
+		return link.Job{Method: method, App: pk.App, Run: func(app []byte) {
 			defer p.inflight.Add(-1)
 			p.serve(ctx, cc, id, timeout, method, argc, app, false)
 		}}
@@ -757,29 +757,37 @@ func (p *peer) run(ctx context.Context, cc *callCtx, id int64, timeout int32, me
 	buf := getBuf()
 	defer putBuf(buf)
 	ok := err == nil
+	var out []byte
 	if ok {
-		if r, isRaw := res.(protocol.Raw); isRaw && len(r) == 0 {
+		r, isRaw := res.(protocol.Raw)
+		if isRaw && len(r) == 0 {
 			res = nil
 		}
 		var encErr error
-		if *buf, encErr = codec.Append((*buf)[:0], res); encErr != nil {
+		if isRaw && len(r) > 0 {
+			// Codecs pass Raw through unchanged: it is sent from where
+			// it lies (often the arguments' frame), not copied.
+			out = r
+		} else if *buf, encErr = codec.Append((*buf)[:0], res); encErr != nil {
 			ok = false
 			err = &Error{Op: "invoke", Channel: lt.c.name, Method: method, Kind: ErrProtocol,
 				Err: fmt.Errorf("cannot encode the result (%T) with the %s codec: %w", res, codec.Name(), encErr)}
+		} else {
+			out = *buf
 		}
 	}
-	if ok && len(*buf) > appLen(lt.c.cfg.limits) {
+	if ok && len(out) > appLen(lt.c.cfg.limits) {
 		// The follower would drop its connection at a frame over its
 		// limit, failing every call in flight on it: fail this one.
 		ok = false
 		err = &Error{Op: "invoke", Channel: lt.c.name, Method: method, Kind: ErrProtocol,
-			Err: fmt.Errorf("the result encodes to %d bytes, more than a frame may carry (%d, WithLimits)", len(*buf), appLen(lt.c.cfg.limits))}
+			Err: fmt.Errorf("the result encodes to %d bytes, more than a frame may carry (%d, WithLimits)", len(out), appLen(lt.c.cfg.limits))}
 	}
 	if !ok {
 		return p.fail(id, timeout, err), err
 	}
-	p.send("invoke", "", true, id, timeout, &protocol.ConnObject{Type: protocol.KindInvokeResult, Success: true}, *buf)
-	return len(*buf), nil
+	p.send("invoke", "", true, id, timeout, &protocol.ConnObject{Type: protocol.KindInvokeResult, Success: true}, out)
+	return len(out), nil
 }
 
 // fail answers a call with an error; it returns the reply's size.

@@ -172,8 +172,10 @@ func (a Args) Decode(i int, v any) error {
 }
 
 // Raw returns argument i as codec bytes, without decoding it (a local
-// argument is encoded). Returning it as the result sends it back as is:
-// the fast path for passing bytes through.
+// argument is encoded). Returning it as the result sends it back as is,
+// from where it lies in the follower's frame, without a copy on the
+// leader: the fast path for passing bytes through. Like the Args, it is
+// valid only during the call: copy it to keep it.
 func (a Args) Raw(i int) (protocol.Raw, error) {
 	if i < 0 || i >= a.Len() {
 		return nil, fmt.Errorf("%w: argument %d of %d", ErrProtocol, i, a.Len())
@@ -181,7 +183,7 @@ func (a Args) Raw(i int) (protocol.Raw, error) {
 	if a.vals != nil {
 		return a.codec.Append(nil, a.vals[i])
 	}
-	return a.enc[i], nil // the call's own copy of the frame: never reused
+	return a.enc[i], nil // in the frame, valid during the call
 }
 
 // assign stores the Go value val in the pointer v: directly when the types

@@ -32,3 +32,31 @@ func TestBackoffSchedule(t *testing.T) {
 		t.Fatalf("pause %v for a 1ns step", d)
 	}
 }
+
+// During fastProbes after the start the pause stays at most fastProbeMax
+// (or MinBackoff when larger); after it, doubling resumes from there.
+func TestBackoffFastWindow(t *testing.T) {
+	cfg := Config{MinBackoff: time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+	e := &election{cfg: cfg, backoff: cfg.MinBackoff, fastUntil: time.Now().Add(time.Hour)}
+	for i := range 20 {
+		if d := e.nextPause(0); d > fastProbeMax {
+			t.Fatalf("pause %d = %v inside the fast window, want at most %v", i, d, fastProbeMax)
+		}
+	}
+	e.fastUntil = time.Time{} // the window is over
+	step := fastProbeMax
+	for i := range 8 {
+		if d := e.nextPause(0); d < step/2 || d > step {
+			t.Fatalf("pause %d after the window = %v, want within [%v, %v]", i, d, step/2, step)
+		}
+		step = min(2*step, cfg.MaxBackoff)
+	}
+	// A MinBackoff above fastProbeMax is kept in the window.
+	big := Config{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+	e = &election{cfg: big, backoff: big.MinBackoff, fastUntil: time.Now().Add(time.Hour)}
+	for range 5 {
+		if d := e.nextPause(0); d < 5*time.Millisecond || d > 10*time.Millisecond {
+			t.Fatalf("pause %v with MinBackoff 10ms in the window, want within [5ms, 10ms]", d)
+		}
+	}
+}

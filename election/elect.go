@@ -56,7 +56,8 @@ func (r *Registry) Elect(ctx context.Context, cfg Config) (Outcome, error) {
 		return Outcome{}, err
 	}
 	cfg.fill()
-	e := &election{reg: r, cfg: cfg, start: time.Now(), backoff: cfg.MinBackoff}
+	now := time.Now()
+	e := &election{reg: r, cfg: cfg, start: now, fastUntil: now.Add(fastProbes), backoff: cfg.MinBackoff}
 	e.log = cfg.Logger.With(
 		slog.String("channel", cfg.Channel),
 		// One key for the address, as package cluster writes it.
@@ -112,7 +113,23 @@ type election struct {
 	start    time.Time
 	attempts int
 	backoff  time.Duration // next pause before jitter
+
+	fastUntil time.Time // until then pauses stay short (fastProbes)
 }
+
+// For fastProbes after an election starts, probes are at most
+// fastProbeMax apart (or MinBackoff, if larger); then the pause doubles
+// up to MaxBackoff. A leader that comes a few milliseconds after the
+// loss (a supervisor's new forced leader process, a winner binding) is
+// then found within 2 ms, not at the next doubled step: doubling from
+// 1 ms probes at about 1, 2, 5, 11, 23 and 47 ms, so a leader ready at
+// 12 ms was found at 23 and one ready at 24 at 47, which is why the
+// forced-role failover moved between 12 and 34 ms from one run to the
+// next (issue 19). A refused loopback dial costs microseconds.
+const (
+	fastProbes   = 50 * time.Millisecond
+	fastProbeMax = 2 * time.Millisecond
+)
 
 func (e *election) fail(kind, cause error) *Error {
 	err := &Error{
@@ -151,13 +168,17 @@ func (e *election) pause(ctx context.Context, limit time.Duration) error {
 
 // nextPause returns the current backoff with jitter in its upper half,
 // [b/2, b], but at most limit (when non-zero), and doubles the backoff up
-// to MaxBackoff.
+// to MaxBackoff (up to fastProbeMax during fastProbes).
 func (e *election) nextPause(limit time.Duration) time.Duration {
 	d := e.backoff/2 + rand.N(e.backoff-e.backoff/2+1)
 	if limit > 0 && d > limit {
 		d = limit
 	}
-	e.backoff = min(2*e.backoff, e.cfg.MaxBackoff)
+	ceiling := e.cfg.MaxBackoff
+	if time.Now().Before(e.fastUntil) {
+		ceiling = min(ceiling, max(fastProbeMax, e.cfg.MinBackoff))
+	}
+	e.backoff = min(2*e.backoff, ceiling)
 	return d
 }
 

@@ -63,8 +63,9 @@ func (r *Reader) SetLimits(lim Limits) { r.lim = lim.withDefaults() }
 // Next returns the next packet of the stream.
 //
 // The returned Packet's Conn and App alias the Reader's buffer: they are
-// valid only until the next call to Next. Copy what must outlive it
-// (ParseConn already copies).
+// valid only until the next call to Next (or, after Detach, as long as
+// they are referenced). Copy what must outlive it (ParseConn already
+// copies).
 //
 // At a clean end of stream between packets Next returns io.EOF. If the
 // stream ends inside a packet the error wraps both ErrShort and
@@ -130,6 +131,22 @@ func (r *Reader) Next() (Packet, error) {
 	}
 	r.start += n
 	return p, nil
+}
+
+// Detach leaves the packets Next returned so far their bytes: the
+// Reader goes on in a buffer of its own (the bytes it buffered beyond
+// them are copied into it), so their Conn and App stay valid after later
+// calls to Next. A server that runs a request on the reading goroutine
+// without copying it detaches when another goroutine is to read on
+// while the request still runs.
+func (r *Reader) Detach() {
+	if r.buf == nil {
+		return
+	}
+	buf := make([]byte, max(min(readerMinBuf, r.maxBuf()), r.end-r.start))
+	r.end = copy(buf, r.buf[r.start:r.end])
+	r.start = 0
+	r.buf = buf
 }
 
 // Pending reports whether the next call to Next returns without reading:

@@ -387,3 +387,35 @@ func TestReaderSetLimits(t *testing.T) {
 	_, err = r.Next()
 	assert.ErrorIs(t, err, ErrTooLarge)
 }
+
+// After Detach, the packets returned so far keep their bytes while the
+// Reader reads on (the packets buffered beyond them included).
+func TestReaderDetach(t *testing.T) {
+	var stream []byte
+	var apps [][]byte
+	for i := range 6 {
+		app := bytes.Repeat([]byte{byte('a' + i)}, 1500)
+		apps = append(apps, app)
+		stream = AppendPacket(stream, &Packet{ID: int64(i + 1), Conn: []byte(`{"type":"invoke"}`), App: app})
+	}
+	r := NewReader(bytes.NewReader(stream), Limits{})
+	var kept []Packet
+	for i := range apps {
+		p, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, p)
+		if i%2 == 0 {
+			r.Detach()
+		}
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Fatalf("after the last packet: %v, want io.EOF", err)
+	}
+	for i, p := range kept {
+		if i%2 == 0 && !bytes.Equal(p.App, apps[i]) {
+			t.Fatalf("packet %d changed after Detach", i+1)
+		}
+	}
+}

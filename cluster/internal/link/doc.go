@@ -51,7 +51,11 @@
 // while the current reader is itself running a job takes reading back.
 // A method whose jobs ran past the budget three times in a row, by their
 // own clock, runs on goroutines of its own for 10 s (Paces). Ordered jobs
-// (a follower's one-way calls) run one at a time in the order read.
+// (a follower's one-way calls) run one at a time in the order read. A
+// job gets the bytes of its frame it uses (Job.App) where the reader
+// read them while it runs on the reader; the link copies them when the
+// job leaves the reader, and a reader that takes over from a job still
+// running reads into a buffer of its own.
 //
 // # Goroutines and locks
 //

@@ -75,7 +75,8 @@ type Handler interface {
 	// it returns as a Job, which the link runs on the reader or on a
 	// goroutine of its own; what is quick (a heartbeat reply) it does
 	// itself. The frame's Conn and App alias the reader's buffer: a job
-	// copies what it keeps.
+	// gets the bytes it uses through Job.App, which the link copies when
+	// the job leaves the reader.
 	Request(pk protocol.Packet, co protocol.ConnObject) Job
 	// Response handles a response that answers none of the link's calls
 	// or notifications (a heartbeat reply, the answer to a request sent
@@ -96,8 +97,24 @@ type Job struct {
 	// Ordered jobs run one at a time, in the order they were read (a
 	// follower's one-way calls).
 	Ordered bool
-	// Run does the work; nil means there is none.
-	Run func()
+	// App is what Run uses of the frame (a call's arguments). While the
+	// job runs on the reader it is where the reader read it, not copied;
+	// the link copies it when the job leaves the reader (it is queued
+	// behind ordered jobs, or runs on a goroutine of its own), as the
+	// next read reuses the buffer. A job that runs long on the reader
+	// keeps it as well: reading moves to a new goroutine, which reads
+	// into a buffer of its own (protocol.Reader.Detach).
+	App []byte
+	// Run does the work, given App; nil means there is none.
+	Run func(app []byte)
+}
+
+// leave is the job leaving the reader, with its own copy of App.
+func (job Job) leave() Job {
+	if job.App != nil {
+		job.App = append([]byte(nil), job.App...)
+	}
+	return job
 }
 
 // Answer is the response to a call.
@@ -126,8 +143,9 @@ type Link struct {
 	freeSince moment // calling side: since when nobody reads
 
 	// Jobs on the reader (serving side): see inline.
-	relay       atomic.Int32
-	inlineSince moment // when the job the reader runs began (the last reader to mark it)
+	relay       atomic.Uint64 // a state of the reader, and whose (see inline)
+	inlines     atomic.Uint64 // jobs run on a reader so far: their owner marks in relay
+	inlineSince moment        // when the job the reader runs began (the last reader to mark it)
 	ordered     Serial
 
 	wg sync.WaitGroup // goroutines of the link: readers, jobs, Serve
@@ -176,7 +194,7 @@ func (l *Link) SetHandler(h Handler, paces *Paces) {
 // past the inline budget: a new goroutine reads. It reports false when
 // the reader was not running a job. Tests call it to choose the moment.
 func (l *Link) HandOver() bool {
-	if l.relay.Load() != relayInline {
+	if l.relay.Load()&relayState != relayInline {
 		return false
 	}
 	l.handOver()
@@ -569,11 +587,15 @@ func (l *Link) readFor(ctx context.Context, c *call) bool {
 
 // ---- the serving side: jobs on the reader ----
 
-// States of Link.relay.
+// States of Link.relay (its low bits; the others say whose job it is,
+// for relayInline and relayHanded).
 const (
 	relayIdle   = iota // the reader reads
 	relayInline        // the reader runs a job
 	relayHanded        // the job ran long: a new goroutine reads
+
+	relayState = 3
+	relayOwner = 2 // shift of the owner mark
 )
 
 // run runs a job: on the reader when its method has been fast, else on a
@@ -583,7 +605,8 @@ func (l *Link) run(job Job) (reader bool) {
 	inline := l.paces.inline(job.Method)
 	if job.Ordered {
 		if !inline || !l.ordered.claim() {
-			l.ordered.Do(func() { l.timed(job) })
+			left := job.leave()
+			l.ordered.Do(func() { l.timed(left) })
 			return true
 		}
 		// Nothing queued or running: run it here, and any ordered job
@@ -593,10 +616,11 @@ func (l *Link) run(job Job) (reader bool) {
 	if inline {
 		return l.inline(job, false)
 	}
+	left := job.leave()
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		l.timed(job)
+		l.timed(left)
 	}()
 	return true
 }
@@ -604,7 +628,7 @@ func (l *Link) run(job Job) (reader bool) {
 // timed runs job and notes how long its method took.
 func (l *Link) timed(job Job) {
 	start := time.Now()
-	job.Run()
+	job.Run(job.App)
 	l.paces.ran(job.Method, time.Since(start), l.cfg.InlineBudget)
 }
 
@@ -619,7 +643,8 @@ func (l *Link) timed(job Job) {
 // own takes reading back (the compare-and-swap below); whoever reads then
 // acts on the link's state as it is now, never on what it saw before.
 func (l *Link) inline(job Job, ordered bool) (reader bool) {
-	l.relay.Store(relayInline)
+	mine := l.inlines.Add(1)<<relayOwner | relayInline
+	l.relay.Store(mine)
 	l.inlineSince.mark()
 	watch.wake()
 	l.timed(job)
@@ -627,12 +652,27 @@ func (l *Link) inline(job Job, ordered bool) (reader bool) {
 		l.ordered.run()
 	}
 	l.inlineSince.clear()
-	return l.relay.CompareAndSwap(relayInline, relayIdle)
+	for {
+		cur := l.relay.Load()
+		if cur&relayState != relayInline {
+			return false
+		}
+		if l.relay.CompareAndSwap(cur, relayIdle) {
+			if cur != mine {
+				// Reading taken back from a reader that runs a job of
+				// its own, maybe on the frame in the Reader's buffer:
+				// read on in a buffer of our own.
+				l.r.Detach()
+			}
+			return true
+		}
+	}
 }
 
 // handOver starts a new reader if a job still runs on the reader.
 func (l *Link) handOver() {
-	if !l.relay.CompareAndSwap(relayInline, relayHanded) {
+	cur := l.relay.Load()
+	if cur&relayState != relayInline || !l.relay.CompareAndSwap(cur, cur&^relayState|relayHanded) {
 		return
 	}
 	l.rmu.Lock()
@@ -640,7 +680,15 @@ func (l *Link) handOver() {
 	if l.stopped {
 		return
 	}
-	l.goRead()
+	// The job may still use the frame's bytes in the reader's buffer:
+	// the new reader reads into one of its own. It alone touches the
+	// Reader now (the job's goroutine no longer reads).
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.r.Detach()
+		l.readLoop()
+	}()
 }
 
 // watch is the watchdog's look at the link, every tick while it is busy:

@@ -24,11 +24,11 @@ func (e *echo) Request(pk protocol.Packet, co protocol.ConnObject) Job {
 	app := append([]byte(nil), pk.App...)
 	switch co.Type {
 	case "echo":
-		return Job{Method: "echo", Run: func() {
+		return Job{Method: "echo", Run: func([]byte) {
 			e.l.Send(true, pk.ID, pk.Timeout, &protocol.ConnObject{Type: protocol.KindInvokeResult, Success: true}, app)
 		}}
 	case "block":
-		return Job{Method: "block", Run: func() {
+		return Job{Method: "block", Run: func([]byte) {
 			<-e.release
 			e.l.Send(true, pk.ID, pk.Timeout, &protocol.ConnObject{Type: protocol.KindInvokeResult, Success: true}, app)
 		}}
@@ -265,7 +265,7 @@ type orderedHandler struct{ run func(int) }
 
 func (o *orderedHandler) Request(pk protocol.Packet, _ protocol.ConnObject) Job {
 	i := int(pk.ID)
-	return Job{Method: "note", Ordered: true, Run: func() { o.run(i) }}
+	return Job{Method: "note", Ordered: true, Run: func([]byte) { o.run(i) }}
 }
 func (o *orderedHandler) Response(protocol.Packet, protocol.ConnObject) {}
 func (o *orderedHandler) Ended(error)                                   {}

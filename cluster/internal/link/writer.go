@@ -23,8 +23,10 @@ import (
 // Concurrency: send and close are safe for concurrent use.
 type wire struct {
 	conn   net.Conn
-	max    int                       // write buffer bound (under mu: see setMax)
-	direct func([]byte) (int, error) // non-blocking write to the socket; nil when the conn has none
+	max    int                            // write buffer bound (under mu: see setMax)
+	direct func([]byte) (int, error)      // non-blocking write to the socket; nil when the conn has none
+	vec    func(a, b []byte) (int, error) // the same for two buffers in one call; nil when the conn has none
+	head   []byte                         // a vectored frame's header and conn object (the socket's owner's)
 
 	mu      sync.Mutex
 	buf     []byte // frames queued, not yet written
@@ -64,11 +66,11 @@ func newWire(conn net.Conn, max int) *wire {
 	w := &wire{
 		conn:   conn,
 		max:    max,
-		direct: directWriter(conn),
 		wake:   make(chan struct{}, 1),
 		closed: make(chan struct{}),
 		done:   make(chan struct{}),
 	}
+	w.direct, w.vec = directWriter(conn)
 	w.touch()
 	go w.writeLoop()
 	return w
@@ -82,7 +84,7 @@ func (w *wire) idle(now time.Time) time.Duration {
 }
 
 // send queues one frame and, if the socket is free, writes it. app is
-// copied. It fails with the close reason once the wire is closed, and
+// not kept: it is written before send returns, or copied. It fails with the close reason once the wire is closed, and
 // with ErrFull (without closing) when the peer is not reading and
 // the buffer is over its bound.
 func (w *wire) send(response bool, id int64, timeout int32, co *protocol.ConnObject, app []byte) error {
@@ -97,11 +99,65 @@ func (w *wire) send(response bool, id int64, timeout int32, co *protocol.ConnObj
 		return ErrFull
 	}
 	w.scratch = protocol.AppendConn(w.scratch[:0], co)
+	if len(app) >= vecMin && w.vec != nil && len(w.buf) == 0 && !w.writing && !w.held.Load() {
+		w.sendVec(response, id, timeout, app)
+		return nil
+	}
 	w.buf = protocol.AppendPacket(w.buf, &protocol.Packet{
 		Response: response, ID: id, Timeout: timeout, Conn: w.scratch, App: app,
 	})
 	w.flushLocked()
 	return nil
+}
+
+// vecMin is the smallest app object written from where it lies, with
+// the frame's head in one writev, instead of copied behind the head: the
+// copy of a smaller one costs less than the second buffer.
+const vecMin = 1 << 10
+
+// sendVec writes one frame, whose app object is not copied, with w.mu
+// held, nothing queued, the socket free and not held; it unlocks w.mu.
+// What the socket does not take at once is copied into the buffer (in
+// front of what others queued meanwhile) for the writer goroutine.
+func (w *wire) sendVec(response bool, id int64, timeout int32, app []byte) {
+	w.writing = true
+	typ := byte(protocol.TypeRequest)
+	if response {
+		typ = protocol.TypeResponse
+	}
+	// The head is copied out of scratch, which the next sender reuses
+	// once w.mu is unlocked; only the socket's owner touches w.head.
+	head := append(w.head[:0], make([]byte, protocol.HeaderSize)...)
+	protocol.Header{Version: protocol.Version, Type: typ, ID: id, Timeout: timeout,
+		ConnLen: int32(len(w.scratch)), AppLen: int32(len(app))}.Put(head)
+	head = append(head, w.scratch...)
+	w.head = head
+	w.mu.Unlock()
+	n, err := w.vec(head, app)
+	if err != nil {
+		w.close(err)
+		return // lost with the connection, as a frame the writer could not write
+	}
+	w.mu.Lock()
+	if n < len(head)+len(app) {
+		var rest []byte
+		if n < len(head) {
+			rest = append(append(rest, head[n:]...), app...)
+		} else {
+			rest = append(rest, app[n-len(head):]...)
+		}
+		w.buf = append(rest, w.buf...)
+		w.mu.Unlock()
+		w.handOff()
+		return
+	}
+	if w.draining || w.err != nil {
+		w.mu.Unlock()
+		w.handOff()
+		return
+	}
+	w.writing = false
+	w.flushLocked() // what others queued meanwhile
 }
 
 // setMax changes the bound on queued bytes: a leader keeps a connection

@@ -5,12 +5,17 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-clusterclient/clusterclient/protocol"
 )
+
+// hasWritev: the systems where a socket's wire writes a large frame's
+// app object from where it lies (writer_vec.go).
+var hasWritev = runtime.GOOS == "linux" || runtime.GOOS == "darwin" || runtime.GOOS == "openbsd"
 
 // wirePair returns a connected pair of conns of kind: "tcp" and "unix"
 // (plain sockets: the wire writes to them directly) and "pipe" (net.Pipe:
@@ -67,6 +72,9 @@ func TestWireKeepsFramesWhole(t *testing.T) {
 			if (w.direct != nil) != (kind != "pipe") {
 				t.Fatalf("direct writer present = %v on %s", w.direct != nil, kind)
 			}
+			if hasWritev && (w.vec != nil) != (kind != "pipe") {
+				t.Fatalf("vectored writer present = %v on %s", w.vec != nil, kind)
+			}
 			const senders, perSender = 8, 100
 			payload := func(s, i int) []byte {
 				n := (s*perSender + i*131) % 20000 // 0 B .. 20 KB
@@ -80,10 +88,14 @@ func TestWireKeepsFramesWhole(t *testing.T) {
 					defer wg.Done()
 					for i := range perSender {
 						co := &protocol.ConnObject{Type: protocol.KindInvoke, Method: fmt.Sprintf("m%d", s), ArgLength: i}
-						if err := w.send(false, int64(s*perSender+i+1), 1000, co, payload(s, i)); err != nil {
+						app := payload(s, i)
+						if err := w.send(false, int64(s*perSender+i+1), 1000, co, app); err != nil {
 							t.Errorf("send: %v", err)
 							return
 						}
+						// send keeps no reference to app (a vectored
+						// write's rest is copied).
+						clear(app)
 					}
 				}()
 			}

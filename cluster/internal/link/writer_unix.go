@@ -11,9 +11,11 @@ import (
 
 // directWriter returns a write to conn's socket that never blocks: it
 // writes what the socket takes at once (possibly nothing) and reports
-// how much. It returns nil for a conn that is not a plain stream socket
+// how much; and, where the system has writev, the same for two buffers
+// in one system call (a frame's head and its app object, which is then
+// not copied). Both are nil for a conn that is not a plain stream socket
 // (transport.Socket).
-func directWriter(conn net.Conn) func([]byte) (int, error) {
+func directWriter(conn net.Conn) (write func([]byte) (int, error), writev func(a, b []byte) (int, error)) {
 	var sc syscall.Conn
 	switch c := conn.(type) {
 	case *net.TCPConn:
@@ -23,15 +25,15 @@ func directWriter(conn net.Conn) func([]byte) (int, error) {
 	case transport.Socket:
 		sc = c.Socket()
 	default:
-		return nil
+		return nil, nil
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	sw := &socketWriter{conn: conn, rc: rc}
 	sw.do = sw.write
-	return sw.Write
+	return sw.Write, sw.vectored()
 }
 
 // socketWriter is a direct writer. Its fields carry one write's state
@@ -41,7 +43,9 @@ type socketWriter struct {
 	conn net.Conn
 	rc   syscall.RawConn
 	do   func(fd uintptr) bool
+	dov  func(fd uintptr) bool // writev's callback (writer_vec.go)
 	b    []byte
+	iov  [2][]byte // writev's buffers
 	n    int
 	err  error
 }
@@ -58,8 +62,15 @@ func (sw *socketWriter) write(fd uintptr) bool {
 func (sw *socketWriter) Write(b []byte) (int, error) {
 	sw.b = b
 	err := sw.rc.Write(sw.do)
+	sw.b = nil
+	return sw.result(err)
+}
+
+// result is the outcome of the write just done: what the socket took,
+// nothing (not an error) when it took nothing at once.
+func (sw *socketWriter) result(err error) (int, error) {
 	n, werr := sw.n, sw.err
-	sw.b, sw.n, sw.err = nil, 0, nil
+	sw.n, sw.err = 0, nil
 	switch {
 	case err != nil:
 		return 0, err
