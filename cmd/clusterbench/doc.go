@@ -26,7 +26,7 @@
 // itself again as children in a role (echo server, raw client, cluster
 // member, crowd of idle followers) and drives them over their stdin and
 // stdout, one JSON request and reply per line. Node members run
-// node/bench.js, embedded in the binary, which answers the same requests,
+// internal/clusterbench/node/bench.js, embedded in the binary, which answers the same requests,
 // so both clusters are driven by the same code.
 //
 // For each transport (tcp, unix, yamux over tcp, kcp):
