@@ -25,15 +25,23 @@ func Main() int {
 	if code, ok := childMain(); ok {
 		return code
 	}
-	return realMain(os.Args[1:], os.Stdout, os.Stderr)
+	return Run(os.Args[1:], os.Stdout, os.Stderr)
 }
 
-// realMain runs the command: it measures, writes results.json,
+// ChildMain runs the child role named in the environment, if this process
+// was started by clusterbench as one of its children, and returns its exit
+// code; ok is false otherwise. Main calls it first; a test binary that
+// calls Run calls it from TestMain, since the children are the test binary
+// started again.
+func ChildMain() (code int, ok bool) { return childMain() }
+
+// Run runs the command with the flags args (without the program name):
+// it measures, writes results.json,
 // results.md and bench.svg into the output directory, and prints the
 // markdown on stdout. Progress goes to stderr. It returns the exit code:
 // 0, 1 if something failed (the outputs are still written), 2 for bad
 // flags.
-func realMain(args []string, stdout, stderr io.Writer) int {
+func Run(args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
