@@ -125,7 +125,7 @@ func (c *client) echo(ctx context.Context, msg []byte, back *[]byte) error {
 var errEchoMismatch = errors.New("grpcecho: the echo returned other bytes than sent")
 
 // pingPongArgs, samplesReply, loadArgs and loadReply are clusterbench's
-// (cmd/clusterbench/raw.go): the same requests and replies as its raw
+// (internal/clusterbench/raw.go): the same requests and replies as its raw
 // client's, so clusterbench drives this program as it drives its own
 // children.
 type pingPongArgs struct {

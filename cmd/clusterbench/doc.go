@@ -26,7 +26,7 @@
 // itself again as children in a role (echo server, raw client, cluster
 // member, crowd of idle followers) and drives them over their stdin and
 // stdout, one JSON request and reply per line. Node members run
-// node/bench.js, embedded in the binary, which answers the same requests,
+// internal/clusterbench/node/bench.js, embedded in the binary, which answers the same requests,
 // so both clusters are driven by the same code.
 //
 // For each transport (tcp, unix, yamux over tcp, kcp):
@@ -52,6 +52,26 @@
 //     election registry, so each connects as a separate process would).
 //
 // Plus the floor: a direct in-process Go call of the same echo function.
+//
+// # Codecs
+//
+// --codecs (default json) runs the cluster workloads (invoke, publish,
+// failover, memory) once per codec named, every member with that codec
+// (cluster.WithCodec): json, serialize-json, or a codec a program
+// registered with clusterbench.RegisterCodec. The raw, gRPC and handover
+// workloads do not depend on the codec and run once (handover with json).
+// json's rows are the "ours" of every table; another codec's are labelled
+// ours/<codec> in results.json and have a "Codecs" section in results.md,
+// next to json's and the raw baselines of the same run, with issue 19's
+// target for a binary codec (4 KiB []byte throughput ≥ 50% of the raw
+// pipelined echo).
+//
+// The CBOR codec lives in a module of its own (codec/cbor), which this
+// command's module must not import; its module has the same command with
+// CBOR registered, codec/cbor/cmd/clusterbench-cbor (the body of both is
+// internal/clusterbench):
+//
+//	cd codec/cbor && go run ./cmd/clusterbench-cbor --codecs json,cbor --workloads raw,invoke,grpc --transports tcp,unix --runs 3
 //
 // # Leader changes (issue 17)
 //

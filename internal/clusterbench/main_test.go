@@ -1,4 +1,4 @@
-package main
+package clusterbench
 
 import (
 	"bytes"
@@ -28,6 +28,7 @@ import (
 // and the tests otherwise.
 func TestMain(m *testing.M) {
 	roles["spawner"] = spawnerRole
+	RegisterCodec(testCodec{}) // in the children too: they run TestMain
 	if code, ok := childMain(); ok {
 		os.Exit(code)
 	}
@@ -92,6 +93,9 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"--publish-n", "0"},
 		{"--publish-interval", "1us"},
 		{"--timeout", "-1s"},
+		{"--codecs", "json,morse"},
+		{"--codecs", ""},
+		{"--codecs", "json,json"},
 		{"stray"},
 	} {
 		_, err := parseFlags(args, io.Discard)
@@ -106,8 +110,8 @@ func TestParseFlagsErrors(t *testing.T) {
 	if !strings.Contains(usage.String(), "-vs-node") {
 		t.Errorf("usage does not list -vs-node:\n%s", usage.String())
 	}
-	if code := realMain([]string{"--runs", "-3"}, io.Discard, io.Discard); code != 2 {
-		t.Errorf("realMain with a bad flag exited %d, want 2", code)
+	if code := Run([]string{"--runs", "-3"}, io.Discard, io.Discard); code != 2 {
+		t.Errorf("Run with a bad flag exited %d, want 2", code)
 	}
 }
 
@@ -447,7 +451,7 @@ func TestWritersSynthetic(t *testing.T) {
 	}
 	var rendered bytes.Buffer
 	out := t.TempDir()
-	if code := realMain([]string{"--render", in, "--out", out}, &rendered, io.Discard); code != 0 {
+	if code := Run([]string{"--render", in, "--out", out}, &rendered, io.Discard); code != 0 {
 		t.Fatalf("--render exited %d", code)
 	}
 	if md, _ := writeOutputs(t.TempDir(), res); !bytes.Equal(rendered.Bytes(), md) {

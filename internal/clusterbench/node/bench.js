@@ -5,7 +5,7 @@
 //
 // mode is "auto" (compete for the port), "leader" (isLeader: true) or
 // "follower" (isLeader: false). It speaks clusterbench's line protocol and
-// answers the same requests as the Go member (cmd/clusterbench/member.go):
+// answers the same requests as the Go member (internal/clusterbench/member.go):
 // one JSON event per line, {"event","data"}; a request per stdin line, the
 // event named after the command, and one reply per stdout line,
 // {"event":"ok","data"} or {"event":"error","data":message}; the first

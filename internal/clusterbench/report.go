@@ -1,10 +1,12 @@
-package main
+package clusterbench
 
 import (
 	"fmt"
 	"io"
 	"slices"
 	"strings"
+
+	"github.com/go-clusterclient/clusterclient/protocol"
 )
 
 // latencyRows and rateRows are the rows of each transport's table: ours
@@ -124,6 +126,7 @@ func writeMarkdown(w io.Writer, r *Results, svgPath string) error {
 		p("\n")
 	}
 
+	writeCodecs(p, r)
 	writeGRPC(p, r)
 	writeAllocs(p, r)
 	writePhases(p, r)
@@ -199,6 +202,67 @@ func rateRatio(ours, base *Measurement) string {
 }
 
 func ratio(a, b float64) string { return trimFloat(a/b, 3) + "×" }
+
+// otherCodecs returns the run's codecs other than the default, in
+// --codecs order.
+func (r *Results) otherCodecs() []string {
+	var out []string
+	for _, c := range r.Config.Codecs {
+		if c != defaultCodec {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// binaryCodec reports whether codec is a binary codec (for issue 19's
+// target): neither of the core's JSON codecs.
+func binaryCodec(codec string) bool {
+	return codec != protocol.JSON.Name() && codec != protocol.SerializeJSON.Name()
+}
+
+// writeCodecs writes, for each codec other than json, its cluster rows
+// next to json's and the raw baseline of the same run.
+func writeCodecs(p func(string, ...any), r *Results) {
+	others := r.otherCodecs()
+	if len(others) == 0 {
+		return
+	}
+	p("### Codecs\n\n")
+	p("The cluster workloads once per codec of --codecs, in the same run, every member with that codec; ")
+	p("\"json\" is the tables above. Ratios: the codec ÷ the raw baseline and ÷ json (p50 / p99 for latencies).\n\n")
+	for _, t := range r.transports() {
+		for _, c := range others {
+			impl := oursImplName(c)
+			var rows []string
+			add := func(title string, ours, js, raw *Measurement, rawName string, cell func(*Measurement) string, ratio func(a, b *Measurement) string) {
+				if ours == nil {
+					return
+				}
+				rawCell := cell(raw)
+				if raw != nil {
+					rawCell += " (" + rawTitle(rawName) + ")"
+				}
+				rows = append(rows, "| "+strings.Join([]string{title, cell(js), cell(ours), rawCell, ratio(ours, raw), ratio(ours, js)}, " | ")+" |\n")
+			}
+			for _, row := range latencyRows {
+				add(row.title, r.find(impl, t, row.ours), r.find(implOurs, t, row.ours), r.find(implRaw, t, row.raw), row.raw, latencyCell, latencyRatio)
+			}
+			for _, row := range rateRows {
+				add(row.title, r.find(impl, t, row.ours), r.find(implOurs, t, row.ours), r.find(implRaw, t, row.raw), row.raw, rateCell, rateRatio)
+			}
+			if len(rows) == 0 {
+				continue
+			}
+			p("#### %s, %s\n\n", t, c)
+			p("| workload | json | %s | raw %s | %s ÷ raw | %s ÷ json |\n|---|---|---|---|---|---|\n", c, t, c, c)
+			for _, row := range rows {
+				p("%s", row)
+			}
+			p("\n")
+		}
+	}
+}
 
 // writeAllocs writes the follower's allocations per sequential invoke.
 func writeAllocs(p func(string, ...any), r *Results) {
@@ -417,6 +481,24 @@ func targets(r *Results) []target {
 			tg.measured = fmt.Sprintf("%s (%s)", trimFloat(worst, 2), name)
 		}
 		out = append(out, tg)
+	}
+	for _, c := range r.otherCodecs() {
+		if !binaryCodec(c) {
+			continue
+		}
+		for _, t := range r.transports() {
+			tg := target{what: fmt.Sprintf("4 KiB []byte throughput ≥ 50%% of the raw pipelined echo with the binary codec (%s), %s, N = 4", c, t)}
+			o, ok1 := rate(oursImplName(c), t, tputName(4096, "bytes", 4))
+			raw, ok2 := rate(implRaw, t, echoName(4096, 4))
+			if ok1 && ok2 {
+				tg.known, tg.met = true, o >= raw/2
+				tg.measured = fmt.Sprintf("%.0f%% (%s vs %s)", 100*o/raw, fmtRate(o), fmtRate(raw))
+				if j, ok := rate(implOurs, t, tputName(4096, "bytes", 4)); ok {
+					tg.measured += fmt.Sprintf("; json %.0f%% (%s)", 100*j/raw, fmtRate(j))
+				}
+			}
+			out = append(out, tg)
+		}
 	}
 	for _, t := range r.transports() {
 		// Judged on the Go memory in use: RSS counts only the pages touched

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package main
+package clusterbench
 
 // residentBytes returns 0: the resident set is read from /proc on Linux
 // only; reports show it as unknown elsewhere.

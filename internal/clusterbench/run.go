@@ -1,4 +1,4 @@
-package main
+package clusterbench
 
 import (
 	"context"
@@ -80,7 +80,9 @@ func run(ctx context.Context, cfg Config, log io.Writer) (*Results, error) {
 		if cfg.has("raw") {
 			r.section(ctx, t+" raw", func() error { return r.raw(ctx, t) })
 		}
-		r.clusterBench(ctx, r.oursImpl(t))
+		for _, codec := range cfg.Codecs {
+			r.clusterBench(ctx, r.oursImpl(t, codec))
+		}
 		r.handoverBench(ctx, t)
 		if t == "tcp" && grpcBin != "" {
 			r.section(ctx, "grpc", func() error { return r.grpc(ctx, grpcBin) })

@@ -1,4 +1,4 @@
-package main
+package clusterbench
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 type clusterImpl struct {
 	impl      string
 	transport string
+	// codec is the members' codec name (ours; "" for Node's).
+	codec string
 	// addr returns a fresh address to compete for.
 	addr func() (string, error)
 	// spawn starts a member in mode "auto", "leader" or "follower" and
@@ -29,16 +31,24 @@ type clusterImpl struct {
 	memory bool
 }
 
-// oursImpl is clusterclient on transport t.
-func (r *runner) oursImpl(t string) clusterImpl {
+// oursImpl is clusterclient on transport t, every member with the codec
+// of that name.
+func (r *runner) oursImpl(t, codec string) clusterImpl {
+	impl := oursImplName(codec)
 	return clusterImpl{
-		impl:      implOurs,
+		impl:      impl,
 		transport: t,
+		codec:     codec,
 		addr:      func() (string, error) { return newAddr(t, r.dir) },
 		spawn: func(ctx context.Context, name, addr, mode string) (*proc, memberReady, error) {
 			var info memberReady
-			p, err := r.procs.goChild(ctx, "ours "+t+" "+name, "member",
-				memberArgs{Transport: t, Addr: addr, Channel: channel, Mode: mode}, &info)
+			p, err := r.procs.goChild(ctx, impl+" "+t+" "+name, "member",
+				memberArgs{Transport: t, Addr: addr, Channel: channel, Mode: mode, Codec: codec}, &info)
+			if err == nil && info.Codec != codec {
+				err = fmt.Errorf("%w: %s %s %s runs codec %q, want %q", errCodecMismatch, impl, t, name, info.Codec, codec)
+				r.procs.stopAll(p)
+				p = nil
+			}
 			return p, info, err
 		},
 		publishN:    r.cfg.PublishN,
@@ -134,15 +144,19 @@ func (r *runner) invokes(ctx context.Context, ci clusterImpl) error {
 		m.AllocsPerOp, m.CodecAllocsPerOp = median(allocs), median(codec)
 	}
 	for _, w := range throughputWorkloads {
-		profile := r.cfg.Profile && ci.impl == implOurs && w.size == 64 && w.n == 4
+		profile := r.cfg.Profile && isOurs(ci.impl) && w.size == 64 && w.n == 4
+		profName := ci.transport // <transport>-leader.cpu.pprof; -<codec> added for codecs other than json
+		if ci.impl != implOurs {
+			profName += "-" + ci.codec
+		}
 		if profile {
-			if err := r.profile(ctx, ci.transport, leader, followers[0], true); err != nil {
+			if err := r.profile(ctx, profName, leader, followers[0], true); err != nil {
 				return err
 			}
 		}
 		rates, failed, err := r.load(ctx, followers[:w.n], "load", loadArgs{Size: w.size, Kind: w.kind, InFlight: inFlight})
 		if profile {
-			err = errors.Join(err, r.profile(ctx, ci.transport, leader, followers[0], false))
+			err = errors.Join(err, r.profile(ctx, profName, leader, followers[0], false))
 		}
 		if err != nil {
 			return err
@@ -460,8 +474,8 @@ func (r *runner) memory(ctx context.Context, ci clusterImpl) error {
 	have := 0
 	for _, n := range append([]int{0}, r.cfg.MemFollowers...) {
 		if n > have {
-			a := crowdArgs{memberArgs: memberArgs{Transport: ci.transport, Addr: addr, Channel: channel}, N: n - have}
-			crowd, err := r.procs.goChild(ctx, fmt.Sprintf("ours %s crowd of %d", ci.transport, a.N), "crowd", a, nil)
+			a := crowdArgs{memberArgs: memberArgs{Transport: ci.transport, Addr: addr, Channel: channel, Codec: ci.codec}, N: n - have}
+			crowd, err := r.procs.goChild(ctx, fmt.Sprintf("%s %s crowd of %d", ci.impl, ci.transport, a.N), "crowd", a, nil)
 			if err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package main
+package clusterbench
 
 import (
 	"encoding/json"
@@ -138,7 +138,7 @@ func (r *Results) transports() []string {
 	var out []string
 	for _, t := range allTransports {
 		for _, m := range r.Measurements {
-			if m.Transport == t && (m.Impl == implOurs || m.Impl == implRaw) && m.Handover == nil {
+			if m.Transport == t && (isOurs(m.Impl) || m.Impl == implRaw) && m.Handover == nil {
 				out = append(out, t)
 				break
 			}

@@ -1,4 +1,4 @@
-package main
+package clusterbench
 
 import (
 	"context"
@@ -34,12 +34,18 @@ type memberArgs struct {
 	Channel   string `json:"channel"`
 	// Mode is "auto", "leader" (forced) or "follower" (forced).
 	Mode string `json:"mode"`
+	// Codec is the app-object codec's name (see RegisterCodec); empty is
+	// json. Node members ignore it (they speak JSON).
+	Codec string `json:"codec,omitempty"`
 }
 
 // memberReady is a member's setup reply.
 type memberReady struct {
 	PID    int  `json:"pid"`
 	Leader bool `json:"leader"`
+	// Codec is the name of the codec the member's Client uses (Go
+	// members; empty from Node's).
+	Codec string `json:"codec,omitempty"`
 }
 
 // benchMethods are the real client's methods, by argument kind.
@@ -161,8 +167,13 @@ func newMember(a memberArgs, registry *election.Registry, ph *phases) (*cluster.
 	if err != nil {
 		return nil, err
 	}
+	codec, err := codecByName(a.Codec)
+	if err != nil {
+		return nil, err
+	}
 	opts := []cluster.Option{
 		cluster.WithTransport(tr),
+		cluster.WithCodec(codec),
 		cluster.WithAddr(a.Addr),
 		cluster.WithMode(mode),
 		cluster.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
@@ -263,6 +274,10 @@ func memberRole(raw json.RawMessage) (any, map[string]command, func(), error) {
 	if err := decodeArgs(raw, &a); err != nil {
 		return nil, nil, nil, err
 	}
+	codec, err := codecByName(a.Codec)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	ph := &phases{}
 	c, err := newMember(a, nil, ph)
 	if err != nil {
@@ -276,7 +291,7 @@ func memberRole(raw json.RawMessage) (any, map[string]command, func(), error) {
 			if err := decodeArgs(data, &p); err != nil {
 				return nil, err
 			}
-			return sequentialInvoke(c, p)
+			return sequentialInvoke(c, codec, p)
 		},
 		"load": func(data json.RawMessage) (any, error) {
 			var p loadArgs
@@ -327,7 +342,7 @@ func memberRole(raw json.RawMessage) (any, map[string]command, func(), error) {
 		c.Close(ctx)
 	}
 	maps.Copy(cmds, pubSubCommands(sub, func(pb publication) error { return c.Publish(pb) }))
-	return memberReady{PID: os.Getpid(), Leader: c.IsLeader()}, cmds, closeFn, nil
+	return memberReady{PID: os.Getpid(), Leader: c.IsLeader(), Codec: codec.Name()}, cmds, closeFn, nil
 }
 
 // benchArg returns the argument of an echo invoke: size bytes of 'x', as a
@@ -370,7 +385,7 @@ func invokeEcho(ctx context.Context, c *cluster.Client, method string, arg any, 
 // sequentialInvoke samples one echo invoke at a time. AllocsPerOp counts
 // every heap allocation of the process during the sampled calls (the
 // client's, the codec's and the process's background work) per call.
-func sequentialInvoke(c *cluster.Client, p seqArgs) (samplesReply, error) {
+func sequentialInvoke(c *cluster.Client, codec protocol.Codec, p seqArgs) (samplesReply, error) {
 	method, arg, err := benchArg(p.Kind, p.Size)
 	if err != nil {
 		return samplesReply{}, err
@@ -399,37 +414,37 @@ func sequentialInvoke(c *cluster.Client, p seqArgs) (samplesReply, error) {
 		}
 	}
 	runtime.ReadMemStats(&ms)
-	codec, err := codecAllocs(arg)
+	codecOps, err := codecAllocs(codec, arg)
 	if err != nil {
 		return samplesReply{}, err
 	}
 	return samplesReply{
 		Samples:          samples,
 		AllocsPerOp:      float64(ms.Mallocs-mallocs) / float64(len(samples)),
-		CodecAllocsPerOp: codec,
+		CodecAllocsPerOp: codecOps,
 	}, nil
 }
 
 // codecAllocs estimates the codec's own allocations in one echo invoke:
 // encoding the argument and decoding the result (the same bytes) with the
-// default codec, as a follower does.
-func codecAllocs(arg any) (float64, error) {
+// member's codec, as a follower does.
+func codecAllocs(codec protocol.Codec, arg any) (float64, error) {
 	const n = 1000
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	before := ms.Mallocs
 	for range n {
-		data, err := protocol.JSON.Append(nil, arg)
+		data, err := codec.Append(nil, arg)
 		if err != nil {
 			return 0, err
 		}
 		switch arg.(type) {
 		case string:
 			var s string
-			err = protocol.JSON.Decode(data, &s)
+			err = codec.Decode(data, &s)
 		case []byte:
 			var b []byte
-			err = protocol.JSON.Decode(data, &b)
+			err = codec.Decode(data, &b)
 		}
 		if err != nil {
 			return 0, err

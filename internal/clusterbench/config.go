@@ -1,4 +1,4 @@
-package main
+package clusterbench
 
 import (
 	"errors"
@@ -23,6 +23,14 @@ type Config struct {
 	// "grpc" (the gRPC baseline, on TCP), "handover" (leader changes with
 	// and without the hand-over, on tcp and unix). Default: all.
 	Workloads []string `json:"workloads"`
+	// Codecs: the cluster workloads (invoke, publish, failover, memory)
+	// run once per codec, every member with that codec
+	// (cluster.WithCodec): "json", "serialize-json", or one registered
+	// with RegisterCodec. Their rows are labelled "ours" for json and
+	// "ours/<codec>" for the others. The raw, gRPC and handover
+	// workloads do not depend on it (handover runs with json). Default:
+	// json.
+	Codecs []string `json:"codecs"`
 	// Quick selects QuickConfig's defaults.
 	Quick bool `json:"quick"`
 	// VsNode also measures npm cluster-client 3.7.0 (TCP only).
@@ -89,6 +97,7 @@ func DefaultConfig() Config {
 	return Config{
 		Transports:      slices.Clone(allTransports),
 		Workloads:       slices.Clone(allWorkloads),
+		Codecs:          []string{defaultCodec},
 		Out:             "clusterbench-out",
 		Duration:        time.Second,
 		Runs:            3,
@@ -140,6 +149,17 @@ func (c Config) Validate() error {
 			return bad("unknown workload %q (known: %s)", w, strings.Join(allWorkloads, ","))
 		}
 	}
+	if len(c.Codecs) == 0 {
+		return bad("no codec selected")
+	}
+	for i, name := range c.Codecs {
+		if _, err := codecByName(name); err != nil || name == "" {
+			return bad("unknown codec %q (known: %s)", name, strings.Join(knownCodecs(), ","))
+		}
+		if slices.Contains(c.Codecs[:i], name) {
+			return bad("codec %q given twice", name)
+		}
+	}
 	switch {
 	case c.Out == "":
 		return bad("empty output directory")
@@ -185,6 +205,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	var (
 		transports = fs.String("transports", strings.Join(d.Transports, ","), "comma-separated transports to measure")
 		workloads  = fs.String("workloads", strings.Join(d.Workloads, ","), "comma-separated workloads: "+strings.Join(allWorkloads, ","))
+		codecList  = fs.String("codecs", strings.Join(d.Codecs, ","), "comma-separated codecs of the cluster workloads, each measured in turn: "+strings.Join(knownCodecs(), ","))
 		quick      = fs.Bool("quick", false, "a short run (under a minute): shorter measurements, one run each, fewer kills and followers")
 		vsNode     = fs.Bool("vs-node", false, "also measure npm cluster-client 3.7.0 (needs node and `cd interop && npm ci`)")
 		out        = fs.String("out", d.Out, "output directory for results.json, results.md and bench.svg")
@@ -227,6 +248,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 			c.Transports = splitList(*transports)
 		case "workloads":
 			c.Workloads = splitList(*workloads)
+		case "codecs":
+			c.Codecs = splitList(*codecList)
 		case "vs-node":
 			c.VsNode = *vsNode
 		case "out":
