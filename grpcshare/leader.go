@@ -363,15 +363,9 @@ func (s *lstream) read(ctx context.Context, cs grpc.ClientStream) {
 // the header once, and the end once every message went out. With nothing
 // to say it holds the poll up to the caller's hold.
 func (u *upstream) recv(ctx context.Context, args cluster.Args) (any, error) {
-	var req request
-	if err := decodeArg(args, &req); err != nil {
+	s, req, err := u.stream(args)
+	if err != nil {
 		return nil, err
-	}
-	u.mu.Lock()
-	s := u.streams[req.id]
-	u.mu.Unlock()
-	if s == nil {
-		return nil, fmt.Errorf("%w: stream %d of %s", ErrStreamGone, req.id, req.method)
 	}
 	hold := req.hold
 	if hold <= 0 || hold > s.idle/2 {
@@ -455,19 +449,29 @@ func (u *upstream) closeSend(_ context.Context, args cluster.Args) (any, error) 
 	return u.onSend(args, func(cs grpc.ClientStream, _ *request) error { return cs.CloseSend() })
 }
 
-func (u *upstream) onSend(args cluster.Args, f func(grpc.ClientStream, *request) error) (any, error) {
-	var req request
-	if err := decodeArg(args, &req); err != nil {
-		return nil, err
+// stream decodes a stream call's request and finds its stream, or fails
+// with ErrStreamGone.
+func (u *upstream) stream(args cluster.Args) (*lstream, *request, error) {
+	req := new(request)
+	if err := decodeArg(args, req); err != nil {
+		return nil, nil, err
 	}
 	u.mu.Lock()
 	s := u.streams[req.id]
 	u.mu.Unlock()
 	if s == nil {
-		return nil, fmt.Errorf("%w: stream %d of %s", ErrStreamGone, req.id, req.method)
+		return nil, nil, fmt.Errorf("%w: stream %d of %s", ErrStreamGone, req.id, req.method)
+	}
+	return s, req, nil
+}
+
+func (u *upstream) onSend(args cluster.Args, f func(grpc.ClientStream, *request) error) (any, error) {
+	s, req, err := u.stream(args)
+	if err != nil {
+		return nil, err
 	}
 	s.sendMu.Lock()
-	err := f(s.cs, &req)
+	err = f(s.cs, req)
 	s.sendMu.Unlock()
 	if err != nil {
 		// io.EOF or another error: the stream is over upstream, and its
