@@ -3,8 +3,12 @@ package link
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -269,3 +273,26 @@ func (o *orderedHandler) Request(pk protocol.Packet, _ protocol.ConnObject) Job 
 }
 func (o *orderedHandler) Response(protocol.Packet, protocol.ConnObject) {}
 func (o *orderedHandler) Ended(error)                                   {}
+
+// A peer that went away is a hang-up however it shows: EOF on a read, a
+// reset, or a write to a connection it closed (a broken pipe; the
+// in-memory transport's closed pipe). A malformed frame is not.
+func TestIsEOF(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{io.EOF, true},
+		{io.ErrUnexpectedEOF, true},
+		{net.ErrClosed, true},
+		{&net.OpError{Op: "read", Err: syscall.ECONNRESET}, true},
+		{&net.OpError{Op: "write", Err: os.NewSyscallError("write", syscall.EPIPE)}, true},
+		{fmt.Errorf("write mem a->b: %w", io.ErrClosedPipe), true},
+		{protocol.ErrVersion, false},
+		{errors.New("something else"), false},
+	} {
+		if got := IsEOF(c.err); got != c.want {
+			t.Errorf("IsEOF(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
