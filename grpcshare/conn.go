@@ -60,6 +60,10 @@ const (
 	// the streams of a caller process that died or hung. A live caller
 	// polls at least every hold, even when its reader is slow.
 	DefaultStreamIdle = 30 * time.Second
+	// DefaultMaxStreams bounds the streams the leader holds open upstream
+	// for the whole host (WithMaxStreams). Opening one more fails at once
+	// with codes.ResourceExhausted; the others are not disturbed.
+	DefaultMaxStreams = 1024
 	// minPollMargin: a poll's deadline is its hold plus the hold again, at
 	// least this much.
 	minPollMargin = time.Second
@@ -164,6 +168,7 @@ type config struct {
 	window      int
 	hold        time.Duration
 	idle        time.Duration
+	maxStreams  int
 }
 
 // An Option configures New.
@@ -223,6 +228,21 @@ func WithPollHold(d time.Duration) Option {
 	}
 }
 
+// WithMaxStreams bounds the streams the leader holds open for the whole
+// host (default DefaultMaxStreams); beyond it opening a stream fails with
+// codes.ResourceExhausted. The leader's own options are the budget: a
+// follower that asks for a larger window or idle timeout than the
+// leader's WithStreamWindow and WithStreamIdle gets the leader's.
+func WithMaxStreams(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("%w: max streams %d, want >= 1", ErrInvalidOption, n)
+		}
+		c.maxStreams = n
+		return nil
+	}
+}
+
 // WithStreamIdle: see WithPollHold.
 func WithStreamIdle(d time.Duration) Option {
 	return func(c *config) error {
@@ -243,7 +263,8 @@ func WithStreamIdle(d time.Duration) Option {
 // New does not wait for a leader: calls wait for one, bounded by their
 // context. Invalid options fail here (ErrInvalidOption, or cluster's).
 func New(name, target string, opts ...Option) (*Conn, error) {
-	cfg := config{callTimeout: DefaultCallTimeout, window: DefaultStreamWindow, hold: DefaultPollHold, idle: DefaultStreamIdle}
+	cfg := config{callTimeout: DefaultCallTimeout, window: DefaultStreamWindow, hold: DefaultPollHold, idle: DefaultStreamIdle,
+		maxStreams: DefaultMaxStreams}
 	for _, o := range opts {
 		if o == nil {
 			return nil, fmt.Errorf("%w: nil Option", ErrInvalidOption)
@@ -261,7 +282,7 @@ func New(name, target string, opts ...Option) (*Conn, error) {
 	c := &Conn{name: name, target: target, cfg: cfg}
 	dial := append([]grpc.DialOption(nil), cfg.dial...)
 	cl, err := cluster.New(name, func(ctx context.Context, _ cluster.Emit) (*cluster.Service, error) {
-		return newUpstream(name, target, dial)
+		return newUpstream(name, target, dial, limits{window: cfg.window, idle: cfg.idle, streams: cfg.maxStreams})
 	}, cfg.cluster...)
 	if err != nil {
 		return nil, fmt.Errorf("grpcshare: channel %q to %s: %w", name, target, err)

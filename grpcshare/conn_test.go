@@ -49,9 +49,19 @@ type pair struct {
 
 func newPair(t *testing.T, opts ...grpcshare.Option) *pair {
 	t.Helper()
+	return newPairOf(t, opts, opts)
+}
+
+// newPairOf is newPair with the leader's and the follower's own options.
+func newPairOf(t *testing.T, leaderOpts, followerOpts []grpcshare.Option) *pair {
+	t.Helper()
 	ts := startServer(t)
 	addr := transporttest.FreeAddr(t, "tcp", "127.0.0.1")
 	mk := func(mode cluster.Mode) *grpcshare.Conn {
+		opts := followerOpts
+		if mode == cluster.ForceLeader {
+			opts = leaderOpts
+		}
 		o := append([]grpcshare.Option{
 			grpcshare.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials())),
 			grpcshare.WithClusterOptions(cluster.WithAddr(addr), cluster.WithMode(mode), cluster.WithLogger(quiet)),
@@ -592,5 +602,77 @@ func TestLeaderCloseEndsStreams(t *testing.T) {
 	}
 	if end := p.ts.nextEnd(t, "Forever"); !errors.Is(end.err, context.Canceled) {
 		t.Errorf("the upstream stream ended with %v, want Canceled", end.err)
+	}
+}
+
+// The leader holds at most WithMaxStreams streams open for the whole host:
+// one more fails with ResourceExhausted on either role, the open ones go
+// on, and a stream that ends makes room again.
+func TestMaxStreams(t *testing.T) {
+	p := newPair(t, grpcshare.WithMaxStreams(2))
+	for _, cc := range []*grpcshare.Conn{p.follower, p.leader} {
+		role := cc.Client().Role()
+		ctx, cancel := context.WithCancel(testCtx(t))
+		var open []grpc.ClientStream
+		for range 2 {
+			s, err := openStream(ctx, cc, "Forever", 0)
+			if err != nil {
+				t.Fatalf("%v: open: %v", role, err)
+			}
+			if err := s.RecvMsg(new(wrapperspb.UInt32Value)); err != nil {
+				t.Fatalf("%v: first message: %v", role, err)
+			}
+			open = append(open, s)
+		}
+		err := error(nil)
+		if s, oerr := openStream(ctx, cc, "Forever", 0); oerr != nil {
+			err = oerr
+		} else {
+			err = s.RecvMsg(new(wrapperspb.UInt32Value))
+		}
+		if status.Code(err) != codes.ResourceExhausted {
+			t.Fatalf("%v: a third stream with WithMaxStreams(2): %v, want ResourceExhausted", role, err)
+		}
+		for _, s := range open {
+			if err := s.RecvMsg(new(wrapperspb.UInt32Value)); err != nil {
+				t.Fatalf("%v: an open stream after the refusal: %v", role, err)
+			}
+		}
+		cancel() // both streams end: room again
+		deadline := time.Now().Add(testTimeout)
+		for {
+			s, err := openStream(testCtx(t), cc, "Count", 1)
+			if err == nil {
+				if err = s.RecvMsg(new(wrapperspb.UInt32Value)); err == nil {
+					break
+				}
+			}
+			if status.Code(err) != codes.ResourceExhausted || time.Now().After(deadline) {
+				t.Fatalf("%v: a stream after the others ended: %v", role, err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// The leader's options bound what a follower asks for: a follower whose
+// idle timeout is an hour still has its abandoned stream cancelled after
+// the leader's.
+func TestLeaderBoundsStreamIdle(t *testing.T) {
+	p := newPairOf(t,
+		[]grpcshare.Option{grpcshare.WithPollHold(50 * time.Millisecond), grpcshare.WithStreamIdle(300 * time.Millisecond)},
+		[]grpcshare.Option{grpcshare.WithPollHold(50 * time.Millisecond), grpcshare.WithStreamIdle(time.Hour)})
+	s, err := openStream(context.Background(), p.follower, "Forever", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecvMsg(new(wrapperspb.UInt32Value)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.follower.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if end := p.ts.nextEnd(t, "Forever"); !errors.Is(end.err, context.Canceled) {
+		t.Errorf("the abandoned stream ended with %v, want Canceled after the leader's idle timeout", end.err)
 	}
 }

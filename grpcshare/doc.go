@@ -134,7 +134,11 @@
 // leader).
 // An open stream keeps one poll in flight to the leader, counted with the
 // process's other calls in cluster.WithMaxPending (10000 by default);
-// beyond it calls fail with codes.ResourceExhausted.
+// beyond it calls fail with codes.ResourceExhausted. The leader holds at
+// most WithMaxStreams streams open for the whole host (1024 by default;
+// one more fails with codes.ResourceExhausted before anything is opened
+// upstream), and its own WithStreamWindow and WithStreamIdle bound what a
+// caller asks for: a larger window or idle timeout gets the leader's.
 //
 // # What it does not do
 //

@@ -33,20 +33,29 @@ const maxBatch = 4 << 20
 type upstream struct {
 	name string
 	cc   *grpc.ClientConn
+	max  limits // the leader's own options: the budget of every caller's streams
 
 	mu      sync.Mutex
 	streams map[uint64]*lstream
+	opening int // streams being opened (counted against max.streams)
 	nextID  uint64
 	closed  bool
 }
 
-func newUpstream(name, target string, dial []grpc.DialOption) (*cluster.Service, error) {
+// limits are the leader's bounds on the streams it holds for callers.
+type limits struct {
+	window  int           // messages waiting per stream
+	idle    time.Duration // how long a stream nobody polls lives
+	streams int           // streams open for the whole host
+}
+
+func newUpstream(name, target string, dial []grpc.DialOption, max limits) (*cluster.Service, error) {
 	cc, err := grpc.NewClient(target, dial...)
 	if err != nil {
 		return nil, fmt.Errorf("grpcshare: channel %q: dial %s: %w", name, target, err)
 	}
 	cc.Connect() // the leader connects at once, as a process that dials itself would on its first call
-	u := &upstream{name: name, cc: cc, streams: map[uint64]*lstream{}, nextID: rand.Uint64() >> 1}
+	u := &upstream{name: name, cc: cc, max: max, streams: map[uint64]*lstream{}, nextID: rand.Uint64() >> 1}
 	return &cluster.Service{
 		Methods: map[string]cluster.Handler{
 			methodUnary:  u.unary,
@@ -237,6 +246,21 @@ func (u *upstream) open(ctx context.Context, args cluster.Args) (any, error) {
 	if err := decodeArg(args, &req); err != nil {
 		return nil, err
 	}
+	// A stream the host's budget has no room for is refused before it
+	// costs anything upstream.
+	u.mu.Lock()
+	if n := len(u.streams) + u.opening; n >= u.max.streams {
+		u.mu.Unlock()
+		err := status.Errorf(codes.ResourceExhausted, "grpcshare: channel %q: %d streams open on the leader (WithMaxStreams)", u.name, n)
+		return (&response{done: true, status: statusBytes(err)}).marshal(), nil
+	}
+	u.opening++
+	u.mu.Unlock()
+	defer func() {
+		u.mu.Lock()
+		u.opening--
+		u.mu.Unlock()
+	}()
 	// The stream outlives this call: its context is its own, with the
 	// caller's deadline and metadata, ended by cancel, the idle timer or
 	// the end of the term.
@@ -252,13 +276,13 @@ func (u *upstream) open(ctx context.Context, args cluster.Args) (any, error) {
 	}
 	// NewStream may wait for the connection: not longer than the caller.
 	stopWait := context.AfterFunc(ctx, cancel)
-	window := int(req.max)
+	window := int(min(req.max, uint64(u.max.window)))
 	if window < 1 {
-		window = DefaultStreamWindow
+		window = u.max.window
 	}
-	idle := req.idle
+	idle := min(req.idle, u.max.idle)
 	if idle <= 0 {
-		idle = DefaultStreamIdle
+		idle = u.max.idle
 	}
 	s := &lstream{u: u, window: window, idle: idle, cancel: cancel, wake: make(chan struct{}), lastPoll: time.Now()}
 	desc := &grpc.StreamDesc{ServerStreams: true, ClientStreams: req.client}
