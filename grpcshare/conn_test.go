@@ -317,9 +317,7 @@ func TestServerStreamCancel(t *testing.T) {
 			}
 		}
 		cancel()
-		for err == nil {
-			err = s.RecvMsg(new(wrapperspb.UInt32Value))
-		}
+		err = drain(s, err)
 		if status.Code(err) != codes.Canceled {
 			t.Fatalf("after cancel: %v, want Canceled", err)
 		}
@@ -339,9 +337,7 @@ func TestServerStreamDeadline(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for err == nil {
-			err = s.RecvMsg(new(wrapperspb.UInt32Value))
-		}
+		err = drain(s, err)
 		if status.Code(err) != codes.DeadlineExceeded {
 			t.Fatalf("stream ended with %v, want DeadlineExceeded", err)
 		}
@@ -441,9 +437,7 @@ func TestBidiCancel(t *testing.T) {
 			t.Fatal(err)
 		}
 		cancel()
-		for err == nil {
-			err = s.RecvMsg(new(wrapperspb.UInt32Value))
-		}
+		err = drain(s, err)
 		if status.Code(err) != codes.Canceled {
 			t.Fatalf("after cancel: %v, want Canceled", err)
 		}
@@ -471,9 +465,7 @@ func TestAbandonedStreamExpires(t *testing.T) {
 	if end := p.ts.nextEnd(t, "Forever"); !errors.Is(end.err, context.Canceled) {
 		t.Errorf("the abandoned stream ended with %v, want Canceled", end.err)
 	}
-	for err == nil {
-		err = s.RecvMsg(new(wrapperspb.UInt32Value))
-	}
+	err = drain(s, err)
 	if status.Code(err) != codes.Canceled {
 		t.Errorf("the closed Conn's stream ended with %v, want Canceled", err)
 	}
@@ -594,9 +586,7 @@ func TestLeaderCloseEndsStreams(t *testing.T) {
 	if err := p.leader.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for err == nil {
-		err = s.RecvMsg(new(wrapperspb.UInt32Value))
-	}
+	err = drain(s, err)
 	if status.Code(err) != codes.Unavailable {
 		t.Errorf("the follower's stream ended with %v, want Unavailable", err)
 	}

@@ -83,9 +83,7 @@ func workerMain(args []string) int {
 					err = s.RecvMsg(new(wrapperspb.UInt32Value))
 				}
 				childproc.Emit("streaming", nil)
-				for err == nil {
-					err = s.RecvMsg(new(wrapperspb.UInt32Value))
-				}
+				err = drain(s, err)
 				childproc.Emit("stream-end", map[string]any{"code": status.Code(err), "err": fmt.Sprint(err)})
 			}()
 			go func() {
@@ -99,9 +97,7 @@ func workerMain(args []string) int {
 					err = s.RecvMsg(new(wrapperspb.UInt32Value))
 				}
 				childproc.Emit("chatting", nil)
-				for err == nil {
-					err = s.RecvMsg(new(wrapperspb.UInt32Value))
-				}
+				err = drain(s, err)
 				childproc.Emit("bidi-end", map[string]any{"code": status.Code(err), "err": fmt.Sprint(err)})
 			}()
 		case "exit":

@@ -314,3 +314,12 @@ func (ts *testServer) nextEnd(tb testing.TB, method string) ctxEnd {
 		}
 	}
 }
+
+// drain reads s until it ends and returns how (err itself if it is
+// already an error: the stream ended before).
+func drain(s grpc.ClientStream, err error) error {
+	for err == nil {
+		err = s.RecvMsg(new(wrapperspb.UInt32Value))
+	}
+	return err
+}

@@ -30,19 +30,7 @@ func TestThreeWorkersOneConnectionAndFailover(t *testing.T) {
 		t.Skip("runs worker processes for about 10 s")
 	}
 	cfg := Config{N: 3, Duration: 8 * time.Second, Kills: 1, Rate: 100, Worker: os.Args[0]}
-	var out bytes.Buffer
-	d, err := newDemo(cfg, &out, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.shutdown()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	err = d.run(ctx)
-	t.Logf("output:\n%s", out.String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, out := runDemo(t, cfg)
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -72,7 +60,7 @@ func TestThreeWorkersOneConnectionAndFailover(t *testing.T) {
 		"NATS client connections of live processes: at most 1 at a time",
 		"OK: 3 processes shared 1 NATS connection and survived 1 leader kill(s)",
 	} {
-		if !strings.Contains(out.String(), want) {
+		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
@@ -97,4 +85,25 @@ func TestFailureSaysWhy(t *testing.T) {
 			t.Errorf("%+v accepted", bad)
 		}
 	}
+}
+
+// runDemo runs the demo with cfg to its end (at most two minutes), logs
+// its output and fails the test if it failed; the demo's state and its
+// output are left for the test to check.
+func runDemo(t *testing.T, cfg Config) (*demo, string) {
+	t.Helper()
+	var out bytes.Buffer
+	d, err := newDemo(cfg, &out, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.shutdown)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err = d.run(ctx)
+	t.Logf("output:\n%s", out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, out.String()
 }

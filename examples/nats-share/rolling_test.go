@@ -19,19 +19,7 @@ func TestRollingRestartFailsNoCall(t *testing.T) {
 		t.Skip("runs worker processes for about 10 s")
 	}
 	cfg := Config{N: 3, Duration: 8 * time.Second, Kills: 1, Rolling: true, Rate: 100, Worker: os.Args[0]}
-	var out bytes.Buffer
-	d, err := newDemo(cfg, &out, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.shutdown()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	err = d.run(ctx)
-	t.Logf("output:\n%s", out.String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, out := runDemo(t, cfg)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if len(d.changes) != 2 || d.changes[0].kind != kindPlanned || d.changes[1].kind != kindCrash {
@@ -62,7 +50,7 @@ func TestRollingRestartFailsNoCall(t *testing.T) {
 		"outside any leader change: 0 failed of ",
 		"OK: 3 processes shared 1 NATS connection and survived 1 leader kill(s) and a rolling restart",
 	} {
-		if !strings.Contains(out.String(), want) {
+		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
