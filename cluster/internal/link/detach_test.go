@@ -2,7 +2,6 @@ package link
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -37,19 +36,7 @@ func (h *aliasing) Ended(err error)                               { h.l.Close(er
 // link over loopback TCP.
 func aliasPair(t *testing.T, budget time.Duration, wait ...string) (*aliasing, *Link) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := tcpConns(t)
 	h := &aliasing{wait: map[string]chan struct{}{}}
 	for _, k := range wait {
 		h.wait[k] = make(chan struct{})

@@ -54,22 +54,27 @@ func (c *caller) Ended(err error)                                  { c.ended <- 
 
 var errTimedOut = errors.New("timed out")
 
-// pair connects a serving link and a calling link over loopback TCP.
-func pair(t *testing.T, timeout time.Duration) (srv *echo, cl *caller) {
+// tcpConns returns the two ends of a loopback TCP connection.
+func tcpConns(t *testing.T) (a, b net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
+	if a, err = net.Dial("tcp", ln.Addr().String()); err != nil {
 		t.Fatal(err)
 	}
-	b, err := ln.Accept()
-	if err != nil {
+	if b, err = ln.Accept(); err != nil {
 		t.Fatal(err)
 	}
+	return a, b
+}
+
+// pair connects a serving link and a calling link over loopback TCP.
+func pair(t *testing.T, timeout time.Duration) (srv *echo, cl *caller) {
+	t.Helper()
+	a, b := tcpConns(t)
 	srv = &echo{release: make(chan struct{}), ended: make(chan error, 1)}
 	srv.l = New(b, Config{Server: true, MaxWriteBuffer: 1 << 20, Timeout: time.Minute}, srv)
 	cl = &caller{ended: make(chan error, 1)}
