@@ -37,8 +37,9 @@
 //     (Call), and then hands reading to a background reader when other
 //     calls still wait, or leaves it free. A background reader starts
 //     when nobody read for ReaderIdle (pushes, heartbeat replies and a
-//     dead peer are noticed), and stops after the last call in flight was
-//     answered. A reading caller whose call times out or whose context
+//     dead peer are noticed) after a call made alone, and within
+//     CoarseWatch after the last of a stream of calls (its next caller
+//     would read), and stops after the last call in flight was answered. A reading caller whose call times out or whose context
 //     ends is woken by a past read deadline ("kick").
 //
 // # Jobs
@@ -49,6 +50,11 @@
 // watchdog moves reading to a new goroutine, so the follower's other
 // requests are read and served meanwhile; the goroutine whose job returns
 // while the current reader is itself running a job takes reading back.
+// The watchdog notices that after about the budget for a method not yet
+// seen to be fast, and within about CoarseWatch (10 ms) for one whose
+// last FastRuns jobs finished within the budget: a timer that fires
+// every millisecond while calls flow would cost the loopback round trip
+// more than all the rest of our code (see CoarseWatch).
 // A method whose jobs ran past the budget three times in a row, by their
 // own clock, runs on goroutines of its own for 10 s (Paces). Ordered jobs
 // (a follower's one-way calls) run one at a time in the order read. A
@@ -63,7 +69,7 @@
 // (Serve's caller, a reading caller of Call, or a goroutine the link
 // started); goroutines running jobs that left the reader; the ordered
 // queue's goroutine while it has work. One watchdog timer serves every
-// link of the process and ticks only while some link needs it.
+// link of the process and runs only while some link needs it.
 //
 // Locks: the reading lock (Link.rmu) is taken before the writer's and
 // the call table's, and nothing is called out of the package under any of

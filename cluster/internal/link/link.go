@@ -141,6 +141,7 @@ type Link struct {
 	reading   bool   // a goroutine holds the token
 	stopped   bool   // closed: no reader starts again
 	freeSince moment // calling side: since when nobody reads
+	freedAt   int64  // calling side: when free last ran (unix nanos)
 
 	// Jobs on the reader (serving side): see inline.
 	relay       atomic.Uint64 // a state of the reader, and whose (see inline)
@@ -508,11 +509,17 @@ func (l *Link) handOn() {
 	}
 }
 
-// free leaves reading to nobody for now (l.rmu held).
+// free leaves reading to nobody for now (l.rmu held). A background
+// reader starts if nobody reads for ReaderIdle; the watchdog looks that
+// finely after a call made alone, and at its coarse period in a stream
+// of calls (the link freed itself less than CoarseWatch ago), whose next
+// caller will read.
 func (l *Link) free() {
 	l.reading = false
-	l.freeSince.mark()
-	watch.wake()
+	now := time.Now().UnixNano()
+	fine := now-l.freedAt > int64(CoarseWatch)
+	l.freedAt = now
+	l.freeSince.mark(now, fine, ReaderIdle)
 }
 
 // idleRead starts a background reader if nobody reads.
@@ -602,7 +609,7 @@ const (
 // goroutine of its own; ordered jobs after those before them. It reports
 // whether the calling goroutine still reads.
 func (l *Link) run(job Job) (reader bool) {
-	inline := l.paces.inline(job.Method)
+	inline, fine := l.paces.look(job.Method)
 	if job.Ordered {
 		if !inline || !l.ordered.claim() {
 			left := job.leave()
@@ -611,10 +618,10 @@ func (l *Link) run(job Job) (reader bool) {
 		}
 		// Nothing queued or running: run it here, and any ordered job
 		// queued behind it meanwhile (after a hand-over) after it.
-		return l.inline(job, true)
+		return l.inline(job, true, fine)
 	}
 	if inline {
-		return l.inline(job, false)
+		return l.inline(job, false, fine)
 	}
 	left := job.leave()
 	l.wg.Add(1)
@@ -642,16 +649,19 @@ func (l *Link) timed(job Job) {
 // goroutine whose job returns while the current reader runs a job of its
 // own takes reading back (the compare-and-swap below); whoever reads then
 // acts on the link's state as it is now, never on what it saw before.
-func (l *Link) inline(job Job, ordered bool) (reader bool) {
+//
+// The watchdog looks at the job once it ran for the budget if fine (its
+// method has not been seen to be fast), else at its coarse period
+// (CoarseWatch).
+func (l *Link) inline(job Job, ordered, fine bool) (reader bool) {
 	mine := l.inlines.Add(1)<<relayOwner | relayInline
 	l.relay.Store(mine)
-	l.inlineSince.mark()
-	watch.wake()
+	mark := l.inlineSince.mark(time.Now().UnixNano(), fine, l.cfg.InlineBudget)
 	l.timed(job)
 	if ordered {
 		l.ordered.run()
 	}
-	l.inlineSince.clear()
+	l.inlineSince.clearMine(mark)
 	for {
 		cur := l.relay.Load()
 		if cur&relayState != relayInline {
@@ -691,23 +701,23 @@ func (l *Link) handOver() {
 	}()
 }
 
-// watch is the watchdog's look at the link, every tick while it is busy:
-// a job that ran on the reader past the budget moves reading on (serving
-// side); a link nobody read for ReaderIdle gets a background reader
-// (calling side).
-func (l *Link) watch(now time.Time) bool {
+// watch is the watchdog's look at the link: a job that ran on the reader
+// past the budget moves reading on (serving side); a link nobody read for
+// ReaderIdle gets a background reader (calling side). It returns when to
+// look again while a job runs or the link is free.
+func (l *Link) watch(now int64) (next int64) {
 	if l.cfg.Server {
-		busy, late := l.inlineSince.check(now, l.cfg.InlineBudget)
+		next, late := l.inlineSince.check(now, l.cfg.InlineBudget, CoarseWatch)
 		if late {
 			l.handOver()
 		}
-		return busy
+		return next
 	}
-	busy, late := l.freeSince.check(now, ReaderIdle)
+	next, late := l.freeSince.check(now, ReaderIdle, CoarseWatch)
 	if late {
 		l.idleRead()
 	}
-	return busy
+	return next
 }
 
 // IsEOF reports whether err means the peer went away (it closed, reset,

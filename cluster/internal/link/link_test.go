@@ -16,8 +16,9 @@ import (
 )
 
 // echo is a serving handler: a request of kind "echo" is answered with
-// its app object by a job; "block" blocks until release is closed;
-// "drop" gets no answer.
+// its app object by a job; "sleep" sleeps for the milliseconds its app
+// object says first; "block" blocks until release is closed; "drop" gets
+// no answer.
 type echo struct {
 	l       *Link
 	release chan struct{}
@@ -29,6 +30,12 @@ func (e *echo) Request(pk protocol.Packet, co protocol.ConnObject) Job {
 	switch co.Type {
 	case "echo":
 		return Job{Method: "echo", Run: func([]byte) {
+			e.l.Send(true, pk.ID, pk.Timeout, &protocol.ConnObject{Type: protocol.KindInvokeResult, Success: true}, app)
+		}}
+	case "sleep": // sleeps for the milliseconds in its argument
+		d, _ := time.ParseDuration(string(app) + "ms")
+		return Job{Method: "sleep", Run: func([]byte) {
+			time.Sleep(d)
 			e.l.Send(true, pk.ID, pk.Timeout, &protocol.ConnObject{Type: protocol.KindInvokeResult, Success: true}, app)
 		}}
 	case "block":
