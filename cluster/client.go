@@ -25,11 +25,17 @@ import (
 // ErrOverloaded.
 const DefaultMaxQueued = 10000
 
-// Listener receives the values of a subscription. It runs on the Client's
-// callback goroutine, never inside Subscribe (but possibly before
-// Subscribe returned), and gets its own copy of each value. Listeners of a
-// Client run one at a time, in order: a slow listener delays the others,
-// and values wait for it in memory (they are never dropped).
+// Listener receives the values of a subscription. It runs on a goroutine
+// of the Client, never on the goroutine of a call into it (never inside
+// Subscribe, but possibly before Subscribe returned), and gets its own
+// copy of each value. Listeners of a Client run one at a time, in order:
+// a slow listener delays the others, and values wait for it in memory
+// (they are never dropped). A listener may call its Client, Close
+// included. Which goroutine: the Client's callback goroutine, or, on a
+// follower, the goroutine that read the value from the leader when no
+// listener or event handler runs or waits (no hand-over between
+// goroutines; one that runs long gives reading up, as a slow method does
+// on the leader).
 type Listener func(v Value)
 
 // Client is a cluster client: the object user code calls. Whether this
@@ -38,7 +44,7 @@ type Listener func(v Value)
 // the same either way.
 //
 // Concurrency: every method is safe for concurrent use. Listeners and the
-// event handler run on one goroutine per Client, in order.
+// event handler run one at a time per Client, in order (see Listener).
 type Client struct {
 	name    string
 	factory Factory

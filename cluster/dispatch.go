@@ -10,7 +10,14 @@ import (
 // dispatcher is a Client's callback goroutine: it runs subscription
 // listeners and the event handler, one at a time, in the order things
 // happened, and never on a caller's goroutine (so a listener is never
-// called inside Subscribe, and never under a lock of ours).
+// called inside Subscribe, and never under a lock of ours). A value read
+// from the leader while nothing waits or runs is run on the goroutine
+// that read it instead (tryRun): no hand-over between goroutines on the
+// way from the socket to the listener.
+//
+// Concurrency: push, tryRun and stop may be called from any goroutine;
+// mu guards the queue and busy (a leaf lock). busy is held by whoever
+// runs tasks: the loop while it drains the queue, or a tryRun caller.
 //
 // Values are never dropped (the queue grows); events beyond the event
 // buffer are dropped and counted, so a stuck event handler cannot grow
@@ -21,6 +28,7 @@ type dispatcher struct {
 	events  int // events in q
 	max     int // event buffer
 	stopped bool
+	busy    bool // tasks run now: by the loop or by a tryRun caller
 	wake    chan struct{}
 	done    chan struct{}
 	inCall  atomic.Bool
@@ -86,6 +94,31 @@ func (d *dispatcher) stop() {
 	}
 }
 
+// tryRun runs t on the calling goroutine if nothing is queued or runs,
+// and reports whether it did; else the caller pushes it.
+func (d *dispatcher) tryRun(t task) bool {
+	d.mu.Lock()
+	if d.busy || d.stopped || len(d.q) > 0 {
+		d.mu.Unlock()
+		return false
+	}
+	d.busy = true
+	d.mu.Unlock()
+	d.call(t)
+	d.mu.Lock()
+	d.busy = false
+	queued := len(d.q) > 0 || d.stopped
+	d.mu.Unlock()
+	if queued {
+		// Pushed while we ran: the loop, which found us busy, runs them.
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
 func (d *dispatcher) loop() {
 	defer close(d.done)
 	var batch []task
@@ -93,9 +126,15 @@ func (d *dispatcher) loop() {
 		<-d.wake
 		for {
 			d.mu.Lock()
+			if d.busy {
+				// A tryRun caller runs a task: it wakes us when done.
+				d.mu.Unlock()
+				break
+			}
 			batch, d.q = d.q, batch[:0]
 			stopped := d.stopped
 			d.events = 0
+			d.busy = len(batch) > 0
 			d.mu.Unlock()
 			if len(batch) == 0 {
 				if stopped {
@@ -107,6 +146,9 @@ func (d *dispatcher) loop() {
 				d.call(batch[i])
 				batch[i] = task{}
 			}
+			d.mu.Lock()
+			d.busy = false
+			d.mu.Unlock()
 		}
 	}
 }

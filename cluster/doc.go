@@ -40,9 +40,9 @@
 //   - Subscriptions: one upstream subscription per key for the whole host,
 //     started by the first subscriber anywhere and ended (Service.Unsubscribe)
 //     when the last one leaves. The last value is cached on the leader and
-//     in each Client: a late subscriber gets it at once. Listeners run on
-//     the Client's callback goroutine, never inside Subscribe, each with
-//     its own decoded copy. With broadcast off, each value goes to one
+//     in each Client: a late subscriber gets it at once. Listeners run
+//     one at a time, in order, never inside Subscribe (see Listener),
+//     each with its own decoded copy. With broadcast off, each value goes to one
 //     subscriber chosen at random and nothing is replayed.
 //   - Calls: Invoke waits while no leader is ready (bounded by its
 //     context) and fails with the ready error after a failed start. From a

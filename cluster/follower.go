@@ -28,7 +28,8 @@ var errNotSent = errors.New("cluster: call not sent (term ended)")
 // Handler of its link, which reads the connection and waits for answers
 // (see package link for which goroutine reads when).
 //
-// Goroutines that touch it: the link's reader (Request, Response, Ended),
+// Goroutines that touch it: the link's reader (Request, Response, Ended,
+// and the listeners of a pushed value, run by the job Request returns),
 // the Client's goroutines that call (register, invoke, sendSub), its
 // heartbeat goroutine, and whoever ends it (die).
 //
@@ -65,6 +66,13 @@ type session struct {
 	draining  atomic.Bool
 	active    atomic.Int64  // calls being sent or awaiting their answer
 	settled   chan struct{} // a call ended while draining (capacity 1)
+
+	// Listeners run on the link's reader (see Request): running counts
+	// those that run now, closing is set by close before it looks at it.
+	// A listener may close the Client, which closes this session: close
+	// then must not wait for the goroutine that runs it.
+	running atomic.Int32
+	closing atomic.Bool
 }
 
 type regAnswer struct {
@@ -114,16 +122,38 @@ func (s *session) die(kind, cause error) {
 	})
 }
 
-// close ends the session on purpose and waits for its goroutines.
+// close ends the session on purpose and waits for its goroutines, unless
+// a listener runs on its reader (it may be the one closing the Client):
+// they end once it returns.
 func (s *session) close(reason error) {
+	s.closing.Store(true)
 	s.die(ErrClosed, reason)
+	if s.running.Load() > 0 {
+		return
+	}
 	s.wg.Wait()
 	s.l.Wait()
+}
+
+// listen runs the listeners of a pushed value on the calling goroutine
+// (the link's reader, or the goroutine the link gave the job) when the
+// Client's callback goroutine has nothing to do, else queues the value
+// for it.
+func (s *session) listen(t task) {
+	s.running.Add(1)
+	defer s.running.Add(-1)
+	if s.closing.Load() || !s.c.disp.tryRun(t) {
+		s.c.disp.push(t)
+	}
 }
 
 func (s *session) err() error {
 	return &Error{Op: "connection", Channel: s.c.name, Addr: s.addr, Role: RoleFollower, Kind: s.kind, Err: s.cause}
 }
+
+// listenersJob names the job of a pushed value for the link's record of
+// slow work (link.Paces).
+const listenersJob = "listeners"
 
 // Request handles a request of the leader: a pushed value.
 func (s *session) Request(pk protocol.Packet, co protocol.ConnObject) link.Job {
@@ -135,14 +165,21 @@ func (s *session) Request(pk protocol.Packet, co protocol.ConnObject) link.Job {
 	}
 	switch co.Type {
 	case protocol.KindSubscribeResult:
-		// The value first: the acknowledgement's write need not delay
-		// the listeners. A leader that is leaving may still push: its
-		// values are not delivered, the next leader's are.
+		// The acknowledgement first: a listener that runs long does not
+		// hold it. The listeners then run on this goroutine (no hand-over
+		// between goroutines on the way from the socket to them) when
+		// nothing else waits to run, as a job of the link: one that runs
+		// long gives reading up as a slow method does on the leader. A
+		// leader that is leaving may still push: its values are not
+		// delivered, the next leader's are.
+		s.l.Send(true, pk.ID, 0, &protocol.ConnObject{Type: protocol.KindSubscribeResultRes}, nil)
 		if !s.draining.Load() {
 			_, cached := co.Ext[cachedMember]
-			s.c.deliver(co.Key, append([]byte(nil), pk.App...), cached)
+			key := co.Key
+			return link.Job{Method: listenersJob, Ordered: true, App: pk.App, Run: func(app []byte) {
+				s.listen(task{key: key, data: append([]byte(nil), app...), cached: cached})
+			}}
 		}
-		s.l.Send(true, pk.ID, 0, &protocol.ConnObject{Type: protocol.KindSubscribeResultRes}, nil)
 	case protocol.KindLeaving:
 		s.leave(pk.ID)
 	default:

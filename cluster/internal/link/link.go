@@ -363,7 +363,7 @@ func (l *Link) end(err error) {
 // moved to another goroutine while this one ran a job; err is a read
 // error (the writer's, if a write failed first), errKicked after a kick
 // on the calling side, or errStopped once the link is closed.
-func (l *Link) next() (answered, reader bool, err error) {
+func (l *Link) next(caller bool) (answered, reader bool, err error) {
 	if l.cfg.Server {
 		l.w.setHeld(l.r.Pending())
 	}
@@ -406,7 +406,7 @@ func (l *Link) next() (answered, reader bool, err error) {
 	if job.Run == nil {
 		return false, true, nil
 	}
-	return false, l.run(job), nil
+	return false, l.run(job, caller), nil
 }
 
 var (
@@ -419,7 +419,7 @@ var (
 // moved to another goroutine.
 func (l *Link) readLoop() {
 	for {
-		answered, reader, err := l.next()
+		answered, reader, err := l.next(false)
 		switch {
 		case err == errKicked:
 			l.conn.SetReadDeadline(time.Time{})
@@ -542,6 +542,11 @@ func (l *Link) await(ctx context.Context, c *call) bool {
 	if !l.cfg.Server && l.takeReader() && !l.readFor(ctx, c) {
 		return false
 	}
+	if !l.cfg.Server && l.relay.Load()&relayState == relayInline {
+		// The reader runs a job (a listener that calls, maybe): nobody
+		// reads the answer until it returns. Reading moves on now.
+		l.handOver()
+	}
 	select {
 	case <-c.ch:
 	case <-ctx.Done():
@@ -563,7 +568,7 @@ func (l *Link) readFor(ctx context.Context, c *call) bool {
 	}
 	answered, handed := true, false
 	for len(c.ch) == 0 {
-		_, reader, err := l.next()
+		_, reader, err := l.next(true)
 		if err == errKicked {
 			l.conn.SetReadDeadline(time.Time{})
 			if len(c.ch) == 0 && ctx.Err() != nil && l.calls.remove(c) {
@@ -606,10 +611,12 @@ const (
 )
 
 // run runs a job: on the reader when its method has been fast, else on a
-// goroutine of its own; ordered jobs after those before them. It reports
-// whether the calling goroutine still reads.
-func (l *Link) run(job Job) (reader bool) {
+// goroutine of its own; ordered jobs after those before them. Never on a
+// caller of Call that reads (caller): its work is not the caller's. It
+// reports whether the calling goroutine still reads.
+func (l *Link) run(job Job, caller bool) (reader bool) {
 	inline, fine := l.paces.look(job.Method)
+	inline = inline && !caller
 	if job.Ordered {
 		if !inline || !l.ordered.claim() {
 			left := job.leave()
@@ -702,20 +709,23 @@ func (l *Link) handOver() {
 }
 
 // watch is the watchdog's look at the link: a job that ran on the reader
-// past the budget moves reading on (serving side); a link nobody read for
-// ReaderIdle gets a background reader (calling side). It returns when to
+// past the budget moves reading on; a calling link nobody read for
+// ReaderIdle gets a background reader. It returns when to
 // look again while a job runs or the link is free.
 func (l *Link) watch(now int64) (next int64) {
+	next, late := l.inlineSince.check(now, l.cfg.InlineBudget, CoarseWatch)
+	if late {
+		l.handOver()
+	}
 	if l.cfg.Server {
-		next, late := l.inlineSince.check(now, l.cfg.InlineBudget, CoarseWatch)
-		if late {
-			l.handOver()
-		}
 		return next
 	}
-	next, late := l.freeSince.check(now, ReaderIdle, CoarseWatch)
+	free, late := l.freeSince.check(now, ReaderIdle, CoarseWatch)
 	if late {
 		l.idleRead()
+	}
+	if next == 0 || (free != 0 && free < next) {
+		next = free
 	}
 	return next
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/go-clusterclient/clusterclient/protocol"
 )
 
 // A stream of calls of a method seen to be fast keeps no fine timer
@@ -68,5 +70,52 @@ func TestSlowJobOfFastMethodHandsReadingOver(t *testing.T) {
 	}
 	if err := <-slow; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// pushee is a calling handler whose "block" request runs a job that
+// blocks until release is closed, and whose "note" request is noted.
+type pushee struct {
+	release chan struct{}
+	noted   chan struct{}
+}
+
+func (p *pushee) Request(_ protocol.Packet, co protocol.ConnObject) Job {
+	switch co.Type {
+	case "block":
+		return Job{Method: "block", Run: func([]byte) { <-p.release }}
+	case "note":
+		p.noted <- struct{}{}
+	}
+	return Job{}
+}
+func (p *pushee) Response(protocol.Packet, protocol.ConnObject) {}
+func (p *pushee) Ended(error)                                   {}
+
+// On the calling side too, a job that runs long on the background reader
+// (a follower's listener) gives reading up: what the peer sends next is
+// read while it runs.
+func TestCallingSideJobHandsReadingOver(t *testing.T) {
+	a, b := tcpConns(t)
+	p := &pushee{release: make(chan struct{}), noted: make(chan struct{}, 1)}
+	cl := New(a, Config{MaxWriteBuffer: 1 << 20, Timeout: time.Minute}, p)
+	srv := New(b, Config{Server: true, MaxWriteBuffer: 1 << 20, Timeout: time.Minute}, &echo{})
+	cl.StartReading()
+	t.Cleanup(func() {
+		close(p.release)
+		cl.Close(nil)
+		srv.Close(nil)
+		cl.Wait()
+		srv.Wait()
+	})
+	for _, kind := range []string{"block", "note"} {
+		if err := srv.Send(false, ids.Next(), 0, &protocol.ConnObject{Type: kind}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-p.noted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second request was not read while the first one's job blocked the reader")
 	}
 }
