@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"strings"
 	"sync"
@@ -95,13 +96,18 @@ func (p *rawPeer) expect(typ string) (protocol.Packet, protocol.ConnObject) {
 }
 
 // register joins channel as a follower, authenticating both ways.
-func (p *rawPeer) register(channel string) {
+func (p *rawPeer) register(channel string) { p.registerWith(channel, nil) }
+
+// registerWith is register with more members in register_channel's conn
+// object; it returns the leader's reply.
+func (p *rawPeer) registerWith(channel string, more map[string]json.RawMessage) protocol.ConnObject {
 	p.t.Helper()
 	ctx := context.Background()
 	hello, err := rawAuth().Hello(ctx, p.info(channel))
 	if err != nil {
 		p.t.Fatal(err)
 	}
+	maps.Copy(hello, more)
 	if err := p.send(false, 1, 3000, protocol.ConnObject{Type: protocol.KindRegisterChannel, ChannelName: channel, Ext: hello}, nil); err != nil {
 		p.t.Fatal(err)
 	}
@@ -117,6 +123,7 @@ func (p *rawPeer) register(channel string) {
 	if !strings.Contains(string(pk.App), `"success":true`) {
 		p.t.Fatalf("register_confirm answered %s", pk.App)
 	}
+	return co
 }
 
 // fakeLeader holds addr with a hand-written leader: serve runs per

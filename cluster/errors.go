@@ -61,6 +61,8 @@ var (
 	ErrLeaderTimeout = errors.New("cluster: real client method outlived the caller's timeout")
 	// ErrAckTimeout: a follower did not acknowledge a pushed value within
 	// the response timeout (Node's ClusterConnectionResponseTimeoutError).
+	// Only Node followers acknowledge pushes to a Go leader: Go followers
+	// do without (see protocol/spec.md, "noack").
 	ErrAckTimeout = errors.New("cluster: follower did not acknowledge a pushed value")
 	// ErrSubscribeTimeout: no value arrived for a subscription within the
 	// subscribe timeout. The subscription stays; a later value is still

@@ -73,6 +73,11 @@ type session struct {
 	// then must not wait for the goroutine that runs it.
 	running atomic.Int32
 	closing atomic.Bool
+
+	// noack: the leader pushes without waiting for acknowledgements
+	// (its register reply said so, extInfo.NoAck); set by answer, before
+	// any push.
+	noack atomic.Bool
 }
 
 type regAnswer struct {
@@ -165,14 +170,16 @@ func (s *session) Request(pk protocol.Packet, co protocol.ConnObject) link.Job {
 	}
 	switch co.Type {
 	case protocol.KindSubscribeResult:
-		// The acknowledgement first: a listener that runs long does not
-		// hold it. The listeners then run on this goroutine (no hand-over
+		// The acknowledgement first (to a leader that wants one): a
+		// listener that runs long does not hold it. The listeners then run on this goroutine (no hand-over
 		// between goroutines on the way from the socket to them) when
 		// nothing else waits to run, as a job of the link: one that runs
 		// long gives reading up as a slow method does on the leader. A
 		// leader that is leaving may still push: its values are not
 		// delivered, the next leader's are.
-		s.l.Send(true, pk.ID, 0, &protocol.ConnObject{Type: protocol.KindSubscribeResultRes}, nil)
+		if !s.noack.Load() {
+			s.l.Send(true, pk.ID, 0, &protocol.ConnObject{Type: protocol.KindSubscribeResultRes}, nil)
+		}
 		if !s.draining.Load() {
 			_, cached := co.Ext[cachedMember]
 			key := co.Key
@@ -243,6 +250,12 @@ func (s *session) heartbeatLoop(iv time.Duration) {
 		case <-s.dead:
 			return
 		case now := <-t.C:
+			if s.l.HandOver() {
+				// A listener has held the reader (its method seemed
+				// fast, so nothing watched it): reading moves on, and
+				// the leader is not to blame for the silence.
+				sent = time.Time{}
+			}
 			if !sent.IsZero() && s.l.Idle(now) > now.Sub(sent) {
 				s.die(ErrLeaderUnresponsive, fmt.Errorf("nothing received from the leader for %v (heartbeat every %v)",
 					s.l.Idle(now).Round(time.Millisecond), iv))
@@ -355,6 +368,7 @@ func (s *session) answer(ctx context.Context, info PeerInfo, ans regAnswer) (rea
 		if json.Unmarshal(raw, &li) == nil && li.Codec != "" && li.Codec != cfg.codec.Name() {
 			return nil, s.regErr(ErrProtocol, fmt.Errorf("codec mismatch: leader speaks %q, this follower %q", li.Codec, cfg.codec.Name()))
 		}
+		s.noack.Store(li.NoAck)
 		if len(li.Idempotent) > 0 {
 			s.idem = make(map[string]bool, len(li.Idempotent))
 			for _, m := range li.Idempotent {

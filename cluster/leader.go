@@ -33,6 +33,12 @@ type extInfo struct {
 	// Idempotent: the leader's methods a follower may send again after
 	// losing a leader with the call in flight (Service.Idempotent).
 	Idempotent []string `json:"idempotent,omitempty"`
+	// NoAck: a peer that does without acknowledgements of pushed values
+	// (subscribe_result_res). When both say so, the leader pushes to
+	// that follower without waiting for them and the follower sends none:
+	// a follower that stops reading is caught by the leader's write bound
+	// and its heartbeats instead. Node peers acknowledge, as always.
+	NoAck bool `json:"noack,omitempty"`
 }
 
 func ourExt(codec protocol.Codec) json.RawMessage {
@@ -42,7 +48,7 @@ func ourExt(codec protocol.Codec) json.RawMessage {
 // extWith is our extension member, with the Service's idempotent methods
 // (a leader's register reply, once its real client started).
 func extWith(codec protocol.Codec, idempotent []string) json.RawMessage {
-	b, _ := json.Marshal(extInfo{V: 1, Codec: codec.Name(), Handover: true, Idempotent: idempotent})
+	b, _ := json.Marshal(extInfo{V: 1, Codec: codec.Name(), Handover: true, Idempotent: idempotent, NoAck: true})
 	return b
 }
 
@@ -230,6 +236,7 @@ type peer struct {
 	toldErr   error              // the ready error its register reply carried (nil: none, or success)
 
 	handover atomic.Bool // a Go follower that understands leaving (its register said so)
+	noack    atomic.Bool // a Go follower that does without push acknowledgements (its register said so)
 	left     atomic.Bool // it answered leaving: it sends nothing more
 }
 
@@ -251,13 +258,19 @@ const cachedMember = "cached"
 var cachedExt = Ext{cachedMember: json.RawMessage("true")}
 
 // deliver pushes a value as subscribe_result (subscriber; host lock
-// held); the follower's acknowledgement is awaited by the link (Unacked).
+// held); the follower's acknowledgement is awaited by the link (Unacked),
+// unless it is a Go follower that does without (extInfo.NoAck).
 func (p *peer) deliver(key string, data []byte, cached bool) {
 	co := protocol.ConnObject{Type: protocol.KindSubscribeResult, Key: key}
 	if cached {
 		co.Ext = cachedExt
 	}
-	err := p.l.Notify(key, ids.Next(), p.lt.c.cfg.timeoutMS(), &co, data)
+	var err error
+	if p.noack.Load() {
+		err = p.l.Send(false, ids.Next(), p.lt.c.cfg.timeoutMS(), &co, data)
+	} else {
+		err = p.l.Notify(key, ids.Next(), p.lt.c.cfg.timeoutMS(), &co, data)
+	}
 	if err != nil {
 		p.sendFailed("push", key, err)
 		return
@@ -439,6 +452,7 @@ func (p *peer) register(id int64, timeout int32, co *protocol.ConnObject) {
 			return
 		}
 		p.handover.Store(info.Handover)
+		p.noack.Store(info.NoAck)
 	}
 	if hs := cfg.handshake; hs != nil {
 		// A retried register_channel carries the same hello and

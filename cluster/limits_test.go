@@ -369,8 +369,12 @@ func TestChannelNameMustFitRegister(t *testing.T) {
 		t.Fatalf("authenticated, 1 MiB name: %.1000v; want ErrInvalidOption naming package auth's 4096-byte bound", err)
 	}
 
+	// The hello names the address too: the bound is the one for the
+	// address the Clients below use.
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	limits := cluster.WithLimits(protocol.Limits{MaxConnLen: 1024})
-	_, err = cluster.New(strings.Repeat("n", 1024), newWorld().factory, append(fastOpts(), key, limits)...)
+	at := cluster.WithAddr(addr)
+	_, err = cluster.New(strings.Repeat("n", 1024), newWorld().factory, append(fastOpts(), key, limits, at)...)
 	if !errors.Is(err, cluster.ErrInvalidOption) || !strings.Contains(err.Error(), "MaxConnLen: 1024") {
 		t.Fatalf("1 KiB name under MaxConnLen 1024: %v", err)
 	}
@@ -378,19 +382,18 @@ func TestChannelNameMustFitRegister(t *testing.T) {
 	if _, serr := fmt.Sscanf(err.Error()[strings.Index(err.Error(), "a name of at most "):], "a name of at most %d bytes", &fit); serr != nil || fit < 100 {
 		t.Fatalf("no usable bound in %q (%v)", err, serr)
 	}
-	_, err = cluster.New(strings.Repeat("n", fit+1), newWorld().factory, append(fastOpts(), key, limits)...)
+	_, err = cluster.New(strings.Repeat("n", fit+1), newWorld().factory, append(fastOpts(), key, limits, at)...)
 	if !errors.Is(err, cluster.ErrInvalidOption) {
 		t.Fatalf("a name of %d bytes, one over the stated bound: %v", fit+1, err)
 	}
-	_, err = cluster.New(strings.Repeat("<", fit), newWorld().factory, append(fastOpts(), key, limits)...)
+	_, err = cluster.New(strings.Repeat("<", fit), newWorld().factory, append(fastOpts(), key, limits, at)...)
 	if !errors.Is(err, cluster.ErrInvalidOption) {
 		t.Fatalf("%d bytes of '<' (escaped by JSON): %v", fit, err)
 	}
 
 	// At the bound: a leader and a follower (another "process") register.
 	name := strings.Repeat("n", fit)
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	opts := []cluster.Option{key, limits, cluster.WithAddr(addr)}
+	opts := []cluster.Option{key, limits, at}
 	l := newClient(t, name, newWorld(), append(opts, cluster.WithMode(cluster.ForceLeader))...)
 	ready(t, l)
 	f := newClient(t, name, newWorld(), append(opts, cluster.WithMode(cluster.ForceFollower),

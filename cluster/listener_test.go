@@ -146,3 +146,60 @@ func TestBlockedListenerKeepsOrder(t *testing.T) {
 		}
 	})
 }
+
+// A listener whose method has been fast and then blocks holds the
+// follower's reader (nothing watches it, so that subscriber processes keep
+// no timer): the heartbeat moves reading on, and the follower does not
+// take the silence for a hung leader.
+func TestBlockedListenerIsNotAHungLeader(t *testing.T) {
+	rec := newRecorder()
+	w := newWorld()
+	const iv = 50 * time.Millisecond
+	const fast = 40 // values before the one whose listener blocks
+	l, f := pair(t, "Listeners", w, cluster.WithHeartbeatInterval(iv), rec.opt())
+	blocked, release := make(chan struct{}), make(chan struct{})
+	lens := make(chan int, 64)
+	_, err := f.Subscribe(reg{Key: "k"}, func(v cluster.Value) {
+		var l []string
+		if err := v.Decode(&l); err != nil {
+			t.Error(err)
+			return
+		}
+		if len(l) == fast+1 {
+			close(blocked)
+			<-release
+		}
+		lens <- len(l)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range fast + 1 {
+		if err := l.Publish(reg{Key: "k", Value: fmt.Sprintf("v%02d", i)}); err != nil {
+			t.Fatal(err)
+		}
+		if i == fast {
+			break
+		}
+		for got := -1; got != i+1; {
+			select {
+			case got = <-lens:
+			case <-time.After(wait):
+				t.Fatalf("value %d not delivered", i+1)
+			}
+		}
+	}
+	<-blocked
+	time.Sleep(8 * iv) // the reader is held for 8 heartbeat intervals
+	close(release)
+	if got := <-lens; got != fast+1 {
+		t.Fatalf("value with %d entries, want %d", got, fast+1)
+	}
+	// Events wait behind the listener: they come now, if any.
+	holdsFor(t, 20*iv, "no lost leader", func() bool {
+		return rec.count(func(ev cluster.Event) bool { return ev.Kind == cluster.EventLeaderLost }) == 0
+	})
+	if got := mustInvoke[string](t, f, "echo", "after"); got != "after" {
+		t.Fatalf("echo after the listener returned: %q", got)
+	}
+}

@@ -54,7 +54,13 @@
 // seen to be fast, and within about CoarseWatch (10 ms) for one whose
 // last FastRuns jobs finished within the budget: a timer that fires
 // every millisecond while calls flow would cost the loopback round trip
-// more than all the rest of our code (see CoarseWatch).
+// more than all the rest of our code (see CoarseWatch). The calling side
+// runs jobs too (a follower's listeners of a pushed value), never on a
+// reading caller; one of a method seen to be fast is not watched at all
+// there: it gives reading up when a call waits for an answer (Call) or
+// its owner asks (HandOver, from the follower's heartbeat), so that a
+// subscriber process that gets a value every few milliseconds keeps no
+// timer running.
 // A method whose jobs ran past the budget three times in a row, by their
 // own clock, runs on goroutines of its own for 10 s (Paces). Ordered jobs
 // (a follower's one-way calls) run one at a time in the order read. A
