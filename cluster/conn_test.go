@@ -172,28 +172,39 @@ func fakeLeader(t *testing.T, tr transport.Transport, addr string, serve func(n 
 
 var okReply = []byte(`{"success":true}`)
 
-// answerLoop answers register (unless skip says otherwise), heartbeats and
-// echo invokes like a leader.
-func answerLoop(p *rawPeer, skipRegister func(i int) bool, mute *atomic.Bool) {
+// fakeAnswers are the optional parts of answerLoop.
+type fakeAnswers struct {
+	skipRegister func(i int) bool                                 // register_channel i (from 1) gets no answer
+	mute         *atomic.Bool                                     // nothing is answered while it is set
+	replyExt     func(ext map[string]json.RawMessage)             // adds members to a register reply
+	other        func(pk protocol.Packet, co protocol.ConnObject) // every other frame
+}
+
+// answerLoop answers register (unless a.skipRegister says otherwise),
+// heartbeats and echo invokes like a leader.
+func answerLoop(p *rawPeer, a fakeAnswers) {
 	regs := 0
 	for {
 		pk, co, err := p.next()
 		if err != nil {
 			return
 		}
-		if mute != nil && mute.Load() {
+		if a.mute != nil && a.mute.Load() {
 			continue
 		}
 		switch co.Type {
 		case protocol.KindRegisterChannel:
 			regs++
-			if skipRegister != nil && skipRegister(regs) {
+			if a.skipRegister != nil && a.skipRegister(regs) {
 				continue
 			}
 			reply, err := rawAuth().Admit(context.Background(), p.info(co.ChannelName), co.Ext)
 			if err != nil {
 				p.t.Errorf("fake leader: %v", err)
 				return
+			}
+			if a.replyExt != nil {
+				a.replyExt(reply)
 			}
 			p.send(true, pk.ID, pk.Timeout, protocol.ConnObject{Type: protocol.KindRegisterChannelRes, Ext: reply}, okReply)
 		case "register_confirm": // the follower's proof; a fake leader takes it as it is
@@ -210,6 +221,10 @@ func answerLoop(p *rawPeer, skipRegister func(i int) bool, mute *atomic.Bool) {
 				res = args[0]
 			}
 			p.send(true, pk.ID, pk.Timeout, protocol.ConnObject{Type: protocol.KindInvokeResult, Success: true}, res)
+		default:
+			if a.other != nil {
+				a.other(pk, co)
+			}
 		}
 	}
 }
@@ -220,7 +235,7 @@ func answerLoop(p *rawPeer, skipRegister func(i int) bool, mute *atomic.Bool) {
 func TestCC045_RegisterRetriedOnSameConnection(t *testing.T) {
 	tr, addr := memNet(t)
 	conns := fakeLeader(t, tr, addr, func(_ int, p *rawPeer) {
-		answerLoop(p, func(i int) bool { return i == 1 }, nil)
+		answerLoop(p, fakeAnswers{skipRegister: func(i int) bool { return i == 1 }})
 	})
 	start := time.Now()
 	f := newClient(t, "RegisterError", newWorld(), cluster.WithTransport(tr), cluster.WithAddr(addr),
@@ -243,14 +258,14 @@ func TestCC046_UnknownResponseIDIgnored(t *testing.T) {
 	tr, addr := memNet(t)
 	fakeLeader(t, tr, addr, func(_ int, p *rawPeer) {
 		first := true
-		answerLoop(p, func(int) bool {
+		answerLoop(p, fakeAnswers{skipRegister: func(int) bool {
 			if first {
 				first = false
 				p.send(true, 0, 3000, protocol.ConnObject{Type: protocol.KindRegisterChannelRes}, nil)
 				return true
 			}
 			return false
-		}, nil)
+		}})
 	})
 	f := newClient(t, "RegisterError", newWorld(), cluster.WithTransport(tr), cluster.WithAddr(addr),
 		cluster.WithResponseTimeout(150*time.Millisecond), cluster.WithRegisterRetry(50*time.Millisecond))
@@ -304,7 +319,7 @@ func TestRG12_NoRegisterRetryOnDeadSocket(t *testing.T) {
 func TestHungLeaderDetectedAndRecovered(t *testing.T) {
 	tr, addr := memNet(t)
 	var mute atomic.Bool
-	fakeLeader(t, tr, addr, func(_ int, p *rawPeer) { answerLoop(p, nil, &mute) })
+	fakeLeader(t, tr, addr, func(_ int, p *rawPeer) { answerLoop(p, fakeAnswers{mute: &mute}) })
 	rec := newRecorder()
 	f := newClient(t, "Hung", newWorld(), cluster.WithTransport(tr), cluster.WithAddr(addr),
 		cluster.WithHeartbeatInterval(50*time.Millisecond), cluster.WithResponseTimeout(100*time.Millisecond), rec.opt())

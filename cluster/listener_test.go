@@ -25,17 +25,24 @@ func onBothRoles(t *testing.T, f func(t *testing.T, w *world, sub, other *cluste
 	}
 }
 
+// published is a listener that calls f for each value with something
+// published (not the initial empty list).
+func published(f func()) cluster.Listener {
+	return func(v cluster.Value) {
+		var l []string
+		if v.Decode(&l) == nil && len(l) > 0 {
+			f()
+		}
+	}
+}
+
 // A listener may call its own Client: invoke, publish. On a follower the
 // listener runs on the goroutine that read the value when nothing else
 // waits to run; the call's answer is then read by another goroutine.
 func TestListenerCallsItsClient(t *testing.T) {
 	onBothRoles(t, func(t *testing.T, w *world, sub, other *cluster.Client) {
 		got := make(chan string, 1)
-		cancel, err := sub.Subscribe(reg{Key: "k"}, func(v cluster.Value) {
-			var l []string
-			if v.Decode(&l) != nil || len(l) == 0 {
-				return // the initial empty list
-			}
+		cancel, err := sub.Subscribe(reg{Key: "k"}, published(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
 			r, err := cluster.Call[string](ctx, sub, "echo", "from the listener")
@@ -46,7 +53,7 @@ func TestListenerCallsItsClient(t *testing.T) {
 			case got <- fmt.Sprint(r, " ", err):
 			default:
 			}
-		})
+		}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,16 +78,12 @@ func TestListenerCallsItsClient(t *testing.T) {
 func TestListenerClosesItsClient(t *testing.T) {
 	onBothRoles(t, func(t *testing.T, w *world, sub, other *cluster.Client) {
 		closed := make(chan error, 1)
-		_, err := sub.Subscribe(reg{Key: "k"}, func(v cluster.Value) {
-			var l []string
-			if v.Decode(&l) != nil || len(l) == 0 {
-				return
-			}
+		_, err := sub.Subscribe(reg{Key: "k"}, published(func() {
 			select {
 			case closed <- sub.Close(context.Background()):
 			default:
 			}
-		})
+		}))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,7 +1,6 @@
 package cluster_test
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -50,32 +49,21 @@ func TestFollowerAcksOnlyWhenTheLeaderWants(t *testing.T) {
 			tr, addr := memNet(t)
 			acks := make(chan int64, 8)
 			fakeLeader(t, tr, addr, func(_ int, p *rawPeer) {
-				for {
-					pk, co, err := p.next()
-					if err != nil {
-						return
-					}
-					switch co.Type {
-					case protocol.KindRegisterChannel:
-						ext, err := rawAuth().Admit(context.Background(), p.info(co.ChannelName), co.Ext)
-						if err != nil {
-							p.t.Errorf("fake leader: %v", err)
-							return
-						}
+				answerLoop(p, fakeAnswers{
+					replyExt: func(ext map[string]json.RawMessage) {
 						if noack {
 							ext["clusterclient"] = json.RawMessage(`{"v":1,"codec":"json","noack":true}`)
 						}
-						p.send(true, pk.ID, pk.Timeout, protocol.ConnObject{Type: protocol.KindRegisterChannelRes, Ext: ext}, okReply)
-					case "register_confirm":
-						p.send(true, pk.ID, pk.Timeout, protocol.ConnObject{Type: "register_confirm_res"}, okReply)
-					case protocol.KindHeartbeat:
-						p.send(true, pk.ID, pk.Timeout, protocol.ConnObject{Type: protocol.KindHeartbeatRes}, nil)
-					case protocol.KindSubscribe:
-						p.send(false, 99, 3000, protocol.ConnObject{Type: protocol.KindSubscribeResult, Key: co.Key}, []byte(`["x"]`))
-					case protocol.KindSubscribeResultRes:
-						acks <- pk.ID
-					}
-				}
+					},
+					other: func(pk protocol.Packet, co protocol.ConnObject) {
+						switch co.Type {
+						case protocol.KindSubscribe:
+							p.send(false, 99, 3000, protocol.ConnObject{Type: protocol.KindSubscribeResult, Key: co.Key}, []byte(`["x"]`))
+						case protocol.KindSubscribeResultRes:
+							acks <- pk.ID
+						}
+					},
+				})
 			})
 			f := newClient(t, "Acks", newWorld(), cluster.WithTransport(tr), cluster.WithAddr(addr))
 			ready(t, f)
