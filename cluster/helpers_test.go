@@ -41,6 +41,7 @@ type world struct {
 	closeErr       error         // and returns this
 	ctxSeen        chan error    // "waitctx" reports its context's end here
 	sleepEnd       atomic.Int64  // unix nanos when the last "sleep" returned
+	sleeps         atomic.Int32  // "sleep" calls begun, by every real client
 	closeAt        atomic.Int64  // unix nanos when the last Close ran
 	idempotent     []string      // the Service's idempotent methods
 	ticks          atomic.Int32  // "tick" calls run, by every real client
@@ -193,6 +194,7 @@ func (rc *realClient) service() *cluster.Service {
 			// sleep ignores its context: the real method keeps working
 			// after the caller gave up (CC-013).
 			"sleep": cluster.Method(func(_ context.Context, ms int) (string, error) {
+				rc.w.sleeps.Add(1)
 				time.Sleep(time.Duration(ms) * time.Millisecond)
 				rc.w.sleepEnd.Store(time.Now().UnixNano())
 				return "woke", nil
