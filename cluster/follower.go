@@ -171,12 +171,12 @@ func (s *session) Request(pk protocol.Packet, co protocol.ConnObject) link.Job {
 	switch co.Type {
 	case protocol.KindSubscribeResult:
 		// The acknowledgement first (to a leader that wants one): a
-		// listener that runs long does not hold it. The listeners then run on this goroutine (no hand-over
-		// between goroutines on the way from the socket to them) when
-		// nothing else waits to run, as a job of the link: one that runs
-		// long gives reading up as a slow method does on the leader. A
-		// leader that is leaving may still push: its values are not
-		// delivered, the next leader's are.
+		// listener that runs long does not hold it. The listeners then
+		// run on this goroutine (no hand-over between goroutines on the
+		// way from the socket to them) when nothing else waits to run,
+		// as a job of the link: one that runs long gives reading up
+		// (see link.Link.inline). A leader that is leaving may still
+		// push: its values are not delivered, the next leader's are.
 		if !s.noack.Load() {
 			s.l.Send(true, pk.ID, 0, &protocol.ConnObject{Type: protocol.KindSubscribeResultRes}, nil)
 		}
