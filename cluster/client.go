@@ -34,8 +34,12 @@ const DefaultMaxQueued = 10000
 // included. Which goroutine: the Client's callback goroutine, or, on a
 // follower, the goroutine that read the value from the leader when no
 // listener or event handler runs or waits (no hand-over between
-// goroutines; one that runs long gives reading up, as a slow method does
-// on the leader).
+// goroutines). A listener that has been fast and then blocks holds that
+// reading until a call of the Client needs it or the next heartbeat
+// (WithHeartbeatInterval); meanwhile the values for this process wait on
+// the leader, within its bound for a follower (WithMaxWriteBuffer): a
+// follower whose blocked listener lets more than that pile up is
+// disconnected, and subscribes again with the latest value.
 type Listener func(v Value)
 
 // Client is a cluster client: the object user code calls. Whether this
