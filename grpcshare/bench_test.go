@@ -40,30 +40,7 @@ func BenchmarkUnary(b *testing.B) {
 		}
 	}
 
-	b.Run("direct", func(b *testing.B) {
-		direct, err := grpc.NewClient(ts.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer direct.Close()
-		run(b, direct)
-	})
-	b.Run("follower", func(b *testing.B) {
-		addr := transporttest.FreeAddr(b, "tcp", "127.0.0.1")
-		ch := childproc.Start(b, "leader", addr, ts.addr)
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		defer cancel()
-		if _, err := ch.Expect(ctx, "ready"); err != nil {
-			b.Fatal(err, ch.Stderr())
-		}
-		c := benchConn(b, addr, ts.addr, cluster.ForceFollower)
-		run(b, c)
-		_ = ch.Send("exit", nil)
-	})
-	b.Run("leader", func(b *testing.B) {
-		addr := transporttest.FreeAddr(b, "tcp", "127.0.0.1")
-		run(b, benchConn(b, addr, ts.addr, cluster.ForceLeader))
-	})
+	onThreeConns(b, ts.addr, run)
 }
 
 // BenchmarkServerStream reads a stream of 1000 small messages (Count),
@@ -90,29 +67,7 @@ func BenchmarkServerStream(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/msg")
 	}
-	b.Run("direct", func(b *testing.B) {
-		direct, err := grpc.NewClient(ts.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer direct.Close()
-		run(b, direct)
-	})
-	b.Run("follower", func(b *testing.B) {
-		addr := transporttest.FreeAddr(b, "tcp", "127.0.0.1")
-		ch := childproc.Start(b, "leader", addr, ts.addr)
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		defer cancel()
-		if _, err := ch.Expect(ctx, "ready"); err != nil {
-			b.Fatal(err, ch.Stderr())
-		}
-		run(b, benchConn(b, addr, ts.addr, cluster.ForceFollower))
-		_ = ch.Send("exit", nil)
-	})
-	b.Run("leader", func(b *testing.B) {
-		addr := transporttest.FreeAddr(b, "tcp", "127.0.0.1")
-		run(b, benchConn(b, addr, ts.addr, cluster.ForceLeader))
-	})
+	onThreeConns(b, ts.addr, run)
 }
 
 func benchConn(b *testing.B, addr, target string, mode cluster.Mode) *grpcshare.Conn {
@@ -130,4 +85,33 @@ func benchConn(b *testing.B, addr, target string, mode cluster.Mode) *grpcshare.
 		b.Fatal(err)
 	}
 	return c
+}
+
+// onThreeConns runs run as sub-benchmarks on a direct gRPC connection to
+// upstream, on a follower whose leader is another process, and on the
+// leader itself.
+func onThreeConns(b *testing.B, upstream string, run func(*testing.B, grpc.ClientConnInterface)) {
+	b.Run("direct", func(b *testing.B) {
+		direct, err := grpc.NewClient(upstream, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer direct.Close()
+		run(b, direct)
+	})
+	b.Run("follower", func(b *testing.B) {
+		addr := transporttest.FreeAddr(b, "tcp", "127.0.0.1")
+		ch := childproc.Start(b, "leader", addr, upstream)
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		if _, err := ch.Expect(ctx, "ready"); err != nil {
+			b.Fatal(err, ch.Stderr())
+		}
+		run(b, benchConn(b, addr, upstream, cluster.ForceFollower))
+		_ = ch.Send("exit", nil)
+	})
+	b.Run("leader", func(b *testing.B) {
+		addr := transporttest.FreeAddr(b, "tcp", "127.0.0.1")
+		run(b, benchConn(b, addr, upstream, cluster.ForceLeader))
+	})
 }

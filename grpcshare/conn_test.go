@@ -109,11 +109,24 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
+// sameStatus checks that every role gives the status the first one gave
+// (direct, then leader, then follower).
+type sameStatus struct{ first *status.Status }
+
+func (s *sameStatus) check(t *testing.T, role string, st *status.Status) {
+	t.Helper()
+	if s.first == nil {
+		s.first = st
+	} else if !proto.Equal(st.Proto(), s.first.Proto()) {
+		t.Errorf("%s status %v, the first role gave %v", role, st.Proto(), s.first.Proto())
+	}
+}
+
 // A generated stub (the health client) works unchanged on every role, and
 // its errors have the same status as on a direct connection.
 func TestHealthStub(t *testing.T) {
 	p := newPair(t)
-	var want *status.Status
+	var want sameStatus
 	for _, name := range []string{"direct", "leader", "follower"} {
 		cc := map[string]grpc.ClientConnInterface{"direct": p.direct, "leader": p.leader, "follower": p.follower}[name]
 		hc := healthpb.NewHealthClient(cc)
@@ -126,11 +139,7 @@ func TestHealthStub(t *testing.T) {
 		if st.Code() != codes.NotFound {
 			t.Fatalf("%s: Check(nope) = %v, want NotFound", name, err)
 		}
-		if want == nil {
-			want = st
-		} else if !proto.Equal(st.Proto(), want.Proto()) {
-			t.Errorf("%s: status %v, direct gave %v", name, st.Proto(), want.Proto())
-		}
+		want.check(t, name, st)
 	}
 }
 
@@ -138,7 +147,7 @@ func TestHealthStub(t *testing.T) {
 // the same on every role.
 func TestStatusDetailsAndTrailer(t *testing.T) {
 	p := newPair(t)
-	var want *status.Status
+	var want sameStatus
 	p.roles(t, func(t *testing.T, cc grpc.ClientConnInterface) {
 		var trl metadata.MD
 		_, err := echo(testCtx(t), cc, "fail", grpc.Trailer(&trl))
@@ -152,11 +161,7 @@ func TestStatusDetailsAndTrailer(t *testing.T) {
 		if got := trl.Get("x-fail"); len(got) != 1 || got[0] != "yes" {
 			t.Errorf("trailer %v", trl)
 		}
-		if want == nil {
-			want = st
-		} else if !proto.Equal(st.Proto(), want.Proto()) {
-			t.Errorf("status %v, want %v", st.Proto(), want.Proto())
-		}
+		want.check(t, "", st)
 	})
 }
 
@@ -276,7 +281,7 @@ func TestServerStream(t *testing.T) {
 // status as a direct stream.
 func TestServerStreamStatus(t *testing.T) {
 	p := newPair(t)
-	var want *status.Status
+	var want sameStatus
 	p.roles(t, func(t *testing.T, cc grpc.ClientConnInterface) {
 		s, err := openStream(testCtx(t), cc, "CountFail", 5)
 		if err != nil {
@@ -293,11 +298,7 @@ func TestServerStreamStatus(t *testing.T) {
 		if got != 5 || st.Code() != codes.Aborted {
 			t.Fatalf("%d messages then %v, want 5 then Aborted", got, err)
 		}
-		if want == nil {
-			want = st
-		} else if !proto.Equal(st.Proto(), want.Proto()) {
-			t.Errorf("status %v, want %v", st.Proto(), want.Proto())
-		}
+		want.check(t, "", st)
 	})
 }
 
