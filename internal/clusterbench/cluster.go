@@ -94,6 +94,16 @@ func (r *runner) leaderAt(ctx context.Context, ci clusterImpl, addr, mode string
 	return p, nil
 }
 
+// autoLeader takes a fresh address and starts its leader there, in auto
+// mode.
+func (r *runner) autoLeader(ctx context.Context, ci clusterImpl) (addr string, leader *proc, err error) {
+	if addr, err = ci.addr(); err != nil {
+		return "", nil, err
+	}
+	leader, err = r.leaderAt(ctx, ci, addr, "auto")
+	return addr, leader, err
+}
+
 // followersAt starts n members that must follow.
 func (r *runner) followersAt(ctx context.Context, ci clusterImpl, addr, mode, what string, n int) ([]*proc, error) {
 	return r.spawnN(n, func(i int) (*proc, error) {
@@ -112,11 +122,7 @@ func (r *runner) followersAt(ctx context.Context, ci clusterImpl, addr, mode, wh
 // invokes measures sequential invokes through one follower, and
 // throughput with 64 calls in flight per follower.
 func (r *runner) invokes(ctx context.Context, ci clusterImpl) error {
-	addr, err := ci.addr()
-	if err != nil {
-		return err
-	}
-	leader, err := r.leaderAt(ctx, ci, addr, "auto")
+	addr, leader, err := r.autoLeader(ctx, ci)
 	if err != nil {
 		return err
 	}
@@ -195,11 +201,7 @@ func (r *runner) profile(ctx context.Context, t string, leader, follower *proc, 
 // that carry their publish time; each subscriber (a follower) records
 // when it got each; a value's latency is that of its last delivery.
 func (r *runner) publish(ctx context.Context, ci clusterImpl, n int) error {
-	addr, err := ci.addr()
-	if err != nil {
-		return err
-	}
-	leader, err := r.leaderAt(ctx, ci, addr, "auto")
+	addr, leader, err := r.autoLeader(ctx, ci)
 	if err != nil {
 		return err
 	}
@@ -460,11 +462,7 @@ type kill struct {
 // each of the configured numbers of idle followers, which run in "crowd"
 // processes.
 func (r *runner) memory(ctx context.Context, ci clusterImpl) error {
-	addr, err := ci.addr()
-	if err != nil {
-		return err
-	}
-	leader, err := r.leaderAt(ctx, ci, addr, "auto")
+	addr, leader, err := r.autoLeader(ctx, ci)
 	if err != nil {
 		return err
 	}

@@ -605,11 +605,7 @@ func TestNodeMember(t *testing.T) {
 	r := &runner{cfg: cfg, procs: &procSet{}, dir: dir, log: io.Discard, node: env, res: &Results{}}
 	defer r.procs.close()
 	ci := r.nodeImpl()
-	addr, err := ci.addr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	leader, err := r.leaderAt(ctx, ci, addr, "auto")
+	addr, leader, err := r.autoLeader(ctx, ci)
 	if err != nil {
 		t.Fatal(err)
 	}
