@@ -95,6 +95,16 @@ func TestHandoverReport(t *testing.T) {
 	}
 }
 
+// markdownHas checks that md contains every line of want.
+func markdownHas(t *testing.T, md string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(md, w) {
+			t.Errorf("results.md lacks\n%s\nin:\n%s", w, md)
+		}
+	}
+}
+
 func renderMarkdown(t *testing.T, res *Results) string {
 	t.Helper()
 	var b strings.Builder
